@@ -1,0 +1,96 @@
+"""Group commit: many threads' writes merged into one LMDB transaction and one fsync.
+
+Writers queue up; the writer at the head of the queue is the leader. It takes every
+queued write (up to ``max_group``), runs them in one write transaction, commits once,
+hands each writer its own outcome and wakes the next head, which leads the next
+group. There is no committer thread: a lone writer commits on its own thread with no
+hand-off, and under load the writers that arrive during one commit share the next.
+
+A write is a function of the open transaction that checks everything first and only
+then puts, so a write that raises has put nothing: its error is its own, and the
+writes merged with it still commit.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError
+
+__all__ = ["GroupCommitter", "Write"]
+
+Write = Callable[[Any], Any]
+"""A write: given the open write transaction, check, then put; return the outcome."""
+
+
+class _Pending:
+    __slots__ = ("done", "error", "result", "wake", "write")
+
+    def __init__(self, write: Write) -> None:
+        self.write = write
+        self.wake = threading.Event()
+        self.done = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def outcome(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+class GroupCommitter:
+    def __init__(
+        self,
+        run_group: Callable[[list[Write]], list[tuple[Any, BaseException | None]]],
+        max_group: int = 1024,
+    ) -> None:
+        """``run_group`` runs writes in one committed transaction and returns each
+        write's (result, error), or raises if the transaction as a whole failed."""
+        self._run_group = run_group
+        self._max_group = max_group
+        self._lock = threading.Lock()
+        # Invariant: _queue[0] is the leader, or the writer being woken to lead.
+        self._queue: deque[_Pending] = deque()
+
+    def submit(self, write: Write) -> Any:
+        me = _Pending(write)
+        with self._lock:
+            self._queue.append(me)
+            leading = self._queue[0] is me
+        if not leading:
+            me.wake.wait()
+            if me.done:
+                return me.outcome()
+        self._lead()
+        return me.outcome()
+
+    def _lead(self) -> None:
+        with self._lock:
+            group = [self._queue[i] for i in range(min(len(self._queue), self._max_group))]
+        try:
+            outcomes = self._run_group([p.write for p in group])
+        except BaseException as error:  # the whole transaction failed: all share it
+            outcomes = [(None, error)] * len(group)
+        for pending, (result, error) in zip(group, outcomes, strict=True):
+            pending.result, pending.error = result, error
+            pending.done = True
+        with self._lock:
+            for _ in group:
+                self._queue.popleft()
+            successor = self._queue[0] if self._queue else None
+        for pending in group[1:]:
+            pending.wake.set()
+        if successor is not None:
+            successor.wake.set()
+
+
+def run_checked(write: Write, txn: Any) -> tuple[Any, BaseException | None]:
+    """Run one write inside a group; a conflict is that write's own outcome."""
+    try:
+        return write(txn), None
+    except IntegrityError as error:
+        return None, error

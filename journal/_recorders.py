@@ -1,0 +1,349 @@
+"""eventsourcing recorders on an LMDB journal.
+
+Databases (all in one environment, so one transaction spans them):
+
+- ``chronik:events``: event key (stream key + version) -> msgpack
+  ``[notification id, topic, state]``; the application sequence's events.
+- ``chronik:notifications``: notification id -> event key. Ids are assigned inside
+  the write transaction from the last id, so they are gapless and in commit order
+  across threads and processes.
+- ``chronik:tracking``: application name -> last processed notification id.
+- ``chronik:agg:<purpose>``: aggregate recorders of other purposes (snapshots):
+  event key -> msgpack ``[None, topic, state]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+import msgpack
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    ApplicationRecorder,
+    ListenNotifySubscription,
+    Notification,
+    ProcessRecorder,
+    StoredEvent,
+    Subscription,
+    Tracking,
+    TrackingRecorder,
+)
+
+from journal._errors import EventConflictError, TrackingConflictError
+from journal._keys import (
+    decode_event_key,
+    decode_notification_id,
+    event_key,
+    notification_key,
+    stream_key,
+    version_bytes,
+)
+from journal._store import EVENTS_DB, NOTIFICATIONS_DB, TRACKING_DB, Journal
+
+__all__ = [
+    "LMDBAggregateRecorder",
+    "LMDBApplicationRecorder",
+    "LMDBProcessRecorder",
+    "LMDBSubscription",
+    "LMDBTrackingRecorder",
+]
+
+# How often a subscription looks for commits made by other processes; commits made
+# in this process wake it at once.
+SUBSCRIPTION_POLL_INTERVAL = 0.01
+_MAX_VERSION_BYTES = b"\xff" * 8
+
+
+class _LMDBRecorder:
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self._store = journal.store
+
+    def close(self) -> None:
+        self.journal.close()
+
+
+class _EventTable(_LMDBRecorder):
+    """Events of one database, keyed by stream and version."""
+
+    def __init__(self, journal: Journal, db_name: bytes) -> None:
+        super().__init__(journal)
+        self._events = self._store.db(db_name)
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        prefix = stream_key(originator_id)
+        low = prefix + (version_bytes(gt + 1) if gt is not None else b"")
+        high = prefix + (version_bytes(lte) if lte is not None else _MAX_VERSION_BYTES)
+        if limit is not None and limit <= 0 or low > high:
+            return []
+        with self._store.reading() as txn:
+            if self._events is None:
+                return []
+            cursor = txn.cursor(db=self._events)
+            keys = _scan_desc(cursor, low, high) if desc else _scan_asc(cursor, low, high)
+            results = []
+            for key, value in keys:
+                _, topic, state = msgpack.unpackb(value)
+                results.append(
+                    StoredEvent(
+                        originator_id=originator_id,
+                        originator_version=decode_event_key(key)[1],
+                        topic=topic,
+                        state=state,
+                    )
+                )
+                if len(results) == limit:
+                    break
+            return results
+
+    def _check_new(self, txn: Any, keyed: list[tuple[bytes, StoredEvent]]) -> None:
+        """Raise unless every event is new and unique; puts nothing."""
+        seen: set[bytes] = set()
+        for key, stored in keyed:
+            if key in seen:
+                raise EventConflictError(
+                    stored.originator_id,
+                    stored.originator_version,
+                    "the batch holds this version twice",
+                )
+            seen.add(key)
+            if txn.get(key, db=self._events) is not None:
+                raise EventConflictError(
+                    stored.originator_id,
+                    stored.originator_version,
+                    "another writer already stored this version",
+                )
+
+
+def _scan_asc(cursor: Any, low: bytes, high: bytes) -> Any:
+    if not cursor.set_range(low):
+        return
+    for key, value in cursor:
+        if key > high:
+            return
+        yield key, value
+
+
+def _scan_desc(cursor: Any, low: bytes, high: bytes) -> Any:
+    # Position on the last key <= high.
+    if cursor.set_range(high):
+        if cursor.key() != high and not cursor.prev():
+            return
+    elif not cursor.last():
+        return
+    for key, value in cursor.iterprev():
+        if key < low:
+            return
+        yield key, value
+
+
+class LMDBAggregateRecorder(_EventTable, AggregateRecorder):
+    """Stores events of one purpose (e.g. snapshots) without notification ids."""
+
+    def __init__(self, journal: Journal, purpose: str = "events") -> None:
+        super().__init__(journal, b"chronik:agg:" + purpose.encode("utf-8"))
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        keyed = _keyed(stored_events)
+        rows = [(key, _pack_event(None, s)) for key, s in keyed]
+        if rows:
+            self._store.write(lambda txn: self._put_rows(txn, keyed, rows))
+        return None
+
+    def _put_rows(
+        self, txn: Any, keyed: list[tuple[bytes, StoredEvent]], rows: list[tuple[bytes, bytes]]
+    ) -> None:
+        self._check_new(txn, keyed)
+        for key, value in rows:
+            txn.put(key, value, db=self._events)
+
+
+class LMDBApplicationRecorder(_EventTable, ApplicationRecorder):
+    """Stores events in aggregate sequences and in the application sequence."""
+
+    def __init__(self, journal: Journal) -> None:
+        super().__init__(journal, EVENTS_DB)
+        self._notifications = self._store.db(NOTIFICATIONS_DB)
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        keyed = _keyed(stored_events)
+        # Only process recorders record tracking; others ignore it, as popo's do.
+        tracking: Tracking | None = (
+            kwargs.get("tracking") if isinstance(self, TrackingRecorder) else None
+        )
+        if not keyed and tracking is None:
+            return []
+        return self._store.write(lambda txn: self._append(txn, keyed, tracking))  # type: ignore[no-any-return]
+
+    def _append(
+        self, txn: Any, keyed: list[tuple[bytes, StoredEvent]], tracking: Tracking | None
+    ) -> list[int]:
+        self._check_new(txn, keyed)
+        if tracking is not None:
+            self._check_tracking(txn, tracking)
+        cursor = txn.cursor(db=self._notifications)
+        last = decode_notification_id(cursor.key()) if cursor.last() else 0
+        ids = list(range(last + 1, last + 1 + len(keyed)))
+        for (key, stored), notification_id in zip(keyed, ids, strict=True):
+            txn.put(key, _pack_event(notification_id, stored), db=self._events)
+            cursor.put(notification_key(notification_id), key, append=True)
+        if tracking is not None:
+            self._put_tracking(txn, tracking)
+        return ids
+
+    # Overridden by the tracking recorder in a process recorder's MRO.
+    def _check_tracking(self, txn: Any, tracking: Tracking) -> None:
+        pass
+
+    def _put_tracking(self, txn: Any, tracking: Tracking) -> None:
+        pass
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        first = 1 if start is None else (start if inclusive_of_start else start + 1)
+        first = max(first, 1)
+        wanted = frozenset(topics)
+        results: list[Notification] = []
+        if limit <= 0 or (stop is not None and stop < first):
+            return results
+        if self._notifications is None:  # a read-only journal nothing was written to
+            return results
+        with self._store.reading() as txn:
+            cursor = txn.cursor(db=self._notifications)
+            if not cursor.set_range(notification_key(first)):
+                return results
+            for id_key, event_key_ in cursor:
+                notification_id = decode_notification_id(id_key)
+                if stop is not None and notification_id > stop:
+                    break
+                _, topic, state = msgpack.unpackb(txn.get(event_key_, db=self._events))
+                if wanted and topic not in wanted:
+                    continue
+                originator_id, version = decode_event_key(event_key_)
+                results.append(
+                    Notification(
+                        id=notification_id,
+                        originator_id=originator_id,
+                        originator_version=version,
+                        topic=topic,
+                        state=state,
+                    )
+                )
+                if len(results) == limit:
+                    break
+        return results
+
+    def max_notification_id(self) -> int | None:
+        if self._notifications is None:
+            return None
+        with self._store.reading() as txn:
+            cursor = txn.cursor(db=self._notifications)
+            return decode_notification_id(cursor.key()) if cursor.last() else None
+
+    def subscribe(
+        self, gt: int | None = None, topics: Sequence[str] = ()
+    ) -> Subscription[ApplicationRecorder]:
+        return LMDBSubscription(recorder=self, gt=gt, topics=topics)
+
+
+class LMDBSubscription(ListenNotifySubscription[LMDBApplicationRecorder]):
+    """Yields notifications as they are committed: at once for commits of this
+    process, within ``SUBSCRIPTION_POLL_INTERVAL`` for commits of other processes."""
+
+    def __init__(
+        self,
+        recorder: LMDBApplicationRecorder,
+        gt: int | None = None,
+        topics: Sequence[str] = (),
+    ) -> None:
+        self._store = recorder._store
+        self._poll_interval = SUBSCRIPTION_POLL_INTERVAL
+        super().__init__(recorder=recorder, gt=gt, topics=topics)
+        self._store.listen(self._has_been_notified)
+
+    def stop(self) -> None:
+        super().stop()
+        self._store.unlisten(self._has_been_notified)
+
+    def _loop_on_pull(self) -> None:
+        try:
+            self._pull()
+            while not self._has_been_stopped:
+                self._has_been_notified.wait(timeout=self._poll_interval)
+                if not self._has_been_stopped:
+                    self._pull()
+        except BaseException as error:
+            if self._thread_error is None:
+                self._thread_error = error
+            self.stop()
+
+
+class LMDBTrackingRecorder(_LMDBRecorder, TrackingRecorder):
+    def __init__(self, journal: Journal) -> None:
+        super().__init__(journal)
+        self._tracking = self._store.db(TRACKING_DB)
+
+    def insert_tracking(self, tracking: Tracking) -> None:
+        self._store.write(lambda txn: self._record_tracking(txn, tracking))
+
+    def _record_tracking(self, txn: Any, tracking: Tracking) -> None:
+        self._check_tracking(txn, tracking)
+        self._put_tracking(txn, tracking)
+
+    def _check_tracking(self, txn: Any, tracking: Tracking) -> None:
+        current = txn.get(tracking.application_name.encode("utf-8"), db=self._tracking)
+        if current is not None:
+            current_id = decode_notification_id(current)
+            if current_id >= tracking.notification_id:
+                raise TrackingConflictError(
+                    tracking.application_name, tracking.notification_id, current_id
+                )
+
+    def _put_tracking(self, txn: Any, tracking: Tracking) -> None:
+        txn.put(
+            tracking.application_name.encode("utf-8"),
+            notification_key(tracking.notification_id),
+            db=self._tracking,
+        )
+
+    def max_tracking_id(self, application_name: str) -> int | None:
+        with self._store.reading() as txn:
+            found = txn.get(application_name.encode("utf-8"), db=self._tracking)
+        return None if found is None else decode_notification_id(found)
+
+
+class LMDBProcessRecorder(LMDBTrackingRecorder, LMDBApplicationRecorder, ProcessRecorder):
+    """Events and the tracking position they were caused by, in one transaction."""
+
+    # The MRO runs LMDBTrackingRecorder.__init__, then LMDBApplicationRecorder's.
+
+
+def _keyed(stored_events: Sequence[StoredEvent]) -> list[tuple[bytes, StoredEvent]]:
+    # Keys are built in the caller's thread: a bad id fails here, outside the group.
+    return [(event_key(s.originator_id, s.originator_version), s) for s in stored_events]
+
+
+def _pack_event(notification_id: int | None, stored: StoredEvent) -> bytes:
+    return msgpack.packb([notification_id, stored.topic, stored.state], use_bin_type=True)  # type: ignore[no-any-return]
+
