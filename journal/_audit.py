@@ -51,7 +51,11 @@ class JournalReader:
         return self._journal.path
 
     def stream(
-        self, originator_id: UUID | str, *, gt: int | None = None, purpose: str | None = None
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        purpose: str | None = None,
     ) -> Iterator[StoredEvent]:
         """Every stored event of one stream, oldest first (``purpose="snapshots"``
         reads the snapshots of an application that takes them)."""
@@ -96,17 +100,23 @@ class JournalReader:
                 notification_id = decode_notification_id(id_key)
                 notifications += 1
                 if notification_id != expected:
-                    problems.append(f"notification ids jump from {expected - 1} to {notification_id}")
+                    gap = f"{expected - 1} to {notification_id}"
+                    problems.append(f"notification ids jump from {gap}")
                 expected = notification_id + 1
                 value = txn.get(key, db=events_db)
                 if value is None or msgpack.unpackb(value)[0] != notification_id:
-                    problems.append(f"notification {notification_id} points at a missing or different event")
+                    problems.append(
+                        f"notification {notification_id} points at a missing "
+                        "or different event"
+                    )
             events = 0
             for key, value in txn.cursor(db=events_db):
                 events += 1
                 if msgpack.unpackb(value)[0] is None:
                     originator_id, version = decode_event_key(key)
-                    problems.append(f"event {originator_id} v{version} has no notification id")
+                    problems.append(
+                        f"event {originator_id} v{version} has no notification id"
+                    )
         last = expected - 1 if notifications else None
         if events != notifications:
             problems.append(f"{events} events but {notifications} notifications")

@@ -54,7 +54,9 @@ class LMDBFactory(InfrastructureFactory[LMDBTrackingRecorder]):
     ) -> LMDBTrackingRecorder:
         if tracking_recorder_class is None:
             topic = self.env.get(self.TRACKING_RECORDER_TOPIC)
-            tracking_recorder_class = resolve_topic(topic) if topic else LMDBTrackingRecorder
+            tracking_recorder_class = (
+                resolve_topic(topic) if topic else LMDBTrackingRecorder
+            )
         if not (
             isinstance(tracking_recorder_class, type)
             and issubclass(tracking_recorder_class, LMDBTrackingRecorder)

@@ -70,11 +70,13 @@ class GroupCommitter:
 
     def _lead(self) -> None:
         with self._lock:
-            group = [self._queue[i] for i in range(min(len(self._queue), self._max_group))]
+            group = [
+                self._queue[i] for i in range(min(len(self._queue), self._max_group))
+            ]
         try:
             outcomes = self._run_group([p.write for p in group])
-        except BaseException as error:  # the whole transaction failed: all share it
-            outcomes = [(None, error)] * len(group)
+        except BaseException as failure:  # the whole transaction failed: all share it
+            outcomes = [(None, failure)] * len(group)
         for pending, (result, error) in zip(group, outcomes, strict=True):
             pending.result, pending.error = result, error
             pending.done = True

@@ -84,13 +84,15 @@ class _EventTable(_LMDBRecorder):
         prefix = stream_key(originator_id)
         low = prefix + (version_bytes(gt + 1) if gt is not None else b"")
         high = prefix + (version_bytes(lte) if lte is not None else _MAX_VERSION_BYTES)
-        if limit is not None and limit <= 0 or low > high:
+        if (limit is not None and limit <= 0) or low > high:
             return []
         with self._store.reading() as txn:
             if self._events is None:
                 return []
             cursor = txn.cursor(db=self._events)
-            keys = _scan_desc(cursor, low, high) if desc else _scan_asc(cursor, low, high)
+            keys = (
+                _scan_desc(cursor, low, high) if desc else _scan_asc(cursor, low, high)
+            )
             results = []
             for key, value in keys:
                 _, topic, state = msgpack.unpackb(value)
@@ -163,7 +165,10 @@ class LMDBAggregateRecorder(_EventTable, AggregateRecorder):
         return None
 
     def _put_rows(
-        self, txn: Any, keyed: list[tuple[bytes, StoredEvent]], rows: list[tuple[bytes, bytes]]
+        self,
+        txn: Any,
+        keyed: list[tuple[bytes, StoredEvent]],
+        rows: list[tuple[bytes, bytes]],
     ) -> None:
         self._check_new(txn, keyed)
         for key, value in rows:
@@ -187,10 +192,16 @@ class LMDBApplicationRecorder(_EventTable, ApplicationRecorder):
         )
         if not keyed and tracking is None:
             return []
-        return self._store.write(lambda txn: self._append(txn, keyed, tracking))  # type: ignore[no-any-return]
+        ids: list[int] = self._store.write(
+            lambda txn: self._append(txn, keyed, tracking)
+        )
+        return ids
 
     def _append(
-        self, txn: Any, keyed: list[tuple[bytes, StoredEvent]], tracking: Tracking | None
+        self,
+        txn: Any,
+        keyed: list[tuple[bytes, StoredEvent]],
+        tracking: Tracking | None,
     ) -> list[int]:
         self._check_new(txn, keyed)
         if tracking is not None:
@@ -333,7 +344,9 @@ class LMDBTrackingRecorder(_LMDBRecorder, TrackingRecorder):
         return None if found is None else decode_notification_id(found)
 
 
-class LMDBProcessRecorder(LMDBTrackingRecorder, LMDBApplicationRecorder, ProcessRecorder):
+class LMDBProcessRecorder(
+    LMDBTrackingRecorder, LMDBApplicationRecorder, ProcessRecorder
+):
     """Events and the tracking position they were caused by, in one transaction."""
 
     # The MRO runs LMDBTrackingRecorder.__init__, then LMDBApplicationRecorder's.
@@ -341,9 +354,13 @@ class LMDBProcessRecorder(LMDBTrackingRecorder, LMDBApplicationRecorder, Process
 
 def _keyed(stored_events: Sequence[StoredEvent]) -> list[tuple[bytes, StoredEvent]]:
     # Keys are built in the caller's thread: a bad id fails here, outside the group.
-    return [(event_key(s.originator_id, s.originator_version), s) for s in stored_events]
+    return [
+        (event_key(s.originator_id, s.originator_version), s) for s in stored_events
+    ]
 
 
 def _pack_event(notification_id: int | None, stored: StoredEvent) -> bytes:
-    return msgpack.packb([notification_id, stored.topic, stored.state], use_bin_type=True)  # type: ignore[no-any-return]
-
+    packed: bytes = msgpack.packb(
+        [notification_id, stored.topic, stored.state], use_bin_type=True
+    )
+    return packed

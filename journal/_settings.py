@@ -100,4 +100,6 @@ def _bool_setting(env: Environment, name: str, *, default: bool) -> bool:
     try:
         return bool(strtobool(raw))
     except ValueError:
-        raise JournalConfigError(name, raw, "must be yes/no, true/false or 1/0") from None
+        raise JournalConfigError(
+            name, raw, "must be yes/no, true/false or 1/0"
+        ) from None

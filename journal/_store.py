@@ -233,7 +233,9 @@ class Journal:
         self._store: _Store | None = store
 
     @classmethod
-    def open(cls, settings: JournalSettings | str, *, readonly: bool = False) -> Journal:
+    def open(
+        cls, settings: JournalSettings | str, *, readonly: bool = False
+    ) -> Journal:
         if isinstance(settings, str):
             settings = JournalSettings(path=settings)
         real = settings.real_path
@@ -280,7 +282,9 @@ class Journal:
         self.close()
 
 
-def _check_compatible(store: _Store, settings: JournalSettings, *, readonly: bool) -> None:
+def _check_compatible(
+    store: _Store, settings: JournalSettings, *, readonly: bool
+) -> None:
     if store.readonly and not readonly:
         raise JournalPathError(
             store.path,
@@ -325,32 +329,48 @@ def _check_path(path: str, *, readonly: bool) -> None:
     if readonly:
         if not os.path.exists(os.path.join(path, "data.mdb")):
             raise JournalPathError(
-                path, "holds no journal", "Check the path; an audit reader opens an existing journal"
+                path,
+                "holds no journal",
+                "Check the path; an audit reader opens an existing journal",
             )
         return
     if os.path.isdir(path):
         entries = set(os.listdir(path))
         if entries and not entries & _LMDB_FILES:
+            shown = ", ".join(sorted(entries)[:3]) + (
+                ", ..." if len(entries) > 3 else ""
+            )
             raise JournalPathError(
                 path,
-                f"is a directory with other files in it ({', '.join(sorted(entries)[:3])}"
-                f"{', ...' if len(entries) > 3 else ''}) and no journal",
+                f"is a directory with other files in it ({shown}) and no journal",
                 "Point LMDB_PATH at an empty or new directory",
             )
         return
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as error:
-        raise _path_error(path, error) from error
+        if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise _path_error(path, error) from error
+        raise JournalPathError(
+            path,
+            f"cannot be created ({error.strerror})",
+            "Choose a directory on a writable file system",
+        ) from error
 
 
 def _path_error(path: str, error: BaseException) -> JournalPathError:
     code = getattr(error, "errno", None)
     text = str(error)
-    if code in (errno.EACCES, errno.EPERM, errno.EROFS) or "Permission denied" in text or "Read-only" in text:
+    if (
+        code in (errno.EACCES, errno.EPERM, errno.EROFS)
+        or "Permission denied" in text
+        or "Read-only" in text
+    ):
         return JournalPathError(
             path,
             f"cannot be written ({text})",
             "Choose a location this process may write, or fix its permissions",
         )
-    return JournalPathError(path, f"cannot be opened as a journal ({text})", "Check the path")
+    return JournalPathError(
+        path, f"cannot be opened as a journal ({text})", "Check the path"
+    )

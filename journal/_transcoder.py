@@ -17,7 +17,7 @@ stored as their base type, as the JSON transcoder stores them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgpack
@@ -62,13 +62,14 @@ class MsgpackTranscoder(JSONTranscoder):
         )
 
     def _pack(self, obj: Any) -> bytes:
-        return msgpack.packb(
+        packed: bytes = msgpack.packb(
             obj,
             default=self._default,
             use_bin_type=True,
             strict_types=True,
             datetime=False,
         )
+        return packed
 
     def _default(self, obj: Any) -> Any:
         transcoding = self.types.get(type(obj))
@@ -82,7 +83,8 @@ class MsgpackTranscoder(JSONTranscoder):
             return msgpack.ExtType(_BIG_INT, obj.to_bytes(size, "big", signed=True))
         for base in _BASES:
             if isinstance(obj, base):
-                return base(obj)
+                convert: Callable[[Any], Any] = base
+                return convert(obj)
         if isinstance(obj, tuple):
             return msgpack.ExtType(_TUPLE, self._pack(list(obj)))
         raise TypeError(type(obj))
@@ -113,7 +115,9 @@ def _find_unencodable(obj: Any, transcodings: dict[type, Any]) -> tuple[str, str
     return _type_name(obj), "value"
 
 
-def _walk(obj: Any, location: str, transcodings: dict[type, Any]) -> Iterator[tuple[Any, str]]:
+def _walk(
+    obj: Any, location: str, transcodings: dict[type, Any]
+) -> Iterator[tuple[Any, str]]:
     if isinstance(obj, _PLAIN):
         return
     if type(obj) in transcodings:
@@ -133,6 +137,8 @@ def _walk(obj: Any, location: str, transcodings: dict[type, Any]) -> Iterator[tu
 
 def _type_name(value: Any) -> str:
     kind = type(value)
-    return kind.__qualname__ if kind.__module__ == "builtins" else (
-        f"{kind.__module__}.{kind.__qualname__}"
+    return (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else (f"{kind.__module__}.{kind.__qualname__}")
     )
