@@ -12,10 +12,11 @@ from pathlib import Path
 import lmdb
 import pytest
 from eventsourcing.application import Application
-from eventsourcing.persistence import InfrastructureFactory, StoredEvent
+from eventsourcing.persistence import InfrastructureFactory, JSONTranscoder, StoredEvent
 
 from journal import (
     Journal,
+    JournalClosedError,
     JournalConfigError,
     JournalFullError,
     JournalPathError,
@@ -23,6 +24,7 @@ from journal import (
     JournalSettings,
     LMDBApplicationRecorder,
     LMDBFactory,
+    MsgpackTranscoder,
     StreamIdError,
 )
 
@@ -227,3 +229,44 @@ def test_map_grown_by_another_process_is_adopted(tmp_path: Path) -> None:
         assert len(recorder.select_events("there")) == 600
         recorder.insert_events([_event("here", 2)])
         assert recorder.max_notification_id() == 602
+
+
+def test_msgpack_is_the_default_transcoder_and_transcoder_topic_overrides_it(
+    tmp_path: Path,
+) -> None:
+    env = {"PERSISTENCE_MODULE": "journal", "LMDB_PATH": str(tmp_path)}
+    app = Application(env=env)
+    json_app = Application(
+        env={**env, "TRANSCODER_TOPIC": "eventsourcing.persistence:JSONTranscoder"}
+    )
+    try:
+        assert type(app.mapper.transcoder) is MsgpackTranscoder
+        assert type(json_app.mapper.transcoder) is JSONTranscoder
+    finally:
+        app.close()
+        json_app.close()
+
+
+def test_max_readers_and_durability_settings_reach_lmdb(tmp_path: Path) -> None:
+    env = {
+        "PERSISTENCE_MODULE": "journal",
+        "LMDB_PATH": str(tmp_path),
+        "LMDB_MAX_READERS": "300",
+        "LMDB_SYNC": "no",
+    }
+    factory = InfrastructureFactory.construct(env)
+    try:
+        assert isinstance(factory, LMDBFactory)
+        assert factory.journal.store.env.max_readers() == 300
+        assert factory.settings.sync is False
+        assert (factory.journal.store.env.flags()["sync"]) is False
+    finally:
+        factory.close()
+
+
+def test_recorder_of_a_closed_journal_says_it_is_closed(tmp_path: Path) -> None:
+    journal = Journal.open(str(tmp_path))
+    recorder = LMDBApplicationRecorder(journal)
+    journal.close()
+    with pytest.raises(JournalClosedError, match="is closed"):
+        recorder.insert_events([_event("late", 1)])
