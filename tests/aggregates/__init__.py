@@ -1,0 +1,1 @@
+"""The WorkflowRun aggregate: events, errors, replay checks, snapshots, properties."""
