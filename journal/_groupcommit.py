@@ -9,10 +9,16 @@ hand-off, and under load the writers that arrive during one commit share the nex
 A write is a function of the open transaction that checks everything first and only
 then puts, so a write that raises has put nothing: its error is its own, and the
 writes merged with it still commit.
+
+Waking is cheap on purpose: each waiter blocks on a lock of its own (a bare lock is
+lighter than an Event), and a finished group wakes as a chain (the leader wakes the
+first member, each member wakes the next as it returns), so 64 threads do not all
+fight for the GIL at once.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -25,18 +31,24 @@ __all__ = ["GroupCommitter", "Write"]
 Write = Callable[[Any], Any]
 """A write: given the open write transaction, check, then put; return the outcome."""
 
+Outcome = tuple[Any, BaseException | None]
+
 
 class _Pending:
-    __slots__ = ("done", "error", "result", "wake", "write")
+    __slots__ = ("done", "error", "next_in_group", "result", "wake", "write")
 
     def __init__(self, write: Write) -> None:
         self.write = write
-        self.wake = threading.Event()
+        self.wake = threading.Lock()
+        self.wake.acquire()  # released once: when done, or when it is to lead
         self.done = False
         self.result: Any = None
         self.error: BaseException | None = None
+        self.next_in_group: _Pending | None = None
 
     def outcome(self) -> Any:
+        if self.next_in_group is not None:
+            self.next_in_group.wake.release()
         if self.error is not None:
             raise self.error
         return self.result
@@ -45,7 +57,7 @@ class _Pending:
 class GroupCommitter:
     def __init__(
         self,
-        run_group: Callable[[list[Write]], list[tuple[Any, BaseException | None]]],
+        run_group: Callable[[list[Write]], list[Outcome]],
         max_group: int = 1024,
     ) -> None:
         """``run_group`` runs writes in one committed transaction and returns each
@@ -62,7 +74,7 @@ class GroupCommitter:
             self._queue.append(me)
             leading = self._queue[0] is me
         if not leading:
-            me.wake.wait()
+            me.wake.acquire()
             if me.done:
                 return me.outcome()
         self._lead()
@@ -70,9 +82,11 @@ class GroupCommitter:
 
     def _lead(self) -> None:
         with self._lock:
-            group = [
-                self._queue[i] for i in range(min(len(self._queue), self._max_group))
-            ]
+            size = min(len(self._queue), self._max_group)
+            group = [self._queue.popleft() for _ in range(size)]
+            # The queue keeps a head while this group commits, so that writers
+            # arriving now wait instead of leading; it is removed below.
+            self._queue.appendleft(group[0])
         try:
             outcomes = self._run_group([p.write for p in group])
         except BaseException as failure:  # the whole transaction failed: all share it
@@ -80,19 +94,20 @@ class GroupCommitter:
         for pending, (result, error) in zip(group, outcomes, strict=True):
             pending.result, pending.error = result, error
             pending.done = True
+        for earlier, later in itertools.pairwise(group[1:]):
+            earlier.next_in_group = later
         with self._lock:
-            for _ in group:
-                self._queue.popleft()
+            self._queue.popleft()
             successor = self._queue[0] if self._queue else None
-        for pending in group[1:]:
-            pending.wake.set()
         if successor is not None:
-            successor.wake.set()
+            successor.wake.release()
+        if len(group) > 1:
+            group[1].wake.release()
 
 
-def run_checked(write: Write, txn: Any) -> tuple[Any, BaseException | None]:
+def run_checked(write: Write, context: Any) -> Outcome:
     """Run one write inside a group; a conflict is that write's own outcome."""
     try:
-        return write(txn), None
+        return write(context), None
     except IntegrityError as error:
         return None, error

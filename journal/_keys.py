@@ -16,6 +16,8 @@ from journal._errors import StreamIdError
 
 __all__ = [
     "MAX_STR_ID_BYTES",
+    "MAX_VERSION",
+    "MIN_VERSION",
     "decode_event_key",
     "decode_notification_id",
     "event_key",
@@ -27,6 +29,8 @@ __all__ = [
 _UUID_TAG = 1
 _STR_TAG = 2
 _VERSION_OFFSET = 1 << 63
+MIN_VERSION = -_VERSION_OFFSET
+MAX_VERSION = _VERSION_OFFSET - 1
 _VERSION = struct.Struct(">Q")
 _LENGTH = struct.Struct(">H")
 # LMDB's default maximum key size is 511 bytes; keep room for tag, length, version.

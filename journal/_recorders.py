@@ -33,6 +33,8 @@ from eventsourcing.persistence import (
 
 from journal._errors import EventConflictError, TrackingConflictError
 from journal._keys import (
+    MAX_VERSION,
+    MIN_VERSION,
     decode_event_key,
     decode_notification_id,
     event_key,
@@ -40,7 +42,13 @@ from journal._keys import (
     stream_key,
     version_bytes,
 )
-from journal._store import EVENTS_DB, NOTIFICATIONS_DB, TRACKING_DB, Journal
+from journal._store import (
+    EVENTS_DB,
+    NOTIFICATIONS_DB,
+    TRACKING_DB,
+    Journal,
+    WriteContext,
+)
 
 __all__ = [
     "LMDBAggregateRecorder",
@@ -53,7 +61,7 @@ __all__ = [
 # How often a subscription looks for commits made by other processes; commits made
 # in this process wake it at once.
 SUBSCRIPTION_POLL_INTERVAL = 0.01
-_MAX_VERSION_BYTES = b"\xff" * 8
+_MAX_KEY_SUFFIX = b"\xff" * 8
 
 
 class _LMDBRecorder:
@@ -70,7 +78,12 @@ class _EventTable(_LMDBRecorder):
 
     def __init__(self, journal: Journal, db_name: bytes) -> None:
         super().__init__(journal)
-        self._events = self._store.db(db_name)
+        self._events_name = db_name
+        self._store.db(db_name)  # create it now, so readers in other processes see it
+
+    @property
+    def _events(self) -> Any:
+        return self._store.db(self._events_name)
 
     def select_events(
         self,
@@ -82,14 +95,13 @@ class _EventTable(_LMDBRecorder):
         limit: int | None = None,
     ) -> Sequence[StoredEvent]:
         prefix = stream_key(originator_id)
-        low = prefix + (version_bytes(gt + 1) if gt is not None else b"")
-        high = prefix + (version_bytes(lte) if lte is not None else _MAX_VERSION_BYTES)
-        if (limit is not None and limit <= 0) or low > high:
+        bounds = _version_range(gt, lte)
+        events = self._events
+        if bounds is None or (limit is not None and limit <= 0) or events is None:
             return []
+        low, high = prefix + bounds[0], prefix + bounds[1]
         with self._store.reading() as txn:
-            if self._events is None:
-                return []
-            cursor = txn.cursor(db=self._events)
+            cursor = txn.cursor(db=events)
             keys = (
                 _scan_desc(cursor, low, high) if desc else _scan_asc(cursor, low, high)
             )
@@ -110,21 +122,36 @@ class _EventTable(_LMDBRecorder):
 
     def _check_new(self, txn: Any, keyed: list[tuple[bytes, StoredEvent]]) -> None:
         """Raise unless every event is new and unique; puts nothing."""
-        seen: set[bytes] = set()
+        if len(keyed) > 1 and len({key for key, _ in keyed}) < len(keyed):
+            seen: set[bytes] = set()
+            for key, stored in keyed:
+                if key in seen:
+                    raise EventConflictError(
+                        stored.originator_id,
+                        stored.originator_version,
+                        "the batch holds this version twice",
+                    )
+                seen.add(key)
         for key, stored in keyed:
-            if key in seen:
-                raise EventConflictError(
-                    stored.originator_id,
-                    stored.originator_version,
-                    "the batch holds this version twice",
-                )
-            seen.add(key)
             if txn.get(key, db=self._events) is not None:
                 raise EventConflictError(
                     stored.originator_id,
                     stored.originator_version,
                     "another writer already stored this version",
                 )
+
+
+def _version_range(gt: int | None, lte: int | None) -> tuple[bytes, bytes] | None:
+    """Key suffixes bounding versions in (gt, lte], or None if none can match."""
+    low = b"" if gt is None or gt < MIN_VERSION else None
+    if low is None:
+        if gt is None or gt >= MAX_VERSION:
+            return None
+        low = version_bytes(gt + 1)
+    if lte is not None and lte < MIN_VERSION:
+        return None
+    high = version_bytes(min(lte, MAX_VERSION)) if lte is not None else _MAX_KEY_SUFFIX
+    return (low, high) if low <= high else None
 
 
 def _scan_asc(cursor: Any, low: bytes, high: bytes) -> Any:
@@ -161,15 +188,16 @@ class LMDBAggregateRecorder(_EventTable, AggregateRecorder):
         keyed = _keyed(stored_events)
         rows = [(key, _pack_event(None, s)) for key, s in keyed]
         if rows:
-            self._store.write(lambda txn: self._put_rows(txn, keyed, rows))
+            self._store.write(lambda context: self._put_rows(context, keyed, rows))
         return None
 
     def _put_rows(
         self,
-        txn: Any,
+        context: WriteContext,
         keyed: list[tuple[bytes, StoredEvent]],
         rows: list[tuple[bytes, bytes]],
     ) -> None:
+        txn = context.txn
         self._check_new(txn, keyed)
         for key, value in rows:
             txn.put(key, value, db=self._events)
@@ -180,7 +208,11 @@ class LMDBApplicationRecorder(_EventTable, ApplicationRecorder):
 
     def __init__(self, journal: Journal) -> None:
         super().__init__(journal, EVENTS_DB)
-        self._notifications = self._store.db(NOTIFICATIONS_DB)
+        self._store.db(NOTIFICATIONS_DB)
+
+    @property
+    def _notifications(self) -> Any:
+        return self._store.db(NOTIFICATIONS_DB)
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -193,28 +225,30 @@ class LMDBApplicationRecorder(_EventTable, ApplicationRecorder):
         if not keyed and tracking is None:
             return []
         ids: list[int] = self._store.write(
-            lambda txn: self._append(txn, keyed, tracking)
+            lambda context: self._append(context, keyed, tracking)
         )
         return ids
 
     def _append(
         self,
-        txn: Any,
+        context: WriteContext,
         keyed: list[tuple[bytes, StoredEvent]],
         tracking: Tracking | None,
     ) -> list[int]:
+        txn = context.txn
         self._check_new(txn, keyed)
         if tracking is not None:
             self._check_tracking(txn, tracking)
-        cursor = txn.cursor(db=self._notifications)
-        last = decode_notification_id(cursor.key()) if cursor.last() else 0
-        ids = list(range(last + 1, last + 1 + len(keyed)))
+        ids = context.allocate_notification_ids(len(keyed))
+        events, notifications = self._events, self._notifications
         for (key, stored), notification_id in zip(keyed, ids, strict=True):
-            txn.put(key, _pack_event(notification_id, stored), db=self._events)
-            cursor.put(notification_key(notification_id), key, append=True)
+            txn.put(key, _pack_event(notification_id, stored), db=events)
+            txn.put(
+                notification_key(notification_id), key, db=notifications, append=True
+            )
         if tracking is not None:
             self._put_tracking(txn, tracking)
-        return ids
+        return list(ids)
 
     # Overridden by the tracking recorder in a process recorder's MRO.
     def _check_tracking(self, txn: Any, tracking: Tracking) -> None:
@@ -238,17 +272,18 @@ class LMDBApplicationRecorder(_EventTable, ApplicationRecorder):
         results: list[Notification] = []
         if limit <= 0 or (stop is not None and stop < first):
             return results
-        if self._notifications is None:  # a read-only journal nothing was written to
+        notifications, events = self._notifications, self._events
+        if notifications is None:  # a read-only journal nothing was written to yet
             return results
         with self._store.reading() as txn:
-            cursor = txn.cursor(db=self._notifications)
+            cursor = txn.cursor(db=notifications)
             if not cursor.set_range(notification_key(first)):
                 return results
             for id_key, event_key_ in cursor:
                 notification_id = decode_notification_id(id_key)
                 if stop is not None and notification_id > stop:
                     break
-                _, topic, state = msgpack.unpackb(txn.get(event_key_, db=self._events))
+                _, topic, state = msgpack.unpackb(txn.get(event_key_, db=events))
                 if wanted and topic not in wanted:
                     continue
                 originator_id, version = decode_event_key(event_key_)
@@ -266,10 +301,11 @@ class LMDBApplicationRecorder(_EventTable, ApplicationRecorder):
         return results
 
     def max_notification_id(self) -> int | None:
-        if self._notifications is None:
+        notifications = self._notifications
+        if notifications is None:
             return None
         with self._store.reading() as txn:
-            cursor = txn.cursor(db=self._notifications)
+            cursor = txn.cursor(db=notifications)
             return decode_notification_id(cursor.key()) if cursor.last() else None
 
     def subscribe(
@@ -313,14 +349,18 @@ class LMDBSubscription(ListenNotifySubscription[LMDBApplicationRecorder]):
 class LMDBTrackingRecorder(_LMDBRecorder, TrackingRecorder):
     def __init__(self, journal: Journal) -> None:
         super().__init__(journal)
-        self._tracking = self._store.db(TRACKING_DB)
+        self._store.db(TRACKING_DB)
+
+    @property
+    def _tracking(self) -> Any:
+        return self._store.db(TRACKING_DB)
 
     def insert_tracking(self, tracking: Tracking) -> None:
-        self._store.write(lambda txn: self._record_tracking(txn, tracking))
+        self._store.write(lambda context: self._record_tracking(context, tracking))
 
-    def _record_tracking(self, txn: Any, tracking: Tracking) -> None:
-        self._check_tracking(txn, tracking)
-        self._put_tracking(txn, tracking)
+    def _record_tracking(self, context: WriteContext, tracking: Tracking) -> None:
+        self._check_tracking(context.txn, tracking)
+        self._put_tracking(context.txn, tracking)
 
     def _check_tracking(self, txn: Any, tracking: Tracking) -> None:
         current = txn.get(tracking.application_name.encode("utf-8"), db=self._tracking)

@@ -24,9 +24,10 @@ from journal._errors import (
 )
 from journal._gate import Gate
 from journal._groupcommit import GroupCommitter, Write, run_checked
+from journal._keys import decode_notification_id
 from journal._settings import JournalSettings
 
-__all__ = ["FORMAT_MARKER", "FORMAT_VERSION", "Journal"]
+__all__ = ["FORMAT_MARKER", "FORMAT_VERSION", "Journal", "WriteContext"]
 
 FORMAT_MARKER = b"chronik-journal"
 FORMAT_VERSION = 1
@@ -66,13 +67,18 @@ class _Store:
     # -- databases ---------------------------------------------------------
 
     def db(self, name: bytes) -> Any:
-        """The named database, created on first use (unless read-only)."""
+        """The named database, created on first use; ``None`` for a read-only
+        journal that does not have it yet (asked again next time: another process
+        may create it)."""
         found = self._dbs.get(name)
         if found is not None:
             return found
         with self._dbs_lock:
             if name not in self._dbs:
-                self._dbs[name] = self._open_db(name)
+                opened = self._open_db(name)
+                if opened is None:
+                    return None
+                self._dbs[name] = opened
             return self._dbs[name]
 
     def _open_db(self, name: bytes) -> Any:
@@ -132,9 +138,9 @@ class _Store:
     @contextmanager
     def reading(self) -> Iterator[Any]:
         """A read transaction (no write lock; sees the last committed state)."""
-        self._check_open()
         while True:
             with self.gate.shared():
+                self._check_open()  # under the gate: close() cannot slip in between
                 try:
                     txn = self.env.begin()
                 except lmdb.MapResizedError:
@@ -164,6 +170,7 @@ class _Store:
         while True:
             try:
                 with self.gate.shared():
+                    self._check_open()
                     return self._run_group_once(writes)
             except lmdb.MapFullError:
                 self._grow()
@@ -175,7 +182,8 @@ class _Store:
     ) -> list[tuple[Any, BaseException | None]]:
         txn = self.env.begin(write=True)
         try:
-            outcomes = [run_checked(w, txn) for w in writes]
+            context = WriteContext(txn, self)
+            outcomes = [run_checked(w, context) for w in writes]
             txn.commit()
         except BaseException:
             txn.abort()
@@ -217,9 +225,30 @@ class _Store:
             raise JournalClosedError(self.path)
 
 
-def _write_marker(txn: Any, meta: Any) -> None:
-    txn.put(b"format", FORMAT_MARKER, db=meta)
-    txn.put(b"version", str(FORMAT_VERSION).encode(), db=meta)
+class WriteContext:
+    """One write transaction, shared by the writes of one committed group."""
+
+    __slots__ = ("_last_notification_id", "_store", "txn")
+
+    def __init__(self, txn: Any, store: _Store) -> None:
+        self.txn = txn
+        self._store = store
+        # Invariant: once read, the last notification id put in this transaction.
+        self._last_notification_id: int | None = None
+
+    def allocate_notification_ids(self, count: int) -> range:
+        """The next ``count`` ids; call only once the write can no longer fail."""
+        last = self._last_notification_id
+        if last is None:
+            cursor = self.txn.cursor(db=self._store.db(NOTIFICATIONS_DB))
+            last = decode_notification_id(cursor.key()) if cursor.last() else 0
+        self._last_notification_id = last + count
+        return range(last + 1, last + 1 + count)
+
+
+def _write_marker(context: WriteContext, meta: Any) -> None:
+    context.txn.put(b"format", FORMAT_MARKER, db=meta)
+    context.txn.put(b"version", str(FORMAT_VERSION).encode(), db=meta)
 
 
 class Journal:
@@ -291,7 +320,7 @@ def _check_compatible(
             "is open read-only in this process (an audit reader)",
             "Close the audit reader before opening the journal for writing",
         )
-    if store.settings.sync != settings.sync:
+    if not readonly and store.settings.sync != settings.sync:
         raise JournalConfigError(
             "LMDB_SYNC",
             settings.sync,

@@ -36,6 +36,8 @@ __all__ = ["MsgpackTranscoder"]
 _TRANSCODING = 1
 _TUPLE = 2
 _BIG_INT = 3
+_INT64_MIN = -(1 << 63)
+_UINT64_MAX = (1 << 64) - 1
 _PLAIN = (str, bytes, int, float, bool, type(None))
 _BASES = (bool, int, float, str, bytes, dict, list)
 
@@ -78,9 +80,12 @@ class MsgpackTranscoder(JSONTranscoder):
             return msgpack.ExtType(_TRANSCODING, payload)
         if type(obj) is tuple:
             return msgpack.ExtType(_TUPLE, self._pack(list(obj)))
-        if type(obj) is int:
-            size = (obj.bit_length() + 8) // 8
-            return msgpack.ExtType(_BIG_INT, obj.to_bytes(size, "big", signed=True))
+        if isinstance(obj, int) and not isinstance(obj, bool):
+            value = int(obj)
+            if _INT64_MIN <= value <= _UINT64_MAX:
+                return value  # an int subclass of 64 bits
+            size = (value.bit_length() + 8) // 8
+            return msgpack.ExtType(_BIG_INT, value.to_bytes(size, "big", signed=True))
         for base in _BASES:
             if isinstance(obj, base):
                 convert: Callable[[Any], Any] = base

@@ -1,0 +1,1 @@
+"""Benchmarks of chronik against bare baselines; run each module as a script."""

@@ -1,0 +1,38 @@
+"""The journal benchmark keeps working: a --quick run exits cleanly with its table."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+_REPO = Path(__file__).resolve().parents[2]
+_HEADER = re.compile(r"^measurement\s+chronik\s+baseline\s+ratio\s+target\s+met$", re.M)
+
+
+@pytest.mark.multiprocess
+def test_quick_benchmark_run_exits_cleanly_prints_the_table_and_leaves_no_data(
+    tmp_path: Path,
+) -> None:
+    finished = subprocess.run(
+        [
+            sys.executable,
+            str(_REPO / "benchmarks" / "journal.py"),
+            "--quick",
+            "--tmp-dir",
+            str(tmp_path),
+        ],
+        cwd=_REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert finished.returncode == 0, finished.stderr
+    assert _HEADER.search(finished.stdout), finished.stdout
+    assert "rehydrate" in finished.stdout
+    assert list(tmp_path.iterdir()) == []
