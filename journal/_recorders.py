@@ -243,9 +243,11 @@ class LMDBApplicationRecorder(_EventTable, ApplicationRecorder):
         events, notifications = self._events, self._notifications
         for (key, stored), notification_id in zip(keyed, ids, strict=True):
             txn.put(key, _pack_event(notification_id, stored), db=events)
-            txn.put(
+            appended = txn.put(
                 notification_key(notification_id), key, db=notifications, append=True
             )
+            if not appended:  # ids come from the last id in this txn: cannot happen
+                raise AssertionError(f"notification id {notification_id} out of order")
         if tracking is not None:
             self._put_tracking(txn, tracking)
         return list(ids)

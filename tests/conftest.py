@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 # The default run stays fast; CHRONIK_LONG=1 (or the "long" profile) runs more examples.
@@ -18,3 +19,15 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("long" if os.environ.get("CHRONIK_LONG") else "default")
+
+
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Long crash and soak runs (marked ``slow``) run only with CHRONIK_LONG=1 or -m."""
+    if os.environ.get("CHRONIK_LONG") or config.getoption("-m"):
+        return
+    skip = pytest.mark.skip(reason="long run: set CHRONIK_LONG=1 or pass -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
