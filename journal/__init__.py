@@ -16,6 +16,7 @@ from journal._errors import (
     JournalPathError,
     StreamIdError,
     TrackingConflictError,
+    TrackingValueError,
     UnencodableValueError,
 )
 from journal._factory import LMDBFactory
@@ -50,6 +51,7 @@ __all__ = [
     "MsgpackTranscoder",
     "StreamIdError",
     "TrackingConflictError",
+    "TrackingValueError",
     "UnencodableValueError",
     "VerifyReport",
 ]

@@ -28,6 +28,7 @@ __all__ = [
     "JournalPathError",
     "StreamIdError",
     "TrackingConflictError",
+    "TrackingValueError",
     "UnencodableValueError",
 ]
 
@@ -135,6 +136,22 @@ class TrackingConflictError(JournalError, IntegrityError):
             f"tracking position {self.notification_id} of {self.application_name!r} "
             f"is not greater than the recorded position {self.current}; this "
             "notification was already processed, nothing of this batch was stored"
+        )
+
+
+class TrackingValueError(JournalError, ValueError):
+    """A tracking position the journal cannot store."""
+
+    def __init__(self, application_name: str, notification_id: int, problem: str):
+        super().__init__(application_name, notification_id, problem)
+        self.application_name = application_name
+        self.notification_id = notification_id
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return (
+            f"tracking ({self.application_name!r}, {self.notification_id}): "
+            f"{self.problem}; nothing of this batch was stored"
         )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from uuid import UUID
 
-from journal._errors import StreamIdError
+from journal._errors import StreamIdError, TrackingValueError
 
 __all__ = [
     "MAX_STR_ID_BYTES",
@@ -23,6 +23,7 @@ __all__ = [
     "event_key",
     "notification_key",
     "stream_key",
+    "tracking_key",
     "version_bytes",
 ]
 
@@ -33,8 +34,10 @@ MIN_VERSION = -_VERSION_OFFSET
 MAX_VERSION = _VERSION_OFFSET - 1
 _VERSION = struct.Struct(">Q")
 _LENGTH = struct.Struct(">H")
-# LMDB's default maximum key size is 511 bytes; keep room for tag, length, version.
-MAX_STR_ID_BYTES = 511 - 1 - _LENGTH.size - _VERSION.size
+_MAX_KEY_BYTES = 511  # LMDB's default maximum key size
+_MAX_NOTIFICATION_ID = (1 << 64) - 1
+# Keep room for tag, length and version.
+MAX_STR_ID_BYTES = _MAX_KEY_BYTES - 1 - _LENGTH.size - _VERSION.size
 
 
 def stream_key(originator_id: UUID | str) -> bytes:
@@ -74,6 +77,24 @@ def decode_event_key(key: bytes) -> tuple[UUID | str, int]:
     length = _LENGTH.unpack_from(key, 1)[0]
     start = 1 + _LENGTH.size
     return key[start : start + length].decode("utf-8"), version
+
+
+def tracking_key(application_name: str, notification_id: int) -> bytes:
+    """The key of a tracking position, checked before any transaction begins."""
+    encoded = application_name.encode("utf-8", errors="surrogatepass")
+    if not 0 < len(encoded) <= _MAX_KEY_BYTES:
+        raise TrackingValueError(
+            application_name,
+            notification_id,
+            f"the application name must be 1 to {_MAX_KEY_BYTES} bytes in UTF-8",
+        )
+    if not 0 <= notification_id <= _MAX_NOTIFICATION_ID:
+        raise TrackingValueError(
+            application_name,
+            notification_id,
+            f"the notification id must be in 0..{_MAX_NOTIFICATION_ID}",
+        )
+    return encoded
 
 
 def notification_key(notification_id: int) -> bytes:

@@ -31,7 +31,11 @@ from eventsourcing.persistence import (
     TrackingRecorder,
 )
 
-from journal._errors import EventConflictError, TrackingConflictError
+from journal._errors import (
+    EventConflictError,
+    TrackingConflictError,
+    TrackingValueError,
+)
 from journal._keys import (
     MAX_VERSION,
     MIN_VERSION,
@@ -40,6 +44,7 @@ from journal._keys import (
     event_key,
     notification_key,
     stream_key,
+    tracking_key,
     version_bytes,
 )
 from journal._store import (
@@ -222,6 +227,8 @@ class LMDBApplicationRecorder(_EventTable, ApplicationRecorder):
         tracking: Tracking | None = (
             kwargs.get("tracking") if isinstance(self, TrackingRecorder) else None
         )
+        if tracking is not None:
+            tracking_key(tracking.application_name, tracking.notification_id)
         if not keyed and tracking is None:
             return []
         ids: list[int] = self._store.write(
@@ -358,6 +365,7 @@ class LMDBTrackingRecorder(_LMDBRecorder, TrackingRecorder):
         return self._store.db(TRACKING_DB)
 
     def insert_tracking(self, tracking: Tracking) -> None:
+        tracking_key(tracking.application_name, tracking.notification_id)
         self._store.write(lambda context: self._record_tracking(context, tracking))
 
     def _record_tracking(self, context: WriteContext, tracking: Tracking) -> None:
@@ -365,7 +373,8 @@ class LMDBTrackingRecorder(_LMDBRecorder, TrackingRecorder):
         self._put_tracking(context.txn, tracking)
 
     def _check_tracking(self, txn: Any, tracking: Tracking) -> None:
-        current = txn.get(tracking.application_name.encode("utf-8"), db=self._tracking)
+        key = tracking_key(tracking.application_name, tracking.notification_id)
+        current = txn.get(key, db=self._tracking)
         if current is not None:
             current_id = decode_notification_id(current)
             if current_id >= tracking.notification_id:
@@ -375,14 +384,18 @@ class LMDBTrackingRecorder(_LMDBRecorder, TrackingRecorder):
 
     def _put_tracking(self, txn: Any, tracking: Tracking) -> None:
         txn.put(
-            tracking.application_name.encode("utf-8"),
+            tracking_key(tracking.application_name, tracking.notification_id),
             notification_key(tracking.notification_id),
             db=self._tracking,
         )
 
     def max_tracking_id(self, application_name: str) -> int | None:
+        try:
+            key = tracking_key(application_name, 0)
+        except TrackingValueError:
+            return None  # a name that cannot be stored was never tracked
         with self._store.reading() as txn:
-            found = txn.get(application_name.encode("utf-8"), db=self._tracking)
+            found = txn.get(key, db=self._tracking)
         return None if found is None else decode_notification_id(found)
 
 

@@ -116,14 +116,25 @@ class MsgpackTranscoder(JSONTranscoder):
 def _find_unencodable(obj: Any, transcodings: dict[type, Any]) -> tuple[str, str]:
     """Walk ``obj`` (only after encoding failed) to name the first bad value."""
     for value, location in _walk(obj, "value", transcodings):
+        if isinstance(value, str):
+            return "str (not valid UTF-8: it holds a lone surrogate)", location
         return _type_name(value), location
     return _type_name(obj), "value"
+
+
+def _is_plain(obj: Any) -> bool:
+    if isinstance(obj, str):
+        try:
+            obj.encode("utf-8")
+        except UnicodeEncodeError:
+            return False  # a lone surrogate: msgpack cannot encode it
+    return isinstance(obj, _PLAIN)
 
 
 def _walk(
     obj: Any, location: str, transcodings: dict[type, Any]
 ) -> Iterator[tuple[Any, str]]:
-    if isinstance(obj, _PLAIN):
+    if _is_plain(obj):
         return
     if type(obj) in transcodings:
         yield from _walk(transcodings[type(obj)].encode(obj), location, transcodings)
