@@ -6,9 +6,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -17,7 +16,6 @@ from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 
 from journal import (
     EventConflictError,
-    Journal,
     JournalReader,
     LMDBApplicationRecorder,
 )
@@ -42,18 +40,6 @@ def commits(monkeypatch: pytest.MonkeyPatch) -> list[list[Outcome]]:
 
     monkeypatch.setattr(_Store, "_run_group_once", recording)
     return recorded
-
-
-@pytest.fixture
-def journal_path(tmp_path: Path) -> str:
-    return str(tmp_path / "journal")
-
-
-@pytest.fixture
-def recorder(journal_path: str) -> Iterator[LMDBApplicationRecorder]:
-    journal = Journal.open(journal_path)
-    yield LMDBApplicationRecorder(journal)
-    journal.close()
 
 
 def events(

@@ -7,7 +7,6 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -29,18 +28,6 @@ from tests.journal._subprocess import Child
 WRITER = "tests.journal._writer"
 TOPIC = "tests.journal.test_multiprocess:Appended"
 SUBSCRIPTION_TIMEOUT = 5.0
-
-
-@pytest.fixture
-def journal_path(tmp_path: Path) -> str:
-    return str(tmp_path / "journal")
-
-
-@pytest.fixture
-def recorder(journal_path: str) -> Iterator[LMDBApplicationRecorder]:
-    journal = Journal.open(journal_path)
-    yield LMDBApplicationRecorder(journal)
-    journal.close()
 
 
 def read_acks(child: Child) -> list[dict[str, Any]]:
