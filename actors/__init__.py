@@ -1,3 +1,66 @@
-"""chronik actors (see ../shared/DESIGN.md); built by a later issue."""
+"""chronik's runtime: durable workflows as event-sourced actors.
 
-__all__: list[str] = []
+``ActorSystem.open(path)`` opens a journal and resumes every unfinished run;
+``@workflow`` and ``@activity`` define what runs.
+"""
+
+from actors._clock import Clock, ManualClock, SystemClock
+from actors._context import WorkflowContext
+from actors._definitions import (
+    ActivityDefinition,
+    WorkflowDefinition,
+    activity,
+    workflow,
+)
+from actors._errors import (
+    ActorError,
+    ContextError,
+    DefinitionError,
+    DurationError,
+    ReceiveTimeoutError,
+    ResultTimeoutError,
+    RunConflictError,
+    RunUnavailableError,
+    StepFailed,
+    StepTimeoutError,
+    SystemClosedError,
+    UnknownRunError,
+    UnknownWorkflowError,
+    WorkflowFailedError,
+)
+from actors._info import ActivityInfo
+from actors._ref import RunRef
+from actors._retry import RetryPolicy
+from actors._system import ActorSystem
+from aggregates import NonDeterminismError, RunStatus
+
+__all__ = [
+    "ActivityDefinition",
+    "ActivityInfo",
+    "ActorError",
+    "ActorSystem",
+    "Clock",
+    "ContextError",
+    "DefinitionError",
+    "DurationError",
+    "ManualClock",
+    "NonDeterminismError",
+    "ReceiveTimeoutError",
+    "ResultTimeoutError",
+    "RetryPolicy",
+    "RunConflictError",
+    "RunRef",
+    "RunStatus",
+    "RunUnavailableError",
+    "StepFailed",
+    "StepTimeoutError",
+    "SystemClock",
+    "SystemClosedError",
+    "UnknownRunError",
+    "UnknownWorkflowError",
+    "WorkflowContext",
+    "WorkflowDefinition",
+    "WorkflowFailedError",
+    "activity",
+    "workflow",
+]

@@ -1,0 +1,213 @@
+"""Errors of the runtime.
+
+Each error is built from its data (its ``__init__`` arguments are exactly what
+``args`` holds), so it pickles; its message names the workflow id or definition and
+says what to do. Each subclasses the built-in a caller would catch.
+"""
+
+from __future__ import annotations
+
+from aggregates import ErrorInfo
+from journal import ChronikError
+
+__all__ = [
+    "ActorError",
+    "ContextError",
+    "DefinitionError",
+    "DurationError",
+    "ReceiveTimeoutError",
+    "ResultTimeoutError",
+    "RunConflictError",
+    "RunUnavailableError",
+    "StepFailed",
+    "StepTimeoutError",
+    "SystemClosedError",
+    "UnknownRunError",
+    "UnknownWorkflowError",
+    "WorkflowFailedError",
+]
+
+
+class ActorError(ChronikError):
+    """Root of the runtime's errors."""
+
+
+class DefinitionError(ActorError, TypeError):
+    """A workflow, step or retry policy that cannot be used: every problem at once."""
+
+    def __init__(self, target: str, problems: tuple[str, ...]) -> None:
+        super().__init__(target, problems)
+        self.target = target
+        self.problems = problems
+
+    def __str__(self) -> str:
+        listed = "".join(f"\n  - {problem}" for problem in self.problems)
+        return f"{self.target} is not a valid definition:{listed}"
+
+
+class DurationError(ActorError, ValueError):
+    def __init__(self, value: object, problem: str) -> None:
+        super().__init__(value, problem)
+        self.value = value
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return (
+            f"duration {self.value!r} {self.problem}; pass seconds >= 0 (int or "
+            "float), a timedelta, or a string such as '30s', '15m', '24h', '7d'"
+        )
+
+
+class ContextError(ActorError, RuntimeError):
+    """A workflow context (or activity.info) used where it does not belong."""
+
+    def __init__(self, what: str, problem: str) -> None:
+        super().__init__(what, problem)
+        self.what = what
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"{self.what} {self.problem}"
+
+
+class StepFailed(ActorError, RuntimeError):
+    """Raised inside a workflow when a step exhausted its retries."""
+
+    def __init__(
+        self, workflow_id: str, seq: int, step: str, error: ErrorInfo, attempts: int
+    ) -> None:
+        super().__init__(workflow_id, seq, step, error, attempts)
+        self.workflow_id = workflow_id
+        self.seq = seq
+        self.step = step
+        self.error = error
+        self.attempts = attempts
+
+    def __str__(self) -> str:
+        return (
+            f"workflow {self.workflow_id!r}: step {self.step!r} at seq {self.seq} "
+            f"failed after {self.attempts} attempt(s): {self.error}"
+        )
+
+
+class ReceiveTimeoutError(ActorError, TimeoutError):
+    """Raised inside a workflow when ``ctx.receive(topic, timeout=)`` timed out."""
+
+    def __init__(self, workflow_id: str, seq: int, topic: str) -> None:
+        super().__init__(workflow_id, seq, topic)
+        self.workflow_id = workflow_id
+        self.seq = seq
+        self.topic = topic
+
+    def __str__(self) -> str:
+        return (
+            f"workflow {self.workflow_id!r}: no signal on topic {self.topic!r} "
+            f"arrived before the deadline of the receive at seq {self.seq}"
+        )
+
+
+class WorkflowFailedError(ActorError, RuntimeError):
+    """``ref.result()`` of a run that failed; ``error`` is what history recorded."""
+
+    def __init__(self, workflow_id: str, error: ErrorInfo) -> None:
+        super().__init__(workflow_id, error)
+        self.workflow_id = workflow_id
+        self.error = error
+
+    def __str__(self) -> str:
+        return f"workflow run {self.workflow_id!r} failed: {self.error}"
+
+
+class RunConflictError(ActorError, ValueError):
+    """A spawn reusing a run's id with another workflow or other arguments."""
+
+    def __init__(self, workflow_id: str, recorded: str, requested: str) -> None:
+        super().__init__(workflow_id, recorded, requested)
+        self.workflow_id = workflow_id
+        self.recorded = recorded
+        self.requested = requested
+
+    def __str__(self) -> str:
+        return (
+            f"workflow id {self.workflow_id!r} already names the run {self.recorded}, "
+            f"not {self.requested}; the id is an idempotency key: spawn with the "
+            "same workflow and arguments to get that run, or pick a new id"
+        )
+
+
+class UnknownRunError(ActorError, LookupError):
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(workflow_id)
+        self.workflow_id = workflow_id
+
+    def __str__(self) -> str:
+        return (
+            f"no workflow run has id {self.workflow_id!r} in this journal; "
+            "spawn it first, or check the id"
+        )
+
+
+class UnknownWorkflowError(ActorError, LookupError):
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(name, problem)
+        self.name = name
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return (
+            f"no workflow is named {self.name!r} ({self.problem}); import the module "
+            "that defines it with @workflow, or spawn it as 'package.module:function'"
+        )
+
+
+class RunUnavailableError(ActorError, RuntimeError):
+    """The actor of a run stopped on an error; the run resumes on the next open."""
+
+    def __init__(self, workflow_id: str, reason: str) -> None:
+        super().__init__(workflow_id, reason)
+        self.workflow_id = workflow_id
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return (
+            f"workflow run {self.workflow_id!r} is not running in this system: "
+            f"{self.reason}. Its history is intact; open the journal again to "
+            "resume it"
+        )
+
+
+class SystemClosedError(ActorError, RuntimeError):
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"the actor system on {self.path!r} is closed; open it again to use it"
+
+
+class StepTimeoutError(ActorError, TimeoutError):
+    """One attempt of a step ran past the step's ``timeout``."""
+
+    def __init__(self, step: str, timeout: float) -> None:
+        super().__init__(step, timeout)
+        self.step = step
+        self.timeout = timeout
+
+    def __str__(self) -> str:
+        return (
+            f"an attempt of step {self.step!r} ran past its timeout of "
+            f"{self.timeout} s; raise the timeout or make the step faster"
+        )
+
+
+class ResultTimeoutError(ActorError, TimeoutError):
+    def __init__(self, workflow_id: str, timeout: float | None) -> None:
+        super().__init__(workflow_id, timeout)
+        self.workflow_id = workflow_id
+        self.timeout = timeout
+
+    def __str__(self) -> str:
+        return (
+            f"workflow run {self.workflow_id!r} did not finish within "
+            f"{self.timeout} s; it goes on running: call result() again to wait more"
+        )

@@ -1,0 +1,63 @@
+"""``TimerService``: the pending timers of every live run, fired by a clock."""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+__all__ = ["TimerService"]
+
+
+class TimerService:
+    """Timers are ``(fire_at, workflow_id, seq)``; a due one calls ``on_fire``.
+
+    A timer is never cancelled here: the run ignores a fire for a command that
+    already has its outcome (a receive whose signal came first).
+    """
+
+    def __init__(
+        self, now: Callable[[], datetime], on_fire: Callable[[str, int], None]
+    ) -> None:
+        self._now = now
+        self._on_fire = on_fire
+        self._condition = threading.Condition()
+        # Invariant: a heap ordered by fire time.
+        self._heap: list[tuple[datetime, str, int]] = []
+
+    @property
+    def pending(self) -> int:
+        with self._condition:
+            return len(self._heap)
+
+    def add(self, workflow_id: str, seq: int, fire_at: datetime) -> None:
+        with self._condition:
+            heapq.heappush(self._heap, (fire_at, workflow_id, seq))
+            self._condition.notify_all()
+        if fire_at <= self._now():
+            self.fire_due()
+
+    def fire_due(self) -> None:
+        now = self._now()
+        due: list[tuple[datetime, str, int]] = []
+        with self._condition:
+            while self._heap and self._heap[0][0] <= now:
+                due.append(heapq.heappop(self._heap))
+        for _, workflow_id, seq in due:
+            self._on_fire(workflow_id, seq)
+
+    def wait_and_fire(self, max_wait: float) -> None:
+        """Wait until the first timer is due (at most ``max_wait`` s), fire it."""
+        with self._condition:
+            wait = max_wait
+            if self._heap:
+                until_due = (self._heap[0][0] - self._now()).total_seconds()
+                wait = max(0.0, min(wait, until_due))
+            if wait > 0:
+                self._condition.wait(wait)
+        self.fire_due()
+
+    def wake(self) -> None:
+        with self._condition:
+            self._condition.notify_all()
