@@ -137,8 +137,9 @@ class _EventTable(_LMDBRecorder):
                         "the batch holds this version twice",
                     )
                 seen.add(key)
+        events = self._events
         for key, stored in keyed:
-            if txn.get(key, db=self._events) is not None:
+            if txn.get(key, db=events) is not None:
                 raise EventConflictError(
                     stored.originator_id,
                     stored.originator_version,
