@@ -32,6 +32,13 @@ from actors._info import ActivityInfo
 from actors._ref import RunRef
 from actors._retry import RetryPolicy
 from actors._system import ActorSystem
+from actors._workflow_errors import (
+    ChildFailedError,
+    QueryError,
+    RunCancelledError,
+    UnknownQueryError,
+    WorkflowCancelled,
+)
 from aggregates import NonDeterminismError, RunStatus
 
 __all__ = [
@@ -39,15 +46,18 @@ __all__ = [
     "ActivityInfo",
     "ActorError",
     "ActorSystem",
+    "ChildFailedError",
     "Clock",
     "ContextError",
     "DefinitionError",
     "DurationError",
     "ManualClock",
     "NonDeterminismError",
+    "QueryError",
     "ReceiveTimeoutError",
     "ResultTimeoutError",
     "RetryPolicy",
+    "RunCancelledError",
     "RunConflictError",
     "RunRef",
     "RunStatus",
@@ -56,8 +66,10 @@ __all__ = [
     "StepTimeoutError",
     "SystemClock",
     "SystemClosedError",
+    "UnknownQueryError",
     "UnknownRunError",
     "UnknownWorkflowError",
+    "WorkflowCancelled",
     "WorkflowContext",
     "WorkflowDefinition",
     "WorkflowFailedError",

@@ -1,14 +1,16 @@
 """``WorkflowActor``: one run as a pykka actor driving its coroutine by hand.
 
 The coroutine is resumed with ``send``/``throw`` on the actor's thread (no event
-loop). Each request it yields is answered from history when history holds the
-outcome (replay), else run live. Every mailbox message is handled by one
-``_on_<message>`` method, and all the events it causes are saved in one commit.
+loop). Each request it awaits gets the next seqs; a command whose outcome history
+holds is answered from history (replay), else it runs live. Every mailbox message
+is handled by one ``_on_<message>`` method, and all the events it causes are saved
+in one commit (with the ``Started`` of any child runs it spawned).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -16,23 +18,53 @@ from typing import Any, Protocol
 import attrs
 import pykka
 
-from actors._context import CallStep, Receive, Sleep, WorkflowContext
+from actors._context import (
+    CallStep,
+    Gather,
+    Leaf,
+    Receive,
+    Request,
+    Sleep,
+    SpawnChild,
+    WorkflowContext,
+)
 from actors._definitions import ActivityDefinition, WorkflowDefinition
 from actors._errors import (
     ContextError,
     ReceiveTimeoutError,
+    RunConflictError,
+    RunUnavailableError,
     StepFailed,
     WorkflowFailedError,
 )
-from actors._messages import DeliverSignal, StepOutcome, TimerDue
+from actors._messages import (
+    CancelRun,
+    ChildDone,
+    DeliverSignal,
+    Passivate,
+    Query,
+    Reply,
+    StepOutcome,
+    TimerDue,
+)
 from actors._ref import RunHandle
+from actors._workflow_errors import (
+    ChildFailedError,
+    QueryError,
+    RunCancelledError,
+    UnknownQueryError,
+    WorkflowCancelled,
+)
 from aggregates import (
     CommandKind,
+    CommandRecord,
     ErrorInfo,
     NonDeterminismError,
     OutcomeKind,
     RunError,
+    RunFinishedError,
     RunStatus,
+    StepScheduled,
     ValueKind,
     WorkflowRun,
 )
@@ -44,7 +76,7 @@ class RunServices(Protocol):
     """What a run's actor needs from its system."""
 
     def now(self) -> datetime: ...
-    def save(self, run: WorkflowRun) -> None: ...
+    def save(self, run: WorkflowRun, *children: WorkflowRun) -> None: ...
     def check_encodable(self, value: Any) -> None: ...
     def add_timer(self, workflow_id: str, seq: int, fire_at: datetime) -> None: ...
     def submit_step(
@@ -55,7 +87,25 @@ class RunServices(Protocol):
         seq: int,
         reply_to: pykka.ActorRef[Any],
     ) -> None: ...
-    def run_finished(self, workflow_id: str) -> None: ...
+    def new_child(
+        self,
+        parent_id: str,
+        child_id: str,
+        definition: WorkflowDefinition,
+        args: tuple[Any, ...],
+    ) -> WorkflowRun | None:
+        """A child run to save with the parent, or ``None`` if ``child_id`` already
+        names the same run; ``RunConflictError`` if it names another."""
+
+    def start_runs(self, runs: list[WorkflowRun]) -> None: ...
+    def watch_child(self, parent_id: str, child_id: str) -> None:
+        """Tell the parent ``ChildDone`` now if the child has already ended."""
+
+    def cancel_run(self, workflow_id: str, reason: str) -> None: ...
+    def run_finished(self, run: WorkflowRun) -> None: ...
+    def run_broken(self, workflow_id: str) -> None: ...
+    def passivate(self, workflow_id: str, inbox_empty: Callable[[], bool]) -> bool:
+        """Detach the run's actor if no message is waiting for it."""
 
 
 @attrs.frozen
@@ -75,11 +125,11 @@ class _Answer:
 
 
 @attrs.frozen
-class _InFlight:
-    step: ActivityDefinition
-    args: tuple[Any, ...]
-    scheduled_at: datetime
-    recorded: bool  # StepScheduled is already in history (re-run after a crash)
+class _Wait:
+    """The request the suspended coroutine awaits, and the seqs it was given."""
+
+    request: Request
+    seqs: tuple[int, ...]
 
 
 class WorkflowActor(pykka.ThreadingActor):
@@ -97,21 +147,33 @@ class WorkflowActor(pykka.ThreadingActor):
         self._definition = definition
         self._run = run
         self._handle = handle
+        # A finished run is only replayed, to answer queries: nothing is recorded.
+        self._read_only = run.is_finished
         self._thread: threading.Thread | None = None
         self._coroutine: Coroutine[Any, Any, Any] | None = None
-        # Invariant: _seq is the seq of the last command the code issued.
+        # Invariant: _seq is the seq of the last command the code issued; every
+        # issued command is in the aggregate (saved with this message's events).
         self._seq = 0
         self._inside = False  # the workflow's own code is running on _thread
         self._nondeterminism: NonDeterminismError | None = None
-        self._in_flight: dict[int, _InFlight] = {}
-        # The seq of the step, timer or receive the coroutine waits on.
-        self._waiting: int | None = None
+        self._in_flight: set[int] = set()  # steps handed to the pool
+        self._wait: _Wait | None = None  # None while the coroutine runs or ended
+        self._cancel_thrown = False
+        self._new_children: list[WorkflowRun] = []
+        self._cancel_children: list[str] = []
+        self._queries: dict[str, Callable[..., Any]] = {}
         self._failure: BaseException | None = None  # why the run failed, if it did
-        handle.actor = self.actor_ref  # before on_start: a timer may fire at once
+        self._broken: BaseException | None = None  # stopped on this error
+        if not self._read_only:
+            handle.attach(self.actor_ref)  # before on_start: a timer may fire at once
         self._handlers: dict[type, Callable[[Any], Any]] = {
             StepOutcome: self._on_step_outcome,
             TimerDue: self._on_timer_due,
             DeliverSignal: self._on_deliver_signal,
+            ChildDone: self._on_child_done,
+            CancelRun: self._on_cancel_run,
+            Query: self._on_query,
+            Passivate: self._on_passivate,
             WorkerFailed: self._on_worker_failed,
         }
 
@@ -148,6 +210,21 @@ class WorkflowActor(pykka.ThreadingActor):
         self._run.record_value(seq, kind, value, at=self._services.now())
         return value
 
+    def patched(self, patch_id: str) -> bool:
+        seq = self._seq + 1
+        if seq < self._run.next_seq:  # replaying: did the run take the new path?
+            record = self._run.command_at(seq)
+            if record.kind is not CommandKind.PATCH or record.name != patch_id:
+                return False  # it got here before the patch existed
+            self._seq = seq
+            return True
+        self._seq = seq
+        self._run.record_patch(seq, patch_id, at=self._services.now())
+        return True
+
+    def set_query(self, name: str, handler: Callable[..., Any]) -> None:
+        self._queries[name] = handler
+
     # -- lifecycle ---------------------------------------------------------------
 
     def on_start(self) -> None:
@@ -157,12 +234,15 @@ class WorkflowActor(pykka.ThreadingActor):
             run = self._run
             self._coroutine = self._definition.fn(context, *run.args, **run.kwargs)
             self._resume(_Answer())
-            self._save()
+            self._after_message()
         except Exception as error:
             self._break_off(error)
             raise
 
     def on_receive(self, message: Any) -> Any:
+        if self._broken is not None:  # messages queued before the stop
+            reason = f"its actor stopped on {self._broken!r}"
+            return Reply(error=RunUnavailableError(self.workflow_id, reason))
         handler = self._handlers.get(type(message))
         if handler is None:
             error = TypeError(
@@ -178,22 +258,23 @@ class WorkflowActor(pykka.ThreadingActor):
             raise
 
     def _break_off(self, error: BaseException) -> None:
-        # History is intact (nothing half-saved); the run resumes on the next open.
+        # History is intact (nothing half-saved); the run resumes by replay.
+        self._broken = error
         if self._coroutine is not None:
             self._coroutine.close()
             self._coroutine = None
-        self._handle.break_off(error)
+        if not self._read_only:
+            self._handle.break_off(error)
+            self._services.run_broken(self.workflow_id)
         self.stop()
 
     # -- messages ------------------------------------------------------------------
 
     def _on_step_outcome(self, outcome: StepOutcome) -> None:
-        pending = self._in_flight.pop(outcome.seq)
         run, seq = self._run, outcome.seq
-        if not pending.recorded:
-            run.schedule_step(
-                seq, pending.step.name, pending.args, at=pending.scheduled_at
-            )
+        self._in_flight.discard(seq)
+        if run.is_finished or not run.command_at(seq).is_open:
+            return  # the run ended while the step ran (it was cancelled)
         base = run.command_at(seq).attempts
         for failure in outcome.failures:
             run.fail_step(
@@ -205,57 +286,95 @@ class WorkflowActor(pykka.ThreadingActor):
             )
         if outcome.error is None:
             run.complete_step(seq, outcome.result, at=outcome.finished_at)
-            answer = _Answer(outcome.result)
         else:
             attempt = base + len(outcome.failures) + 1
             run.fail_step(
                 seq, outcome.error, attempt=attempt, final=True, at=outcome.finished_at
             )
-            answer = _Answer(error=self._step_failed(seq, pending.step.name))
-        self._continue(seq, answer)
+        self._progress()
 
     def _on_timer_due(self, message: TimerDue) -> None:
-        seq = message.seq
-        if self._waiting != seq or not self._run.command_at(seq).is_open:
+        seq, run = message.seq, self._run
+        wait = self._wait
+        if wait is None or seq not in wait.seqs or not run.command_at(seq).is_open:
             return  # a receive whose signal came first, or a stale fire
-        record = self._run.command_at(seq)
-        now = self._services.now()
-        if record.kind is CommandKind.TIMER:
-            self._run.fire_timer(seq, at=now)
-            self._continue(seq, _Answer())
+        if run.command_at(seq).kind is CommandKind.TIMER:
+            run.fire_timer(seq, at=self._services.now())
         else:
-            self._run.time_out_receive(seq, at=now)
-            topic = str(record.name)
-            timeout = ReceiveTimeoutError(self.workflow_id, seq, topic)
-            self._continue(seq, _Answer(error=timeout))
+            run.time_out_receive(seq, at=self._services.now())
+        self._progress()
 
-    def _on_deliver_signal(self, signal: DeliverSignal) -> RunError | None:
+    def _on_deliver_signal(self, signal: DeliverSignal) -> Reply:
         try:
             self._run.receive_signal(
                 signal.topic, signal.payload, signal.signal_id, at=self._services.now()
             )
         except RunError as error:  # refused before any event: the run is intact
-            return error
-        waiting = self._waiting
-        if waiting is not None and self._consumable(waiting):
-            self._continue(waiting, self._consume(waiting))
-        else:
-            self._save()
-        return None
+            return Reply(error=error)
+        self._progress()
+        return Reply(signal.signal_id)
+
+    def _on_child_done(self, done: ChildDone) -> None:
+        run = self._run
+        if run.is_finished:
+            return
+        for record in run.open_commands:
+            if record.kind is CommandKind.CHILD and record.child_id == done.child_id:
+                now = self._services.now()
+                if done.error is None:
+                    run.complete_child(record.seq, done.result, at=now)
+                else:
+                    run.fail_child(record.seq, done.error, at=now)
+                break
+        self._progress()
+
+    def _on_cancel_run(self, message: CancelRun) -> Reply:
+        run = self._run
+        if run.is_finished:
+            action = f"cancel ({message.reason})"
+            return Reply(error=RunFinishedError(self.workflow_id, run.status, action))
+        if run.request_cancel(message.reason, at=self._services.now()):
+            wait, self._wait = self._wait, None
+            if wait is not None:
+                self._resume(self._throw_cancel(wait))
+        self._after_message()
+        return Reply()
+
+    def _on_query(self, query: Query) -> Reply:
+        handler = self._queries.get(query.name)
+        if handler is None:
+            known = tuple(sorted(self._queries))
+            return Reply(error=UnknownQueryError(self.workflow_id, query.name, known))
+        try:
+            return Reply(handler(*query.args))
+        except Exception as error:
+            info = ErrorInfo.from_exception(error)
+            return Reply(error=QueryError(self.workflow_id, query.name, info))
+
+    def _on_passivate(self, message: Passivate) -> None:
+        if self._handle.idle_since != message.idle_since or not self._idle():
+            return  # something happened since the system looked
+        if self._services.passivate(self.workflow_id, self.actor_inbox.empty):
+            self._coroutine_close()
+            self.stop()
 
     def _on_worker_failed(self, message: WorkerFailed) -> None:
         raise message.error
 
-    def _continue(self, seq: int, answer: _Answer) -> None:
-        assert self._waiting == seq
-        self._waiting = None
-        self._resume(answer)
-        self._save()
-
     # -- driving the coroutine --------------------------------------------------------
 
-    def _resume(self, answer: _Answer) -> None:
-        while self._coroutine is not None:
+    def _progress(self) -> None:
+        """Resume the coroutine if what it waits for has all ended; then save."""
+        wait = self._wait
+        if wait is not None:
+            answer = self._answer(wait)
+            if answer is not None:
+                self._wait = None
+                self._resume(answer)
+        self._after_message()
+
+    def _resume(self, answer: _Answer | None) -> None:
+        while self._coroutine is not None and answer is not None:
             try:
                 self._inside = True
                 if answer.error is not None:
@@ -274,112 +393,186 @@ class WorkflowActor(pykka.ThreadingActor):
                 self._end(error=self._nondeterminism)
                 return
             try:
-                next_answer = self._issue(request)
+                answer = self._await(request)
             except NonDeterminismError as error:
                 self._end(error=error)
                 return
-            if next_answer is None:
-                return  # waiting for a message
-            answer = next_answer
+            except RunFinishedError:
+                if not self._read_only:
+                    raise
+                self._coroutine_close()  # replayed as far as the history goes
 
-    def _issue(self, request: object) -> _Answer | None:
-        if isinstance(request, CallStep):
-            return self._issue_call(request)
-        if isinstance(request, Sleep):
-            return self._issue_sleep(request)
-        if isinstance(request, Receive):
-            return self._issue_receive(request)
-        error = TypeError(
-            f"workflow {self.workflow_id!r} awaited {request!r}, which is not a "
-            "chronik command; await only ctx.call, ctx.sleep and ctx.receive "
-            "(asyncio and other event loops do not run inside workflows)"
-        )
-        return _Answer(error=error)
+    def _await(self, request: object) -> _Answer | None:
+        """Issue what the coroutine awaits; its answer, or None to wait for it."""
+        if not isinstance(request, Request):
+            return _Answer(error=_not_a_command(self.workflow_id, request))
+        leaves = request.requests if isinstance(request, Gather) else (request,)
+        try:
+            wait = _Wait(request, tuple(self._issue(leaf) for leaf in leaves))  # type: ignore[arg-type]
+        except RunConflictError as error:
+            return _Answer(error=error)
+        run = self._run
+        cancel_at = run.cancel_after_seq
+        if not self._cancel_thrown and cancel_at is not None and cancel_at <= self._seq:
+            return self._throw_cancel(wait)  # where history says it was thrown
+        answer = self._answer(wait)
+        if answer is None:
+            self._wait = wait
+        return answer
 
-    def _issue_call(self, request: CallStep) -> _Answer | None:
+    def _throw_cancel(self, wait: _Wait) -> _Answer:
+        self._cancel_thrown = True
+        for seq in wait.seqs:  # children the cancelled await was waiting on
+            record = self._run.command_at(seq)
+            if record.kind is CommandKind.CHILD and record.is_open:
+                assert record.child_id is not None
+                self._cancel_children.append(record.child_id)
+        reason = self._run.cancel_reason or ""
+        return _Answer(error=WorkflowCancelled(self.workflow_id, reason))
+
+    # -- issuing commands ------------------------------------------------------------
+
+    def _issue(self, leaf: Leaf) -> int:
+        if isinstance(leaf, CallStep):
+            return self._issue_call(leaf)
+        if isinstance(leaf, Sleep):
+            return self._issue_sleep(leaf)
+        if isinstance(leaf, Receive):
+            return self._issue_receive(leaf)
+        return self._issue_spawn(leaf)
+
+    def _issue_call(self, leaf: CallStep) -> int:
         seq = self._seq = self._seq + 1
-        name = request.step.name
-        record = self._run.check_replay(seq, CommandKind.STEP, name)
-        if record is not None and record.outcome is not None:
-            if record.outcome.kind is OutcomeKind.COMPLETED:
-                return _Answer(record.outcome.value)
-            return _Answer(error=self._step_failed(seq, name))
-        self._in_flight[seq] = _InFlight(
-            request.step, request.args, self._services.now(), record is not None
-        )
-        self._waiting = seq
-        self._services.submit_step(
-            request.step, request.args, self.workflow_id, seq, self.actor_ref
-        )
-        return None
+        run, step = self._run, leaf.step
+        record = run.check_replay(seq, CommandKind.STEP, step.name)
+        if record is None:
+            run.schedule_step(seq, step.name, leaf.args, at=self._services.now())
+        if (record is None or record.is_open) and not self._read_only:
+            self._in_flight.add(seq)
+            self._services.submit_step(
+                step, leaf.args, self.workflow_id, seq, self.actor_ref
+            )
+        return seq
 
-    def _issue_sleep(self, request: Sleep) -> _Answer | None:
+    def _issue_sleep(self, leaf: Sleep) -> int:
         seq = self._seq = self._seq + 1
         record = self._run.check_replay(seq, CommandKind.TIMER)
-        if record is not None and record.outcome is not None:
-            return _Answer()
         if record is None:
             now = self._services.now()
-            fire_at = now + timedelta(seconds=request.seconds)
+            fire_at = leaf.until or now + timedelta(seconds=leaf.seconds)
             self._run.start_timer(seq, fire_at, at=now)
-        else:
+        elif record.is_open:
             assert record.fire_at is not None
             fire_at = record.fire_at
-        self._waiting = seq
-        self._services.add_timer(self.workflow_id, seq, fire_at)
-        return None
+        else:
+            return seq
+        self._add_timer(seq, fire_at)
+        return seq
 
-    def _issue_receive(self, request: Receive) -> _Answer | None:
+    def _issue_receive(self, leaf: Receive) -> int:
         seq = self._seq = self._seq + 1
-        record = self._run.check_replay(seq, CommandKind.RECEIVE, request.topic)
-        if record is not None and record.outcome is not None:
-            if record.outcome.kind is OutcomeKind.TIMED_OUT:
-                timeout = ReceiveTimeoutError(self.workflow_id, seq, request.topic)
-                return _Answer(error=timeout)
-            return _Answer(record.outcome.value)
+        record = self._run.check_replay(seq, CommandKind.RECEIVE, leaf.topic)
         if record is None:
             now = self._services.now()
             deadline = None
-            if request.timeout is not None:
-                deadline = now + timedelta(seconds=request.timeout)
-            self._run.await_signal(seq, request.topic, timeout_at=deadline, at=now)
-        else:
+            if leaf.timeout is not None:
+                deadline = now + timedelta(seconds=leaf.timeout)
+            self._run.await_signal(seq, leaf.topic, timeout_at=deadline, at=now)
+        elif record.is_open:
             deadline = record.fire_at
-        if self._consumable(seq):
-            return self._consume(seq)
-        self._waiting = seq
+        else:
+            return seq
         if deadline is not None:
-            self._services.add_timer(self.workflow_id, seq, deadline)
-        return None
+            self._add_timer(seq, deadline)
+        return seq
 
-    def _consumable(self, seq: int) -> bool:
-        if seq >= self._run.next_seq:
-            return False  # a step in flight, not yet in history
+    def _issue_spawn(self, leaf: SpawnChild) -> int:
+        seq, run, name = self._seq + 1, self._run, leaf.workflow.name
+        record = run.check_replay(seq, CommandKind.CHILD, name)
+        if record is None:
+            child_id = leaf.child_id or f"{self.workflow_id}/{seq}"
+            child = self._services.new_child(
+                self.workflow_id, child_id, leaf.workflow, leaf.args
+            )
+            run.start_child(seq, child_id, name, at=self._services.now())
+            if child is not None:
+                self._new_children.append(child)
+            elif not self._read_only:
+                self._services.watch_child(self.workflow_id, child_id)
+        elif record.is_open and not self._read_only:
+            assert record.child_id is not None
+            self._services.watch_child(self.workflow_id, record.child_id)
+        self._seq = seq
+        return seq
+
+    def _add_timer(self, seq: int, fire_at: datetime) -> None:
+        if not self._read_only:
+            self._services.add_timer(self.workflow_id, seq, fire_at)
+
+    # -- answers from history ----------------------------------------------------------
+
+    def _answer(self, wait: _Wait) -> _Answer | None:
+        request = wait.request
+        if not isinstance(request, Gather):
+            return self._leaf_answer(request, wait.seqs[0])  # type: ignore[arg-type]
+        # Every receive takes its signal now, in seq order, even if others wait.
+        answers = [
+            self._leaf_answer(leaf, seq)
+            for leaf, seq in zip(request.requests, wait.seqs, strict=True)
+        ]
+        ended = [answer for answer in answers if answer is not None]
+        if len(ended) < len(answers):
+            return None
+        if request.return_exceptions:
+            return _Answer([a.error if a.error is not None else a.value for a in ended])
+        for answer in ended:
+            if answer.error is not None:
+                return answer
+        return _Answer([answer.value for answer in ended])
+
+    def _leaf_answer(self, leaf: Leaf, seq: int) -> _Answer | None:
         record = self._run.command_at(seq)
-        return (
-            record.kind is CommandKind.RECEIVE
-            and record.is_open
-            and bool(self._run.pending_signals.get(str(record.name)))
-        )
+        if isinstance(leaf, SpawnChild) and leaf.detached:
+            return _Answer(record.child_id)
+        if isinstance(leaf, Receive) and record.is_open:
+            return self._take_signal(leaf.topic, seq)
+        outcome = record.outcome
+        if outcome is None:
+            return None
+        if outcome.kind is OutcomeKind.COMPLETED:
+            return _Answer(outcome.value)
+        if isinstance(leaf, CallStep) and leaf.best_effort:
+            return _Answer(None)
+        return _Answer(error=self._failure_of(record))
 
-    def _consume(self, seq: int) -> _Answer:
+    def _take_signal(self, topic: str, seq: int) -> _Answer | None:
+        if self._run.is_finished or not self._run.pending_signals.get(topic):
+            return None
         signal = self._run.consume_signal(seq, at=self._services.now())
         return _Answer(signal.payload)
 
-    def _step_failed(self, seq: int, name: str) -> StepFailed:
-        record = self._run.command_at(seq)
+    def _failure_of(self, record: CommandRecord) -> BaseException:
         assert record.outcome is not None
-        assert record.outcome.error is not None
-        return StepFailed(
-            self.workflow_id, seq, name, record.outcome.error, record.attempts
-        )
+        if record.outcome.kind is OutcomeKind.TIMED_OUT:
+            topic = str(record.name)
+            return ReceiveTimeoutError(self.workflow_id, record.seq, topic)
+        error = record.outcome.error
+        assert error is not None
+        if record.kind is CommandKind.CHILD:
+            assert record.child_id is not None
+            return ChildFailedError(
+                self.workflow_id, record.seq, record.child_id, error
+            )
+        name = str(record.name)
+        return StepFailed(self.workflow_id, record.seq, name, error, record.attempts)
 
     # -- the end -----------------------------------------------------------------------
 
     def _end(self, *, result: Any = None, error: BaseException | None = None) -> None:
-        coroutine, self._coroutine = self._coroutine, None
-        if coroutine is not None:
-            coroutine.close()
+        self._coroutine_close()
+        self._wait = None
+        if self._read_only:
+            return
         now = self._services.now()
         if self._nondeterminism is not None:  # even if the code caught it
             error = self._nondeterminism
@@ -390,22 +583,68 @@ class WorkflowActor(pykka.ThreadingActor):
                 error = unencodable
         if error is None:
             self._run.complete(result, at=now)
+        elif isinstance(error, WorkflowCancelled) and self._cancel_thrown:
+            self._run.cancel(error.reason, at=now)
         else:
             self._run.fail(ErrorInfo.from_exception(error), at=now)
             self._failure = error
 
-    def _save(self) -> None:
-        if self._run.pending_events:  # one commit for all this message caused
-            self._services.save(self._run)
-        if not self._run.is_finished:
+    def _coroutine_close(self) -> None:
+        coroutine, self._coroutine = self._coroutine, None
+        if coroutine is not None:
+            coroutine.close()
+
+    def _idle(self) -> bool:
+        return self._wait is not None and not self._in_flight
+
+    def _after_message(self) -> None:
+        if self._read_only:
             return
-        if self._run.status is RunStatus.COMPLETED:
-            self._handle.finish(RunStatus.COMPLETED, result=self._run.result)
+        run = self._run
+        if self._must_save():  # one commit for all this message caused
+            children, self._new_children = self._new_children, []
+            self._services.save(run, *children)
+            if children:
+                self._services.start_runs(children)
+        cancels, self._cancel_children = self._cancel_children, []
+        for child_id in cancels:
+            reason = f"parent {self.workflow_id!r} was cancelled: {run.cancel_reason}"
+            self._services.cancel_run(child_id, reason)
+        if run.is_finished:
+            self._finish()
+            return
+        self._handle.idle_since = time.monotonic() if self._idle() else None
+
+    def _must_save(self) -> bool:
+        # A step's StepScheduled need not be durable before the step runs (the
+        # step is at-least-once anyway): alone, it rides with the step's outcome.
+        return any(
+            not isinstance(event, StepScheduled) or event.seq not in self._in_flight
+            for event in self._run.pending_events
+        )
+
+    def _finish(self) -> None:
+        run = self._run
+        if run.status is RunStatus.COMPLETED:
+            self._handle.finish(RunStatus.COMPLETED, result=run.result)
+        elif run.status is RunStatus.CANCELLED:
+            reason = run.cancel_reason or ""
+            error = RunCancelledError(self.workflow_id, reason)
+            self._handle.finish(RunStatus.CANCELLED, error=error)
         else:
-            info = self._run.error
+            info = run.error
             assert info is not None
             failed = WorkflowFailedError(self.workflow_id, info)
             failed.__cause__ = self._failure
-            self._handle.finish(self._run.status, error=failed)
-        self._services.run_finished(self.workflow_id)
+            self._handle.finish(run.status, error=failed)
+        self._services.run_finished(run)
         self.stop()
+
+
+def _not_a_command(workflow_id: str, request: object) -> TypeError:
+    return TypeError(
+        f"workflow {workflow_id!r} awaited {request!r}, which is not a chronik "
+        "command; await only ctx.call, ctx.sleep, ctx.sleep_until, ctx.receive, "
+        "ctx.spawn and ctx.gather (asyncio and other event loops do not run "
+        "inside workflows)"
+    )

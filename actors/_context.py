@@ -1,8 +1,10 @@
 """``WorkflowContext``: the authoring API a workflow receives as ``ctx``.
 
 It talks only to the abstract ``WorkflowRuntime`` below, never to the actor or the
-journal. Awaitable commands (``call``, ``sleep``, ``receive``) are requests the
-coroutine yields to its driver; the driver answers from history or runs them live.
+journal. Awaitable commands (``call``, ``sleep``, ``receive``, ``spawn``,
+``gather``) are requests the coroutine yields to its driver; the driver gives each
+leaf request the next seq when it is awaited (not when it is made), and answers it
+from history or runs it live.
 """
 
 from __future__ import annotations
@@ -15,15 +17,23 @@ from typing import Any, Protocol
 
 import attrs
 
-from actors._definitions import ActivityDefinition, as_activity
+from actors._definitions import (
+    ActivityDefinition,
+    WorkflowDefinition,
+    as_activity,
+    resolve_workflow,
+)
 from actors._duration import Duration, to_seconds
 from aggregates import ValueKind
 
 __all__ = [
     "CallStep",
+    "Gather",
+    "Leaf",
     "Receive",
     "Request",
     "Sleep",
+    "SpawnChild",
     "WorkflowContext",
     "WorkflowRuntime",
 ]
@@ -43,6 +53,11 @@ class WorkflowRuntime(Protocol):
     def record_value(self, kind: ValueKind, make: Callable[[], Any]) -> Any:
         """The recorded value at the next seq, or ``make()`` recorded there."""
 
+    def patched(self, patch_id: str) -> bool:
+        """Whether this run takes the new code path of ``patch_id``."""
+
+    def set_query(self, name: str, handler: Callable[..., Any]) -> None: ...
+
 
 class Request:
     """Something a workflow awaits; the driver sends back its outcome."""
@@ -55,17 +70,40 @@ class Request:
 class CallStep(Request):
     step: ActivityDefinition
     args: tuple[Any, ...]
+    best_effort: bool = False
 
 
 @attrs.frozen(eq=False)
 class Sleep(Request):
-    seconds: float
+    """A durable timer: for ``seconds`` from now, or ``until`` a time."""
+
+    seconds: float = 0.0
+    until: datetime | None = None
 
 
 @attrs.frozen(eq=False)
 class Receive(Request):
     topic: str
     timeout: float | None
+
+
+@attrs.frozen(eq=False)
+class SpawnChild(Request):
+    workflow: WorkflowDefinition
+    args: tuple[Any, ...]
+    child_id: str | None
+    detached: bool
+
+
+Leaf = CallStep | Sleep | Receive | SpawnChild
+
+
+@attrs.frozen(eq=False)
+class Gather(Request):
+    """Leaf requests issued together, at consecutive seqs in argument order."""
+
+    requests: tuple[Leaf, ...]
+    return_exceptions: bool
 
 
 class WorkflowContext:
@@ -79,20 +117,31 @@ class WorkflowContext:
     def workflow_id(self) -> str:
         return self._runtime.workflow_id
 
-    def call(self, step: Callable[..., Any], *args: Any) -> CallStep:
+    def call(
+        self, step: Callable[..., Any], *args: Any, best_effort: bool = False
+    ) -> CallStep:
         """Run ``step(*args)`` as a durable step; await it for its result.
 
-        Raises ``StepFailed`` (when awaited) once the step's retries are spent.
+        Raises ``StepFailed`` (when awaited) once the step's retries are spent,
+        unless ``best_effort``: then the failure is recorded and the result is None.
         """
         self._runtime.check_inside("ctx.call()")
         definition = as_activity(step)
         self._runtime.check_encodable(list(args))
-        return CallStep(definition, args)
+        return CallStep(definition, args, bool(best_effort))
 
     def sleep(self, duration: Duration) -> Sleep:
         """A durable timer: ``await ctx.sleep("24h")``."""
         self._runtime.check_inside("ctx.sleep()")
         return Sleep(to_seconds(duration))
+
+    def sleep_until(self, when: datetime) -> Sleep:
+        """A durable timer to a time (timezone-aware); a past time fires at once."""
+        self._runtime.check_inside("ctx.sleep_until()")
+        if not isinstance(when, datetime) or when.utcoffset() is None:
+            msg = f"ctx.sleep_until({when!r}) needs a timezone-aware datetime"
+            raise TypeError(msg)
+        return Sleep(until=when)
 
     def receive(self, topic: str, timeout: Duration | None = None) -> Receive:
         """The next signal on ``topic``, in the order signals were acknowledged.
@@ -104,6 +153,79 @@ class WorkflowContext:
             msg = f"ctx.receive topic {topic!r} must be a non-empty str"
             raise TypeError(msg)
         return Receive(topic, None if timeout is None else to_seconds(timeout))
+
+    def spawn(
+        self,
+        workflow: WorkflowDefinition | str,
+        *args: Any,
+        id: str | None = None,
+        detached: bool = False,
+    ) -> SpawnChild:
+        """Start a durable child run of ``workflow(*args)``.
+
+        Awaited, it gives the child's result (``ChildFailedError`` if the child
+        failed or was cancelled); with ``detached=True`` it gives the child's id as
+        soon as the child is durably started, and the child lives on its own. The
+        id defaults to ``"{workflow_id}/{seq}"``.
+        """
+        self._runtime.check_inside("ctx.spawn()")
+        definition = (
+            resolve_workflow(workflow) if isinstance(workflow, str) else workflow
+        )
+        if not isinstance(definition, WorkflowDefinition):
+            msg = f"ctx.spawn takes a @workflow function or its name, not {workflow!r}"
+            raise TypeError(msg)
+        if id is not None and (not isinstance(id, str) or not id):
+            msg = f"ctx.spawn id {id!r} must be a non-empty str"
+            raise TypeError(msg)
+        self._runtime.check_encodable(list(args))
+        return SpawnChild(definition, args, id, bool(detached))
+
+    def gather(self, *requests: Request, return_exceptions: bool = False) -> Gather:
+        """Await steps, timers, receives and children together.
+
+        Gives their results in argument order once all have ended. If any failed,
+        raises the error of the first failed one in argument order (so a replay
+        raises the same), or with ``return_exceptions`` puts errors in the list.
+        """
+        self._runtime.check_inside("ctx.gather()")
+        leaves = (CallStep, Sleep, Receive, SpawnChild)
+        wrong = [r for r in requests if not isinstance(r, leaves)]
+        if wrong:
+            msg = (
+                f"ctx.gather takes ctx.call, ctx.sleep, ctx.receive and ctx.spawn "
+                f"requests (not awaited yet), not {wrong[0]!r}"
+            )
+            raise TypeError(msg)
+        return Gather(tuple(requests), bool(return_exceptions))  # type: ignore[arg-type]
+
+    def patched(self, patch_id: str) -> bool:
+        """``True`` if this run takes the code path added by ``patch_id``.
+
+        A run that reached this point before the patch was deployed replays the
+        old path (``False``); every other run records the patch and takes the new
+        one, as Temporal's ``patched()``.
+        """
+        self._runtime.check_inside("ctx.patched()")
+        if not isinstance(patch_id, str) or not patch_id:
+            msg = f"ctx.patched id {patch_id!r} must be a non-empty str"
+            raise TypeError(msg)
+        return self._runtime.patched(patch_id)
+
+    def set_query(self, name: str, handler: Callable[..., Any]) -> None:
+        """Expose read-only state: ``ref.query(name, *args)`` calls ``handler``.
+
+        The handler runs on the run's own thread between its steps; it must not
+        use ``ctx`` (queries record nothing).
+        """
+        self._runtime.check_inside("ctx.set_query()")
+        if not isinstance(name, str) or not name:
+            msg = f"query name {name!r} must be a non-empty str"
+            raise TypeError(msg)
+        if not callable(handler):
+            msg = f"query {name!r} handler {handler!r} is not callable"
+            raise TypeError(msg)
+        self._runtime.set_query(name, handler)
 
     def now(self) -> datetime:
         """The current time of the system's clock, recorded."""

@@ -9,7 +9,17 @@ import attrs
 
 from aggregates import ErrorInfo
 
-__all__ = ["AttemptFailure", "DeliverSignal", "StepOutcome", "TimerDue"]
+__all__ = [
+    "AttemptFailure",
+    "CancelRun",
+    "ChildDone",
+    "DeliverSignal",
+    "Passivate",
+    "Query",
+    "Reply",
+    "StepOutcome",
+    "TimerDue",
+]
 
 
 @attrs.frozen
@@ -42,3 +52,40 @@ class DeliverSignal:
     topic: str
     payload: Any
     signal_id: str
+
+
+@attrs.frozen
+class CancelRun:
+    """Record a cancel request durably, throw it into the workflow, then answer."""
+
+    reason: str
+
+
+@attrs.frozen
+class ChildDone:
+    """A child run ended: ``error`` is None when it completed with ``result``."""
+
+    child_id: str
+    result: Any
+    error: ErrorInfo | None
+
+
+@attrs.frozen
+class Query:
+    name: str
+    args: tuple[Any, ...]
+
+
+@attrs.frozen
+class Passivate:
+    """The run has been idle since ``idle_since`` (monotonic seconds)."""
+
+    idle_since: float
+
+
+@attrs.frozen
+class Reply:
+    """The answer to an ``ask``: a value, or an error for the asker to raise."""
+
+    value: Any = None
+    error: BaseException | None = None

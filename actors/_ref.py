@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import pykka
 
 from actors._errors import ResultTimeoutError, RunUnavailableError
-from actors._messages import DeliverSignal
-from aggregates import RunError, RunFinishedError, RunStatus
+from actors._messages import CancelRun, DeliverSignal, Query, Reply
+from aggregates import RunStatus
 
 __all__ = ["RunHandle", "RunRef"]
 
@@ -19,7 +18,10 @@ __all__ = ["RunHandle", "RunRef"]
 class RunHandle:
     """What the system knows of one run, shared by its refs and its actor.
 
-    Invariant: once ``done`` is set, ``status``, ``result`` and ``error`` are final.
+    The actor is ``None`` while the run is passive (on disk only), finished, or
+    broken off; the system activates it again by replay when a message comes.
+    Invariant: once ``done`` is set by ``finish``, ``status``, ``result`` and
+    ``error`` are final.
     """
 
     def __init__(self, workflow_id: str, name: str, args: list[Any]) -> None:
@@ -27,10 +29,24 @@ class RunHandle:
         self.name = name
         self.args = args
         self.actor: pykka.ActorRef[Any] | None = None
+        # Monotonic time since which the run has waited with nothing in flight.
+        self.idle_since: float | None = None
         self.status = RunStatus.RUNNING
         self.result: Any = None
         self.error: BaseException | None = None
         self.done = threading.Event()
+
+    @property
+    def finished(self) -> bool:
+        return self.status is not RunStatus.RUNNING
+
+    def attach(self, actor: pykka.ActorRef[Any]) -> None:
+        """A (new) actor drives the run: a break-off before no longer stands."""
+        self.actor = actor
+        self.idle_since = None
+        if not self.finished and self.done.is_set():
+            self.error = None
+            self.done.clear()
 
     def finish(
         self, status: RunStatus, result: Any = None, error: BaseException | None = None
@@ -49,14 +65,21 @@ class RunHandle:
         self.done.set()
 
 
-class RunRef:
-    """Refer to a run by id: read its status and result, send it signals."""
+class RunRouter(Protocol):
+    """How a ref reaches a run's actor, activating a passive run by replay."""
 
-    def __init__(
-        self, handle: RunHandle, check_encodable: Callable[[Any], None]
-    ) -> None:
+    def ask(self, handle: RunHandle, message: Any, timeout: float | None) -> Reply:
+        """Deliver ``message`` to the run's actor and wait for its reply."""
+
+    def check_encodable(self, value: Any) -> None: ...
+
+
+class RunRef:
+    """Refer to a run by id: its status and result; signals, cancel, queries."""
+
+    def __init__(self, handle: RunHandle, router: RunRouter) -> None:
         self._handle = handle
-        self._check_encodable = check_encodable
+        self._router = router
 
     @property
     def id(self) -> str:
@@ -71,8 +94,9 @@ class RunRef:
     def result(self, timeout: float | None = None) -> Any:
         """The run's result, waiting up to ``timeout`` seconds for it.
 
-        A failed run raises ``WorkflowFailedError``; a run whose actor stopped on
-        an error raises ``RunUnavailableError``.
+        A failed run raises ``WorkflowFailedError``, a cancelled one
+        ``RunCancelledError``; a run whose actor stopped on an error raises
+        ``RunUnavailableError``.
         """
         if not self._handle.done.wait(timeout):
             raise ResultTimeoutError(self.id, timeout)
@@ -96,27 +120,35 @@ class RunRef:
         if not isinstance(topic, str) or not topic:
             msg = f"signal topic {topic!r} must be a non-empty str"
             raise TypeError(msg)
-        self._check_encodable(payload)
+        self._router.check_encodable(payload)
         signal_id = signal_id or str(uuid.uuid4())
-        actor = self._handle.actor
-        if self._handle.status is not RunStatus.RUNNING:
-            action = f"receive signal {signal_id!r} on topic {topic!r}"
-            raise RunFinishedError(self.id, self._handle.status, action)
-        if actor is None:
-            raise self._unavailable("its actor is not running")
-        try:
-            answer = actor.ask(
-                DeliverSignal(topic, payload, signal_id), timeout=timeout
-            )
-        except pykka.ActorDeadError:
-            if self._handle.status is not RunStatus.RUNNING:
-                action = f"receive signal {signal_id!r} on topic {topic!r}"
-                raise RunFinishedError(self.id, self._handle.status, action) from None
-            raise self._unavailable("its actor stopped") from None
-        if isinstance(answer, RunError):
-            raise answer
-        return signal_id
+        message = DeliverSignal(topic, payload, signal_id)
+        return str(self._ask(message, timeout))
 
-    def _unavailable(self, reason: str) -> BaseException:
-        error = self._handle.error
-        return error if error is not None else RunUnavailableError(self.id, reason)
+    def cancel(
+        self, reason: str = "cancelled", *, timeout: float | None = 30.0
+    ) -> None:
+        """Ask the run to cancel; return once the request is durable.
+
+        The workflow sees ``WorkflowCancelled`` at its current ``await`` and may
+        compensate; asking again is a no-op. A finished run raises
+        ``RunFinishedError``.
+        """
+        if not isinstance(reason, str):
+            msg = f"cancel reason {reason!r} must be a str"
+            raise TypeError(msg)
+        self._ask(CancelRun(reason), timeout)
+
+    def query(self, name: str, *args: Any, timeout: float | None = 30.0) -> Any:
+        """Call the query handler ``name`` the workflow registered.
+
+        A passive run is activated by replay to answer; a finished run is
+        replayed read-only, so its queries answer with its final state.
+        """
+        return self._ask(Query(name, args), timeout)
+
+    def _ask(self, message: Any, timeout: float | None) -> Any:
+        reply = self._router.ask(self._handle, message, timeout)
+        if reply.error is not None:
+            raise reply.error
+        return reply.value

@@ -1,13 +1,22 @@
-"""``ActorSystem``: the journal, the runs' actors, the step pool and the timers."""
+"""``ActorSystem``: the journal, the runs' actors, the step pool and the timers.
+
+A run is *live* (an actor drives it), *passive* (on disk only: waiting on a timer,
+a signal or a child with nothing in flight, past the idle timeout) or finished.
+Every message for a run goes through ``_route``, which activates a passive run by
+replay; passivation and routing hold the same lock, so no message is lost to an
+actor that is stopping.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import threading
+import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import pykka
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -21,17 +30,25 @@ from actors._definitions import (
 )
 from actors._errors import (
     RunConflictError,
+    RunUnavailableError,
     SystemClosedError,
     UnknownRunError,
     UnknownWorkflowError,
     WorkflowFailedError,
 )
 from actors._index import UnfinishedRuns
-from actors._messages import TimerDue
+from actors._messages import CancelRun, ChildDone, Passivate, Query, Reply, TimerDue
 from actors._ref import RunHandle, RunRef
 from actors._steps import run_step
 from actors._timers import TimerService
-from aggregates import RunStatus, WorkflowRun
+from actors._workflow_errors import RunCancelledError
+from aggregates import (
+    CommandKind,
+    ErrorInfo,
+    RunFinishedError,
+    RunStatus,
+    WorkflowRun,
+)
 from journal import MsgpackTranscoder
 
 __all__ = ["ActorSystem"]
@@ -40,24 +57,44 @@ __all__ = ["ActorSystem"]
 class _Runs(Application[str]):
     """The journal's view of workflow runs: one WorkflowRun aggregate per run."""
 
+    # A snapshot every so many events bounds the rebuild of a long history.
+    snapshotting_intervals: ClassVar[dict[Any, int]] = {WorkflowRun: 200}
+
 
 class ActorSystem:
     """Open with ``ActorSystem.open(path)``; every unfinished run resumes by replay."""
 
-    def __init__(self, path: str, clock: Clock, max_workers: int) -> None:
+    def __init__(
+        self,
+        path: str,
+        clock: Clock,
+        max_workers: int,
+        idle_timeout: float | None,
+        snapshot_every: int,
+    ) -> None:
         self._path = path
         self._clock = clock
         self._app = _Runs(env={"PERSISTENCE_MODULE": "journal", "LMDB_PATH": path})
+        self._app.snapshotting_intervals = {WorkflowRun: snapshot_every}  # type: ignore[misc]
         self._transcoder = MsgpackTranscoder()
         self._index = UnfinishedRuns(self._app)
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="chronik-step")
         self._timers = TimerService(clock.now, self._fire_timer)
+        self._idle_timeout = idle_timeout
         self._closing = threading.Event()
         self._closed = False
-        self._spawn_lock = threading.Lock()
-        # Invariant: every run with a live actor is here; lookups are O(1).
-        self._handles: dict[str, RunHandle] = {}
+        self._route_lock = threading.RLock()
+        # Handles anyone still holds (a ref, an actor): one object per run.
+        self._handles: weakref.WeakValueDictionary[str, RunHandle] = (
+            weakref.WeakValueDictionary()
+        )
+        # Invariant: exactly the runs with a live, unfinished actor are here.
+        self._live: dict[str, RunHandle] = {}
+        self.passivations = 0  # how many times a run gave up its actor
         self._stop_timers = clock.drive(self._timers)
+        self._housekeeper = threading.Thread(
+            target=self._housekeep, name="chronik-housekeeping", daemon=True
+        )
 
     @classmethod
     def open(
@@ -66,14 +103,34 @@ class ActorSystem:
         *,
         clock: Clock | None = None,
         max_workers: int = 16,
+        idle_timeout: float | None = 60.0,
+        snapshot_every: int = 200,
     ) -> Self:
-        """Open the journal at ``path`` and resume every unfinished run."""
-        system = cls(os.fspath(path), clock or SystemClock(), max_workers)
+        """Open the journal at ``path`` and resume every unfinished run.
+
+        ``idle_timeout``: seconds a run may wait (on a timer, signal or child, with
+        no step running) before it gives up its actor and thread; ``None`` keeps
+        every run resident. ``snapshot_every``: events between aggregate snapshots.
+        """
+        if idle_timeout is not None and not idle_timeout > 0:
+            msg = f"idle_timeout={idle_timeout!r} must be seconds > 0, or None"
+            raise ValueError(msg)
+        if not isinstance(snapshot_every, int) or snapshot_every < 1:
+            msg = f"snapshot_every={snapshot_every!r} must be an int >= 1"
+            raise ValueError(msg)
+        system = cls(
+            os.fspath(path),
+            clock or SystemClock(),
+            max_workers,
+            idle_timeout,
+            snapshot_every,
+        )
         try:
             system._resume_unfinished()
         except BaseException:
             system.close()
             raise
+        system._housekeeper.start()
         return system
 
     def __enter__(self) -> Self:
@@ -85,6 +142,11 @@ class ActorSystem:
     @property
     def path(self) -> str:
         return self._path
+
+    @property
+    def live_runs(self) -> int:
+        """How many runs have an actor (and a thread) now."""
+        return len(self._live)
 
     # -- runs -----------------------------------------------------------------------
 
@@ -103,10 +165,8 @@ class ActorSystem:
             msg = f"spawn takes a @workflow function or its name, not {workflow!r}"
             raise TypeError(msg)
         args_list = self._normalised(list(args))
-        with self._spawn_lock:
-            handle = self._handles.get(id) if isinstance(id, str) else None
-            if handle is None:
-                handle = self._load(id) if isinstance(id, str) and id else None
+        with self._route_lock:
+            handle = self._find(id) if isinstance(id, str) and id else None
             if handle is not None:
                 self._check_same(handle, definition.name, args_list)
                 return self._ref(handle)
@@ -119,9 +179,7 @@ class ActorSystem:
             except BaseException:
                 self._index.discard(id)
                 raise
-            handle = RunHandle(id, definition.name, args_list)
-            self._handles[id] = handle
-            WorkflowActor.start(self, definition, run, handle)
+            handle = self._start(definition, run)
         return self._ref(handle)
 
     def ref(self, workflow_id: str) -> RunRef:
@@ -129,8 +187,8 @@ class ActorSystem:
         self._check_open()
         handle = self._handles.get(workflow_id)
         if handle is None:
-            with self._spawn_lock:
-                handle = self._handles.get(workflow_id) or self._load(workflow_id)
+            with self._route_lock:
+                handle = self._find(workflow_id)
         if handle is None:
             raise UnknownRunError(workflow_id)
         return self._ref(handle)
@@ -140,21 +198,38 @@ class ActorSystem:
         return self._transcoder.decode(self._transcoder.encode(value))
 
     def _ref(self, handle: RunHandle) -> RunRef:
-        return RunRef(handle, self.check_encodable)
+        return RunRef(handle, self)
 
-    def _load(self, workflow_id: str) -> RunHandle | None:
-        """A handle on a run that has no live actor (a finished run), cached."""
+    def _find(self, workflow_id: str) -> RunHandle | None:
+        """The handle of run ``workflow_id``, read from the journal if need be."""
+        handle = self._handles.get(workflow_id)
+        if handle is not None:
+            return handle
+        run = self._get_run(workflow_id)
+        return None if run is None else self._handle_of(run)
+
+    def _get_run(self, workflow_id: str) -> WorkflowRun | None:
         try:
             run: WorkflowRun = self._app.repository.get(workflow_id)
         except AggregateNotFoundError:
             return None
-        handle = RunHandle(workflow_id, run.name, list(run.args))
-        if run.status is RunStatus.COMPLETED:
-            handle.finish(run.status, result=run.result)
-        elif run.is_finished:
-            assert run.error is not None
-            handle.finish(run.status, error=WorkflowFailedError(workflow_id, run.error))
-        self._handles[workflow_id] = handle
+        return run
+
+    def _handle_of(self, run: WorkflowRun) -> RunHandle:
+        handle = self._handles.get(run.id)
+        if handle is None:
+            handle = RunHandle(run.id, run.name, list(run.args))
+            self._handles[run.id] = handle
+        if run.is_finished and not handle.finished:
+            status, result, error = _ending(run)
+            handle.finish(status, result, error)
+        return handle
+
+    def _start(self, definition: WorkflowDefinition, run: WorkflowRun) -> RunHandle:
+        handle = self._handle_of(run)
+        if not run.is_finished:
+            self._live[run.id] = handle
+        WorkflowActor.start(self, definition, run, handle)
         return handle
 
     @staticmethod
@@ -167,32 +242,99 @@ class ActorSystem:
             )
 
     def _resume_unfinished(self) -> None:
+        """Activate runs with work to do; the others wait passive for a message."""
         for workflow_id in sorted(self._index.load()):
-            try:
-                run: WorkflowRun = self._app.repository.get(workflow_id)
-            except AggregateNotFoundError:
+            run = self._get_run(workflow_id)
+            if run is None or run.is_finished:
                 self._index.discard(workflow_id)
                 continue
-            if run.is_finished:
-                self._index.discard(workflow_id)
-                continue
-            handle = RunHandle(workflow_id, run.name, list(run.args))
-            self._handles[workflow_id] = handle
-            try:
-                definition = resolve_workflow(run.name)
-            except UnknownWorkflowError as error:
-                handle.break_off(error)  # ref.result() says why it cannot resume
-                continue
-            WorkflowActor.start(self, definition, run, handle)
+            for seq, fire_at in run.pending_timers.items():
+                self._timers.add(workflow_id, seq, fire_at)
+            if _has_work(run):
+                with self._route_lock:
+                    self._activate(self._handle_of(run), run)
         self._index.checkpoint(self._clock.now())
+
+    # -- routing messages to runs -------------------------------------------------
+
+    def ask(self, handle: RunHandle, message: Any, timeout: float | None) -> Reply:
+        """Deliver ``message`` to the run's actor and wait for its reply."""
+        self._check_open()
+        read_only = None
+        with self._route_lock:
+            if handle.finished and isinstance(message, Query):
+                read_only = self._replay_finished(handle)
+                actor = read_only
+            else:
+                actor = self._activate(handle)
+            future = actor.ask(message, block=False)
+        try:
+            reply: Reply = future.get(timeout=timeout)
+        except pykka.ActorDeadError:
+            if handle.finished:
+                action = f"handle {type(message).__name__}"
+                raise RunFinishedError(
+                    handle.workflow_id, handle.status, action
+                ) from None
+            raise RunUnavailableError(handle.workflow_id, "its actor stopped") from None
+        finally:
+            if read_only is not None:
+                read_only.stop(block=False)
+        return reply
+
+    def _tell(self, workflow_id: str, message: Any) -> None:
+        """Deliver ``message`` to an unfinished run, activating it; else drop it."""
+        if self._closing.is_set():
+            return  # redone from history when the journal is reopened
+        with self._route_lock:
+            handle = self._find(workflow_id)
+            if handle is None or handle.finished:
+                return
+            try:
+                actor = self._activate(handle)
+            except (RunUnavailableError, RunFinishedError, UnknownWorkflowError):
+                return  # it resumes (or reports why not) on the next open
+            _tell(actor, message)
+
+    def _activate(
+        self, handle: RunHandle, run: WorkflowRun | None = None
+    ) -> pykka.ActorRef[Any]:
+        """The run's live actor, started by replay if it has none. Hold the lock."""
+        if handle.actor is not None:
+            return handle.actor
+        self._check_open()
+        action = "take messages"
+        if handle.finished:
+            raise RunFinishedError(handle.workflow_id, handle.status, action)
+        run = run or self._get_run(handle.workflow_id)
+        if run is None:
+            raise UnknownRunError(handle.workflow_id)
+        if run.is_finished:
+            self._handle_of(run)
+            raise RunFinishedError(handle.workflow_id, run.status, action)
+        try:
+            definition = resolve_workflow(run.name)
+        except UnknownWorkflowError as error:
+            handle.break_off(error)  # ref.result() says why it cannot resume
+            raise
+        self._start(definition, run)
+        assert handle.actor is not None
+        return handle.actor
+
+    def _replay_finished(self, handle: RunHandle) -> pykka.ActorRef[Any]:
+        run = self._get_run(handle.workflow_id)
+        assert run is not None
+        assert run.is_finished
+        definition = resolve_workflow(run.name)
+        return WorkflowActor.start(self, definition, run, handle)
 
     # -- services for the runs' actors ------------------------------------------
 
     def now(self) -> datetime:
         return self._clock.now()
 
-    def save(self, run: WorkflowRun) -> None:
-        self._app.save(run)
+    def save(self, run: WorkflowRun, *children: WorkflowRun) -> None:
+        self._app.save(run, *children)
 
     def check_encodable(self, value: Any) -> None:
         self._transcoder.encode(value)
@@ -200,8 +342,65 @@ class ActorSystem:
     def add_timer(self, workflow_id: str, seq: int, fire_at: datetime) -> None:
         self._timers.add(workflow_id, seq, fire_at)
 
-    def run_finished(self, workflow_id: str) -> None:
-        self._index.discard(workflow_id)
+    def new_child(
+        self,
+        parent_id: str,
+        child_id: str,
+        definition: WorkflowDefinition,
+        args: tuple[Any, ...],
+    ) -> WorkflowRun | None:
+        args_list = self._normalised(list(args))
+        with self._route_lock:
+            existing = self._find(child_id)
+            if existing is not None:
+                self._check_same(existing, definition.name, args_list)
+                return None
+            self._index.add(child_id)  # before its Started is saved
+            return WorkflowRun.start(
+                child_id,
+                definition.name,
+                args_list,
+                parent_id=parent_id,
+                at=self._clock.now(),
+            )
+
+    def start_runs(self, runs: list[WorkflowRun]) -> None:
+        with self._route_lock:
+            for run in runs:
+                if not self._closing.is_set():
+                    self._start(resolve_workflow(run.name), run)
+
+    def watch_child(self, parent_id: str, child_id: str) -> None:
+        with self._route_lock:
+            child = self._find(child_id)
+        if child is not None and child.finished:
+            self._tell(parent_id, _child_done(child_id, child))
+
+    def cancel_run(self, workflow_id: str, reason: str) -> None:
+        self._tell(workflow_id, CancelRun(reason))
+
+    def run_finished(self, run: WorkflowRun) -> None:
+        self._index.discard(run.id)
+        with self._route_lock:
+            self._live.pop(run.id, None)
+            handle = self._handle_of(run)
+        if run.parent_id is not None:
+            self._tell(run.parent_id, _child_done(run.id, handle))
+
+    def run_broken(self, workflow_id: str) -> None:
+        with self._route_lock:
+            self._live.pop(workflow_id, None)
+
+    def passivate(self, workflow_id: str, inbox_empty: Any) -> bool:
+        with self._route_lock:
+            handle = self._live.get(workflow_id)
+            if handle is None or not inbox_empty():
+                return False
+            del self._live[workflow_id]
+            handle.actor = None
+            handle.idle_since = None
+            self.passivations += 1
+            return True
 
     def submit_step(
         self,
@@ -238,9 +437,30 @@ class ActorSystem:
                 raise
 
     def _fire_timer(self, workflow_id: str, seq: int) -> None:
-        handle = self._handles.get(workflow_id)
-        if handle is not None and handle.actor is not None:
-            _tell(handle.actor, TimerDue(seq))
+        self._tell(workflow_id, TimerDue(seq))
+
+    # -- housekeeping -------------------------------------------------------------
+
+    def _housekeep(self) -> None:
+        """Passivate idle runs; checkpoint the index of unfinished runs."""
+        idle = self._idle_timeout
+        period = 1.0 if idle is None else min(1.0, idle / 4)
+        last_checkpoint = time.monotonic()
+        while not self._closing.wait(period):
+            if idle is not None:
+                self._passivate_idle(idle)
+            if time.monotonic() - last_checkpoint > 60.0:
+                self._index.checkpoint(self._clock.now())
+                last_checkpoint = time.monotonic()
+
+    def _passivate_idle(self, idle_timeout: float) -> None:
+        now = time.monotonic()
+        with self._route_lock:
+            handles = list(self._live.values())
+        for handle in handles:
+            since, actor = handle.idle_since, handle.actor
+            if since is not None and actor is not None and now - since >= idle_timeout:
+                _tell(actor, Passivate(since))
 
     # -- closing --------------------------------------------------------------------
 
@@ -250,11 +470,14 @@ class ActorSystem:
             return
         self._closed = True
         self._closing.set()
+        if self._housekeeper.is_alive():
+            self._housekeeper.join()
         self._stop_timers()
         # Running attempts finish and their actors record them; queued ones are
         # dropped and run again when the journal is reopened.
         self._pool.shutdown(wait=True, cancel_futures=True)
-        actors = [h.actor for h in list(self._handles.values()) if h.actor is not None]
+        with self._route_lock:
+            actors = [h.actor for h in self._live.values() if h.actor is not None]
         for future in [actor.stop(block=False) for actor in actors]:
             future.get()
         try:
@@ -265,6 +488,38 @@ class ActorSystem:
     def _check_open(self) -> None:
         if self._closed:
             raise SystemClosedError(self._path)
+
+
+def _has_work(run: WorkflowRun) -> bool:
+    """Whether an unfinished run needs its actor now, not only on a message."""
+    open_commands = run.open_commands
+    if not open_commands:
+        return True  # started, or ended in code, but its next events were lost
+    pending = run.pending_signals
+    return any(
+        record.kind in (CommandKind.STEP, CommandKind.CHILD)
+        or (record.kind is CommandKind.RECEIVE and pending.get(str(record.name)))
+        for record in open_commands
+    )
+
+
+def _ending(run: WorkflowRun) -> tuple[RunStatus, Any, BaseException | None]:
+    if run.status is RunStatus.COMPLETED:
+        return run.status, run.result, None
+    if run.status is RunStatus.CANCELLED:
+        return run.status, None, RunCancelledError(run.id, run.cancel_reason or "")
+    assert run.error is not None
+    return run.status, None, WorkflowFailedError(run.id, run.error)
+
+
+def _child_done(child_id: str, child: RunHandle) -> ChildDone:
+    if child.status is RunStatus.COMPLETED:
+        return ChildDone(child_id, child.result, None)
+    error = child.error
+    if isinstance(error, WorkflowFailedError):
+        return ChildDone(child_id, None, error.error)
+    assert error is not None
+    return ChildDone(child_id, None, ErrorInfo.from_exception(error))
 
 
 def _tell(actor: pykka.ActorRef[Any], message: Any) -> None:

@@ -14,7 +14,8 @@ class TimerService:
     """Timers are ``(fire_at, workflow_id, seq)``; a due one calls ``on_fire``.
 
     A timer is never cancelled here: the run ignores a fire for a command that
-    already has its outcome (a receive whose signal came first).
+    already has its outcome (a receive whose signal came first). Adding a timer
+    that is pending already (a run replayed again) is a no-op.
     """
 
     def __init__(
@@ -25,6 +26,7 @@ class TimerService:
         self._condition = threading.Condition()
         # Invariant: a heap ordered by fire time.
         self._heap: list[tuple[datetime, str, int]] = []
+        self._keys: set[tuple[str, int]] = set()  # (workflow_id, seq) in the heap
 
     @property
     def pending(self) -> int:
@@ -33,6 +35,9 @@ class TimerService:
 
     def add(self, workflow_id: str, seq: int, fire_at: datetime) -> None:
         with self._condition:
+            if (workflow_id, seq) in self._keys:
+                return
+            self._keys.add((workflow_id, seq))
             heapq.heappush(self._heap, (fire_at, workflow_id, seq))
             self._condition.notify_all()
         if fire_at <= self._now():
@@ -43,7 +48,9 @@ class TimerService:
         due: list[tuple[datetime, str, int]] = []
         with self._condition:
             while self._heap and self._heap[0][0] <= now:
-                due.append(heapq.heappop(self._heap))
+                entry = heapq.heappop(self._heap)
+                self._keys.discard(entry[1:])
+                due.append(entry)
         for _, workflow_id, seq in due:
             self._on_fire(workflow_id, seq)
 

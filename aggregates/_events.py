@@ -184,7 +184,11 @@ class PatchRecorded(RunEvent):
 
 @attrs.frozen(slots=False, kw_only=True)
 class CancelRequested(RunEvent):
+    """Cancellation asked for while the code waited on commands up to ``after_seq``:
+    replay throws it at the await that issued seq ``after_seq``."""
+
     reason: str
+    after_seq: int
 
 
 @attrs.frozen(slots=False, kw_only=True)

@@ -247,7 +247,7 @@ class WorkflowRun(RunState):
         _check_time(self.id, "at", at)
         if self._cancel_requested:
             return False
-        self._trigger(CancelRequested, at, reason=reason)
+        self._trigger(CancelRequested, at, reason=reason, after_seq=self.next_seq - 1)
         return True
 
     # -- finishing ---------------------------------------------------------------

@@ -63,6 +63,7 @@ class RunState(BaseAggregate[str]):
         self._error: dict[str, Any] | None = None
         self._cancel_requested = False
         self._cancel_reason: str | None = None
+        self._cancel_after_seq: int | None = None
         # Invariant: _commands[seq - 1] is the command issued at seq; seqs are dense.
         self._commands: list[CommandState] = []
         # Invariant: topic -> its received, unconsumed signals in acknowledged order;
@@ -118,6 +119,11 @@ class RunState(BaseAggregate[str]):
     @property
     def cancel_requested(self) -> bool:
         return self._cancel_requested
+
+    @property
+    def cancel_after_seq(self) -> int | None:
+        """The last seq issued when cancellation was requested (``None`` if not)."""
+        return self._cancel_after_seq
 
     @property
     def cancel_reason(self) -> str | None:
@@ -297,6 +303,7 @@ class RunState(BaseAggregate[str]):
     def _apply_cancel_requested(self, event: CancelRequested) -> None:
         self._cancel_requested = True
         self._cancel_reason = event.reason
+        self._cancel_after_seq = event.after_seq
 
     def _apply_completed(self, event: Completed) -> None:
         self._status = RunStatus.COMPLETED.value

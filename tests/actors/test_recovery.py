@@ -22,6 +22,7 @@ from actors import (
     activity,
     workflow,
 )
+from aggregates import RunFinishedError
 from tests.actors._workflows import fulfil
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,6 +138,9 @@ def test_changed_workflow_code_fails_the_run_with_non_determinism_error(
 
     with ActorSystem.open(path, clock=clock) as system:
         ref = system.ref("changing")
+        # Waiting on a signal, the run stays passive until a message replays it.
+        with pytest.raises(RunFinishedError):
+            ref.send("go")
         with pytest.raises(WorkflowFailedError) as raised:
             ref.result(timeout=5)
         assert ref.status() is RunStatus.FAILED
@@ -168,9 +172,10 @@ def test_non_determinism_in_a_recorded_value_cannot_be_caught_by_the_workflow(
             return "swallowed"
         return "went on"
 
-    with (
-        ActorSystem.open(path, clock=clock) as system,
-        pytest.raises(WorkflowFailedError) as raised,
-    ):
-        system.ref("changing-value").result(timeout=5)
+    with ActorSystem.open(path, clock=clock) as system:
+        ref = system.ref("changing-value")
+        with pytest.raises(RunFinishedError):
+            ref.send("go")  # a message replays the passive run
+        with pytest.raises(WorkflowFailedError) as raised:
+            ref.result(timeout=5)
     assert isinstance(raised.value.__cause__, NonDeterminismError)
