@@ -5,9 +5,8 @@ the notification id up to which they are complete. Opening reads the last
 checkpoint and catches up from there on the notification log, reading only the
 start and end events of runs, never every stream.
 
-Invariant: ``ids`` holds every unfinished run and perhaps some finished ones (a
-finished run found at resume is dropped); it never misses an unfinished run. A run
-is added before its Started event is saved and removed after its end is saved.
+Invariant: a checkpoint's ``runs`` are exactly the runs whose Started and no end
+event are at or before its ``position`` in the log.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from typing import Any, Final
 
 import attrs
 from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import register_topic
 
 from aggregates import Cancelled, Completed, Failed, Started
@@ -47,25 +47,52 @@ register_topic(UnfinishedRunsCheckpointed.TOPIC, UnfinishedRunsCheckpointed)
 
 
 class UnfinishedRuns:
+    """Read and write checkpoints; any number of systems may share a journal."""
+
     def __init__(self, app: Application[Any]) -> None:
         self._app = app
         self._lock = threading.Lock()
-        self._ids: set[str] = set()
-        self._version = 0
 
     def load(self) -> set[str]:
-        """Read the last checkpoint and catch up on the log; the ids found."""
-        position = 0
-        stored = self._app.recorder.select_events(INDEX_ID, desc=True, limit=1)
+        """The unfinished runs: the last checkpoint caught up on the log."""
+        ids, _, _ = self._catch_up()
+        return ids
+
+    def checkpoint(self, at: datetime) -> None:
+        """Store the caught-up ids, so the next open reads less of the log.
+
+        The checkpoint is derived from the log alone, never from what this
+        process believes, so a checkpoint written by another system (a process
+        sharing the journal, or one abandoned) is never contradicted; a race
+        for the same version is retried from the winner's checkpoint.
+        """
+        with self._lock:
+            for _ in range(8):
+                ids, position, version = self._catch_up()
+                event = UnfinishedRunsCheckpointed(
+                    originator_id=INDEX_ID,
+                    originator_version=version + 1,
+                    timestamp=at,
+                    runs=sorted(ids),
+                    position=position,
+                )
+                stored = self._app.mapper.to_stored_event(event)
+                try:
+                    self._app.recorder.insert_events([stored])
+                except IntegrityError:
+                    continue  # another system checkpointed first
+                return
+
+    def _catch_up(self) -> tuple[set[str], int, int]:
+        """(ids, position, version of the last checkpoint) as of the log's end."""
+        position, version = 0, 0
         ids: set[str] = set()
+        stored = self._app.recorder.select_events(INDEX_ID, desc=True, limit=1)
         if stored:
             last = self._app.mapper.to_domain_event(stored[0])
             assert isinstance(last, UnfinishedRunsCheckpointed)
-            ids, position, self._version = (
-                set(last.runs),
-                last.position,
-                last.originator_version,
-            )
+            ids, position = set(last.runs), last.position
+            version = last.originator_version
         topics = [_STARTED, *_ENDED]
         while True:
             page = self._app.recorder.select_notifications(
@@ -77,34 +104,8 @@ class UnfinishedRuns:
                     ids.add(run_id)
                 else:
                     ids.discard(run_id)
+            if page:
+                position = page[-1].id
             if len(page) < _PAGE:
                 break
-            position = page[-1].id
-        with self._lock:
-            self._ids |= ids
-            return set(self._ids)
-
-    def add(self, workflow_id: str) -> None:
-        with self._lock:
-            self._ids.add(workflow_id)
-
-    def discard(self, workflow_id: str) -> None:
-        with self._lock:
-            self._ids.discard(workflow_id)
-
-    def checkpoint(self, at: datetime) -> None:
-        # The position is read before the ids: anything committed up to it is
-        # already reflected in the ids (see the invariant above).
-        position = self._app.recorder.max_notification_id() or 0
-        with self._lock:
-            runs = sorted(self._ids)
-            self._version += 1
-            version = self._version
-        event = UnfinishedRunsCheckpointed(
-            originator_id=INDEX_ID,
-            originator_version=version,
-            timestamp=at,
-            runs=runs,
-            position=position,
-        )
-        self._app.recorder.insert_events([self._app.mapper.to_stored_event(event)])
+        return ids, position, version

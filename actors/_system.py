@@ -173,12 +173,7 @@ class ActorSystem:
             run = WorkflowRun.start(
                 id, definition.name, args_list, at=self._clock.now()
             )
-            self._index.add(id)
-            try:
-                self._app.save(run)
-            except BaseException:
-                self._index.discard(id)
-                raise
+            self._app.save(run)
             handle = self._start(definition, run)
         return self._ref(handle)
 
@@ -246,7 +241,6 @@ class ActorSystem:
         for workflow_id in sorted(self._index.load()):
             run = self._get_run(workflow_id)
             if run is None or run.is_finished:
-                self._index.discard(workflow_id)
                 continue
             for seq, fire_at in run.pending_timers.items():
                 self._timers.add(workflow_id, seq, fire_at)
@@ -355,7 +349,6 @@ class ActorSystem:
             if existing is not None:
                 self._check_same(existing, definition.name, args_list)
                 return None
-            self._index.add(child_id)  # before its Started is saved
             return WorkflowRun.start(
                 child_id,
                 definition.name,
@@ -380,7 +373,6 @@ class ActorSystem:
         self._tell(workflow_id, CancelRun(reason))
 
     def run_finished(self, run: WorkflowRun) -> None:
-        self._index.discard(run.id)
         with self._route_lock:
             self._live.pop(run.id, None)
             handle = self._handle_of(run)
