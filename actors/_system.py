@@ -188,6 +188,15 @@ class ActorSystem:
             raise UnknownRunError(workflow_id)
         return self._ref(handle)
 
+    def history(self, workflow_id: str) -> WorkflowRun:
+        """Run ``workflow_id`` as its journal holds it now: commands, outcomes,
+        signals, status. A copy to read; changing it changes nothing."""
+        self._check_open()
+        run = self._get_run(workflow_id)
+        if run is None:
+            raise UnknownRunError(workflow_id)
+        return run
+
     def _normalised(self, value: Any) -> Any:
         """``value`` as history will hold it; unencodable values raise here."""
         return self._transcoder.decode(self._transcoder.encode(value))

@@ -56,7 +56,7 @@ async def not_handling(ctx: WorkflowContext) -> None:
 
 
 def _history(system: ActorSystem, workflow_id: str) -> WorkflowRun:
-    run: WorkflowRun = system._app.repository.get(workflow_id)  # noqa: SLF001
+    run: WorkflowRun = system.history(workflow_id)
     return run
 
 
@@ -95,7 +95,7 @@ def test_cancelling_twice_is_a_no_op_and_a_finished_run_refuses(
     ref.result(timeout=5)
     with pytest.raises(RunFinishedError):
         ref.cancel("second")
-    stored = system._app.repository.event_store.get("cancel-3")  # noqa: SLF001
+    stored = system._app.repository.event_store.get("cancel-3")
     assert sum(isinstance(e, CancelRequested) for e in stored) == 1
 
 
@@ -128,7 +128,7 @@ def test_a_cancellation_is_replayed_at_the_same_await_in_a_fresh_system(
     try:
         with ActorSystem.open(path, clock=clock) as fresh:
             assert fresh.ref("cancel-4").result(timeout=5) == "compensated"
-            history = fresh._app.repository.get("cancel-4")  # noqa: SLF001
+            history = fresh.history("cancel-4")
             assert [c.name for c in history.commands] == [
                 "charge",
                 None,
