@@ -14,10 +14,11 @@ from actors import (
     RunStatus,
     UnknownQueryError,
     WorkflowContext,
+    WorkflowFailedError,
     activity,
     workflow,
 )
-from aggregates import CommandKind, NonDeterminismError
+from aggregates import CommandKind, NonDeterminismError, RunFinishedError
 
 fees: list[str] = []
 
@@ -152,9 +153,9 @@ def test_removing_a_patch_check_from_code_is_non_determinism(
     workflow(name="tests.patches.order")(before_patch.fn)
     with ActorSystem.open(path, clock=clock) as system:
         ref = system.ref("patched-order")
-        with pytest.raises(Exception):  # noqa: B017 - the run fails as it replays
+        with pytest.raises(RunFinishedError):  # the run fails as it replays
             ref.send("ship")
-        with pytest.raises(Exception) as raised:  # noqa: B017
+        with pytest.raises(WorkflowFailedError) as raised:
             ref.result(timeout=5)
     assert isinstance(raised.value.__cause__, NonDeterminismError)
 
@@ -176,7 +177,8 @@ def test_snapshots_bound_the_events_read_to_rebuild_a_long_run(path: str) -> Non
         assert snapshots, "no snapshot was taken"
         assert snapshots[-1].originator_version >= 100
         rebuilt = system.history("long-1")
-        assert len(rebuilt.commands) == 61 and rebuilt.status is RunStatus.RUNNING
+        assert len(rebuilt.commands) == 61
+        assert rebuilt.status is RunStatus.RUNNING
         for _ in range(40):
             ref.send("n", 1)
         assert ref.result(timeout=5) == 100
