@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any, overload
+from typing import Any, TypeGuard, overload
 
 import attrs
 
@@ -32,17 +33,20 @@ WorkflowFunction = Callable[..., Coroutine[Any, Any, Any]]
 
 @attrs.frozen
 class ActivityDefinition:
-    """A step: ``fn`` (sync or ``async def``), its retry policy and timeout.
+    """A step: ``fn`` (sync or ``async def``), its retry policy and timeouts.
 
-    ``timeout`` bounds each attempt in seconds (start to close): an ``async def``
-    step is cancelled when it expires; a plain function cannot be interrupted, so
-    an attempt that overran has its result discarded and counts as timed out.
+    ``start_to_close`` bounds each attempt, ``schedule_to_close`` the whole step
+    (every attempt and the retry delays between them), both in seconds or None.
+    An attempt that runs out of time fails with ``StepTimeoutError``: an
+    ``async def`` step is cancelled; a plain function runs on a thread of its own
+    and is abandoned, because Python cannot stop a thread.
     """
 
     fn: Callable[..., Any]
     name: str
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
-    timeout: float | None = None
+    start_to_close: float | None = None
+    schedule_to_close: float | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -50,6 +54,11 @@ class ActivityDefinition:
     @property
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.fn)
+
+    @property
+    def timeout(self) -> float | None:
+        """``start_to_close`` under its older name."""
+        return self.start_to_close
 
 
 @attrs.frozen
@@ -64,8 +73,11 @@ class WorkflowDefinition:
 
 
 class _Activity:
-    """``@activity``, ``@activity(retry=..., timeout=..., name=...)``, and
-    ``activity.info()`` inside a running step."""
+    """``@activity``, ``@activity(retry=..., start_to_close=..., schedule_to_close=...,
+    name=...)``, and ``activity.info()`` inside a running step.
+
+    ``timeout=`` is the older name of ``start_to_close=``; pass one of them.
+    """
 
     @overload
     def __call__(self, fn: Callable[..., Any], /) -> ActivityDefinition: ...
@@ -75,6 +87,8 @@ class _Activity:
         /,
         *,
         retry: RetryPolicy | None = None,
+        start_to_close: float | None = None,
+        schedule_to_close: float | None = None,
         timeout: float | None = None,
         name: str | None = None,
     ) -> Callable[[Callable[..., Any]], ActivityDefinition]: ...
@@ -84,11 +98,15 @@ class _Activity:
         /,
         *,
         retry: RetryPolicy | None = None,
+        start_to_close: float | None = None,
+        schedule_to_close: float | None = None,
         timeout: float | None = None,
         name: str | None = None,
     ) -> Any:
+        timeouts = _Timeouts(start_to_close, schedule_to_close, timeout)
+
         def decorate(fn: Callable[..., Any]) -> ActivityDefinition:
-            return _make_activity(fn, retry, timeout, name)
+            return _make_activity(fn, retry, timeouts, name)
 
         return decorate if fn is None else decorate(fn)
 
@@ -109,23 +127,73 @@ def as_activity(step: object) -> ActivityDefinition:
     """A decorated step as is; a plain function as a step with the default policy."""
     if isinstance(step, ActivityDefinition):
         return step
-    return _make_activity(step, None, None, None)
+    return _make_activity(step, None, _Timeouts(), None)
+
+
+@attrs.frozen
+class _Timeouts:
+    """The timeout arguments of ``@activity`` as given, checked by ``problems``."""
+
+    start_to_close: object = None
+    schedule_to_close: object = None
+    timeout: object = None  # the older name of start_to_close
+
+    def problems(self) -> list[str]:
+        found: list[str] = []
+        if self.start_to_close is not None and self.timeout is not None:
+            found.append(
+                "timeout= is the older name of start_to_close=; pass only "
+                "start_to_close"
+            )
+        for keyword, value in self._given():
+            if value is not None and not _positive_seconds(value):
+                found.append(f"{keyword}={value!r} must be seconds > 0, or None")
+        attempt, whole = self.per_attempt(), self.whole_step()
+        if attempt is not None and whole is not None and whole < attempt:
+            keyword = "timeout" if self.start_to_close is None else "start_to_close"
+            found.append(
+                f"schedule_to_close={self.schedule_to_close!r} is below "
+                f"{keyword}={attempt!r}; the whole step needs at least the time "
+                "of one attempt"
+            )
+        return found
+
+    def per_attempt(self) -> float | None:
+        """Seconds for one attempt, if given and valid."""
+        value = self.timeout if self.start_to_close is None else self.start_to_close
+        return float(value) if _positive_seconds(value) else None
+
+    def whole_step(self) -> float | None:
+        """Seconds for the whole step, if given and valid."""
+        value = self.schedule_to_close
+        return float(value) if _positive_seconds(value) else None
+
+    def _given(self) -> list[tuple[str, object]]:
+        return [
+            ("start_to_close", self.start_to_close),
+            ("schedule_to_close", self.schedule_to_close),
+            ("timeout", self.timeout),
+        ]
+
+
+def _positive_seconds(value: object) -> TypeGuard[float]:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
 
 
 def _make_activity(
-    fn: object, retry: object, timeout: object, name: object
+    fn: object, retry: object, timeouts: _Timeouts, name: object
 ) -> ActivityDefinition:
     problems: list[str] = []
     if not callable(fn):
         problems.append(f"{fn!r} is not callable")
     if retry is not None and not isinstance(retry, RetryPolicy):
         problems.append(f"retry={retry!r} is not a RetryPolicy")
-    if timeout is not None and not (
-        isinstance(timeout, int | float)
-        and not isinstance(timeout, bool)
-        and timeout > 0
-    ):
-        problems.append(f"timeout={timeout!r} must be seconds > 0, or None")
+    problems.extend(timeouts.problems())
     if name is not None and (not isinstance(name, str) or not name):
         problems.append(f"name={name!r} must be a non-empty str")
     if problems:
@@ -135,7 +203,8 @@ def _make_activity(
         fn,
         name if isinstance(name, str) else getattr(fn, "__qualname__", repr(fn)),
         retry if isinstance(retry, RetryPolicy) else RetryPolicy(),
-        None if timeout is None else float(timeout),  # type: ignore[arg-type]
+        timeouts.per_attempt(),
+        timeouts.whole_step(),
     )
 
 

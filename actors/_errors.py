@@ -7,6 +7,8 @@ says what to do. Each subclasses the built-in a caller would catch.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from aggregates import ErrorInfo
 from journal import ChronikError
 
@@ -186,17 +188,45 @@ class SystemClosedError(ActorError, RuntimeError):
 
 
 class StepTimeoutError(ActorError, TimeoutError):
-    """One attempt of a step ran past the step's ``timeout``."""
+    """A step ran out of time: ``kind`` says which timeout.
 
-    def __init__(self, step: str, timeout: float) -> None:
-        super().__init__(step, timeout)
+    ``"start_to_close"``: one attempt ran past ``timeout`` seconds; the retry policy
+    decides whether another attempt follows. ``"schedule_to_close"``: the whole
+    step (every attempt and the retry delays between them) used up its ``timeout``
+    seconds, which is final; ``cause`` is then the failure of the last attempt when
+    the next retry could not fit, or None when an attempt was cut short.
+    """
+
+    def __init__(
+        self,
+        step: str,
+        timeout: float,
+        kind: Literal["start_to_close", "schedule_to_close"] = "start_to_close",
+        cause: str | None = None,
+    ) -> None:
+        super().__init__(step, timeout, kind, cause)
         self.step = step
         self.timeout = timeout
+        self.kind = kind
+        self.cause = cause
 
     def __str__(self) -> str:
+        if self.kind == "start_to_close":
+            return (
+                f"an attempt of step {self.step!r} ran past its start-to-close "
+                f"timeout of {self.timeout} s; raise start_to_close or make the "
+                "step faster"
+            )
+        after = (
+            ""
+            if self.cause is None
+            else f" after its last attempt failed with {self.cause}"
+        )
         return (
-            f"an attempt of step {self.step!r} ran past its timeout of "
-            f"{self.timeout} s; raise the timeout or make the step faster"
+            f"step {self.step!r} used up its schedule-to-close timeout of "
+            f"{self.timeout} s (every attempt and the retry delays between them)"
+            f"{after}; raise schedule_to_close, or allow fewer attempts or "
+            "shorter delays in the retry policy"
         )
 
 

@@ -12,12 +12,19 @@ __all__ = ["ActivityInfo", "current_info", "info_var"]
 @attrs.frozen
 class ActivityInfo:
     """Handed to every attempt; ``idempotency_key`` is ``"{workflow_id}/{seq}"``,
-    the same on every retry, after a crash and on replay."""
+    the same on every retry, after a crash and on replay.
+
+    ``time_limit`` is how many seconds this attempt may run before it counts as
+    timed out (the lesser of the step's start-to-close timeout and what is left of
+    its schedule-to-close timeout), or None: pass it on to clients and calls that
+    take a timeout, so the attempt ends before it is abandoned.
+    """
 
     workflow_id: str
     seq: int
     step: str
     attempt: int
+    time_limit: float | None = None
 
     @property
     def idempotency_key(self) -> str:
