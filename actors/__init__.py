@@ -31,6 +31,7 @@ from actors._errors import (
 from actors._info import ActivityInfo
 from actors._ref import RunRef
 from actors._retry import RetryPolicy
+from actors._saga import Saga
 from actors._system import ActorSystem
 from actors._workflow_errors import (
     ChildFailedError,
@@ -62,6 +63,7 @@ __all__ = [
     "RunRef",
     "RunStatus",
     "RunUnavailableError",
+    "Saga",
     "StepFailed",
     "StepTimeoutError",
     "SystemClock",
