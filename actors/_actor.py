@@ -9,8 +9,10 @@ in one commit (with the ``Started`` of any child runs it spawned).
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
+import uuid
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -156,7 +158,10 @@ class WorkflowActor(pykka.ThreadingActor):
         self._seq = 0
         self._inside = False  # the workflow's own code is running on _thread
         self._nondeterminism: NonDeterminismError | None = None
-        self._in_flight: set[int] = set()  # steps handed to the pool
+        self._in_flight: set[int] = set()  # steps handed (or to hand) to the pool
+        # Steps issued by this message: handed to the pool once what came before
+        # them is durable, so a step never runs ahead of its predecessor's result.
+        self._to_submit: list[tuple[ActivityDefinition, tuple[Any, ...], int]] = []
         self._wait: _Wait | None = None  # None while the coroutine runs or ended
         self._cancel_thrown = False
         self._new_children: list[WorkflowRun] = []
@@ -232,7 +237,8 @@ class WorkflowActor(pykka.ThreadingActor):
         try:
             context = WorkflowContext(self)
             run = self._run
-            self._coroutine = self._definition.fn(context, *run.args, **run.kwargs)
+            args, kwargs = _fresh(run.args), _fresh(run.kwargs)
+            self._coroutine = self._definition.fn(context, *args, **kwargs)
             self._resume(_Answer())
             self._after_message()
         except Exception as error:
@@ -449,9 +455,7 @@ class WorkflowActor(pykka.ThreadingActor):
             run.schedule_step(seq, step.name, leaf.args, at=self._services.now())
         if (record is None or record.is_open) and not self._read_only:
             self._in_flight.add(seq)
-            self._services.submit_step(
-                step, leaf.args, self.workflow_id, seq, self.actor_ref
-            )
+            self._to_submit.append((step, leaf.args, seq))
         return seq
 
     def _issue_sleep(self, leaf: Sleep) -> int:
@@ -540,7 +544,7 @@ class WorkflowActor(pykka.ThreadingActor):
         if outcome is None:
             return None
         if outcome.kind is OutcomeKind.COMPLETED:
-            return _Answer(outcome.value)
+            return _Answer(_fresh(outcome.value))
         if isinstance(leaf, CallStep) and leaf.best_effort:
             return _Answer(None)
         return _Answer(error=self._failure_of(record))
@@ -549,7 +553,7 @@ class WorkflowActor(pykka.ThreadingActor):
         if self._run.is_finished or not self._run.pending_signals.get(topic):
             return None
         signal = self._run.consume_signal(seq, at=self._services.now())
-        return _Answer(signal.payload)
+        return _Answer(_fresh(signal.payload))
 
     def _failure_of(self, record: CommandRecord) -> BaseException:
         assert record.outcome is not None
@@ -606,6 +610,11 @@ class WorkflowActor(pykka.ThreadingActor):
             self._services.save(run, *children)
             if children:
                 self._services.start_runs(children)
+        submit, self._to_submit = self._to_submit, []
+        for step, args, seq in submit:
+            self._services.submit_step(
+                step, args, self.workflow_id, seq, self.actor_ref
+            )
         cancels, self._cancel_children = self._cancel_children, []
         for child_id in cancels:
             reason = f"parent {self.workflow_id!r} was cancelled: {run.cancel_reason}"
@@ -639,6 +648,15 @@ class WorkflowActor(pykka.ThreadingActor):
             self._handle.finish(run.status, error=failed)
         self._services.run_finished(run)
         self.stop()
+
+
+_IMMUTABLE = (type(None), bool, int, float, str, bytes, datetime, uuid.UUID)
+
+
+def _fresh(value: Any) -> Any:
+    """A copy of a value from history for the workflow to keep: the code may
+    change it, and history (saved later, snapshotted, replayed) must not."""
+    return value if isinstance(value, _IMMUTABLE) else copy.deepcopy(value)
 
 
 def _not_a_command(workflow_id: str, request: object) -> TypeError:

@@ -10,7 +10,7 @@ import pykka
 
 from actors._errors import ResultTimeoutError, RunUnavailableError
 from actors._messages import CancelRun, DeliverSignal, Query, Reply
-from aggregates import RunStatus
+from aggregates import RunStatus, WorkflowRun
 
 __all__ = ["RunHandle", "RunRef"]
 
@@ -35,6 +35,9 @@ class RunHandle:
         self.result: Any = None
         self.error: BaseException | None = None
         self.done = threading.Event()
+        # The run as last read from the journal while it had no actor: the next
+        # activation replays it instead of reading it again. Cleared on attach.
+        self.loaded: WorkflowRun | None = None
 
     @property
     def finished(self) -> bool:
@@ -44,6 +47,7 @@ class RunHandle:
         """A (new) actor drives the run: a break-off before no longer stands."""
         self.actor = actor
         self.idle_since = None
+        self.loaded = None
         if not self.finished and self.done.is_set():
             self.error = None
             self.done.clear()
@@ -71,7 +75,8 @@ class RunRouter(Protocol):
     def ask(self, handle: RunHandle, message: Any, timeout: float | None) -> Reply:
         """Deliver ``message`` to the run's actor and wait for its reply."""
 
-    def check_encodable(self, value: Any) -> None: ...
+    def normalise(self, value: Any) -> Any:
+        """``value`` as history will hold it; unencodable values raise here."""
 
 
 class RunRef:
@@ -120,7 +125,7 @@ class RunRef:
         if not isinstance(topic, str) or not topic:
             msg = f"signal topic {topic!r} must be a non-empty str"
             raise TypeError(msg)
-        self._router.check_encodable(payload)
+        payload = self._router.normalise(payload)
         signal_id = signal_id or str(uuid.uuid4())
         message = DeliverSignal(topic, payload, signal_id)
         return str(self._ask(message, timeout))

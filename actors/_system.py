@@ -16,10 +16,11 @@ import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 import pykka
 from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
 
 from actors._actor import WorkerFailed, WorkflowActor
 from actors._clock import Clock, SystemClock
@@ -46,6 +47,7 @@ from aggregates import (
     CommandKind,
     ErrorInfo,
     RunFinishedError,
+    RunSnapshot,
     RunStatus,
     WorkflowRun,
 )
@@ -57,8 +59,8 @@ __all__ = ["ActorSystem"]
 class _Runs(Application[str]):
     """The journal's view of workflow runs: one WorkflowRun aggregate per run."""
 
-    # A snapshot every so many events bounds the rebuild of a long history.
-    snapshotting_intervals: ClassVar[dict[Any, int]] = {WorkflowRun: 200}
+    # Enables the snapshot store; the system takes the snapshots (see save).
+    is_snapshotting_enabled = True
 
 
 class ActorSystem:
@@ -75,7 +77,7 @@ class ActorSystem:
         self._path = path
         self._clock = clock
         self._app = _Runs(env={"PERSISTENCE_MODULE": "journal", "LMDB_PATH": path})
-        self._app.snapshotting_intervals = {WorkflowRun: snapshot_every}  # type: ignore[misc]
+        self._snapshot_every = snapshot_every
         self._transcoder = MsgpackTranscoder()
         self._index = UnfinishedRuns(self._app)
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="chronik-step")
@@ -164,17 +166,22 @@ class ActorSystem:
         if not isinstance(definition, WorkflowDefinition):
             msg = f"spawn takes a @workflow function or its name, not {workflow!r}"
             raise TypeError(msg)
-        args_list = self._normalised(list(args))
-        with self._route_lock:
-            handle = self._find(id) if isinstance(id, str) and id else None
-            if handle is not None:
-                self._check_same(handle, definition.name, args_list)
-                return self._ref(handle)
+        args_list = self.normalise(list(args))
+        handle = self._find(id) if isinstance(id, str) and id else None
+        if handle is None:
             run = WorkflowRun.start(
                 id, definition.name, args_list, at=self._clock.now()
             )
-            self._app.save(run)
-            handle = self._start(definition, run)
+            try:
+                # Outside the lock, so that concurrent spawns share a commit.
+                self.save(run)
+            except IntegrityError:  # spawned meanwhile, by a thread or a process
+                handle = self._find(id)
+                assert handle is not None
+            else:
+                with self._route_lock:
+                    return self._ref(self._start(definition, run))
+        self._check_same(handle, definition.name, args_list)
         return self._ref(handle)
 
     def ref(self, workflow_id: str) -> RunRef:
@@ -197,7 +204,7 @@ class ActorSystem:
             raise UnknownRunError(workflow_id)
         return run
 
-    def _normalised(self, value: Any) -> Any:
+    def normalise(self, value: Any) -> Any:
         """``value`` as history will hold it; unencodable values raise here."""
         return self._transcoder.decode(self._transcoder.encode(value))
 
@@ -210,7 +217,10 @@ class ActorSystem:
         if handle is not None:
             return handle
         run = self._get_run(workflow_id)
-        return None if run is None else self._handle_of(run)
+        if run is None:
+            return None
+        with self._route_lock:
+            return self._handle_of(run)
 
     def _get_run(self, workflow_id: str) -> WorkflowRun | None:
         try:
@@ -227,6 +237,8 @@ class ActorSystem:
         if run.is_finished and not handle.finished:
             status, result, error = _ending(run)
             handle.finish(status, result, error)
+        elif handle.actor is None and not run.is_finished:
+            handle.loaded = run
         return handle
 
     def _start(self, definition: WorkflowDefinition, run: WorkflowRun) -> RunHandle:
@@ -309,7 +321,7 @@ class ActorSystem:
         action = "take messages"
         if handle.finished:
             raise RunFinishedError(handle.workflow_id, handle.status, action)
-        run = run or self._get_run(handle.workflow_id)
+        run = run or handle.loaded or self._get_run(handle.workflow_id)
         if run is None:
             raise UnknownRunError(handle.workflow_id)
         if run.is_finished:
@@ -337,7 +349,25 @@ class ActorSystem:
         return self._clock.now()
 
     def save(self, run: WorkflowRun, *children: WorkflowRun) -> None:
-        self._app.save(run, *children)
+        """Append the runs' pending events in one commit; snapshot when due.
+
+        This is ``Application.save`` without its bookkeeping, which costs more
+        than the commit, and with snapshots taken from the aggregate in hand
+        rather than rebuilt from the journal.
+        """
+        mapper = self._app.mapper
+        events = list(run.collect_events())
+        for child in children:
+            events += child.collect_events()
+        self._app.recorder.insert_events([mapper.to_stored_event(e) for e in events])
+        every = self._snapshot_every
+        if any(
+            e.originator_id == run.id and e.originator_version % every == 0
+            for e in events
+        ):
+            snapshot = RunSnapshot.take(run)
+            assert self._app.snapshots is not None
+            self._app.snapshots.put([snapshot])
 
     def check_encodable(self, value: Any) -> None:
         self._transcoder.encode(value)
@@ -352,7 +382,7 @@ class ActorSystem:
         definition: WorkflowDefinition,
         args: tuple[Any, ...],
     ) -> WorkflowRun | None:
-        args_list = self._normalised(list(args))
+        args_list = self.normalise(list(args))
         with self._route_lock:
             existing = self._find(child_id)
             if existing is not None:
@@ -422,7 +452,7 @@ class ActorSystem:
                     workflow_id,
                     seq,
                     clock=self._clock,
-                    check_encodable=self.check_encodable,
+                    normalise=self.normalise,
                     stopping=self._closing,
                 )
             except Exception as error:

@@ -179,3 +179,30 @@ def test_non_determinism_in_a_recorded_value_cannot_be_caught_by_the_workflow(
         with pytest.raises(WorkflowFailedError) as raised:
             ref.result(timeout=5)
     assert isinstance(raised.value.__cause__, NonDeterminismError)
+
+
+@activity
+def make_list() -> list[int]:
+    return [1, 2, 3]
+
+
+@workflow(name="tests.recovery.mutating")
+async def mutating(ctx: WorkflowContext) -> list[object]:
+    items = await ctx.call(make_list)
+    first = items.pop(0)
+    payload = await ctx.receive("go")
+    payload.append(9)
+    second = await ctx.receive("go")
+    return [first, items, payload, second]
+
+
+def test_a_workflow_mutating_its_results_does_not_change_its_history(
+    path: str, clock: ManualClock
+) -> None:
+    with ActorSystem.open(path, clock=clock) as system:
+        ref = system.spawn(mutating, id="mutating")
+        ref.send("go", [1])
+    with ActorSystem.open(path, clock=clock) as system:
+        ref = system.ref("mutating")
+        ref.send("go", [2])
+        assert ref.result(timeout=5) == [1, [2, 3], [1, 9], [2]]

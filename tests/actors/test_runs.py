@@ -63,14 +63,15 @@ def test_each_step_and_its_outcome_are_saved_in_one_commit(
     saves: list[list[str]] = []
     save = system.save
 
-    def counting(run: WorkflowRun) -> None:
+    def counting(run: WorkflowRun, *children: WorkflowRun) -> None:
         saves.append([type(event).__name__ for event in run.pending_events])
-        save(run)
+        save(run, *children)
 
     monkeypatch.setattr(system, "save", counting)
     system.spawn(doubled_twice, 1, id="double-1").result(timeout=5)
     # The next step's StepScheduled rides along: still one commit per step.
     assert saves == [
+        ["Started"],
         ["StepScheduled", "StepCompleted", "StepScheduled"],
         ["StepCompleted", "Completed"],
     ]
