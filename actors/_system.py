@@ -14,6 +14,7 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Self
@@ -160,12 +161,7 @@ class ActorSystem:
         cannot encode raise ``UnencodableValueError`` and nothing is written.
         """
         self._check_open()
-        definition = (
-            resolve_workflow(workflow) if isinstance(workflow, str) else workflow
-        )
-        if not isinstance(definition, WorkflowDefinition):
-            msg = f"spawn takes a @workflow function or its name, not {workflow!r}"
-            raise TypeError(msg)
+        definition = self._definition(workflow)
         args_list = self.normalise(list(args))
         handle = self._find(id) if isinstance(id, str) and id else None
         if handle is None:
@@ -183,6 +179,60 @@ class ActorSystem:
                     return self._ref(self._start(definition, run))
         self._check_same(handle, definition.name, args_list)
         return self._ref(handle)
+
+    def spawn_many(
+        self,
+        workflow: WorkflowDefinition | str,
+        runs: Iterable[tuple[str, Sequence[Any]]],
+    ) -> list[RunRef]:
+        """Spawn many runs of ``workflow``, given as ``(id, args)``, in one commit.
+
+        Each id behaves as in ``spawn``: an existing run with the same arguments
+        is returned, with others it is a ``RunConflictError`` (and nothing of the
+        batch is written). Nothing is written either if any argument is
+        unencodable or an id repeats within the batch.
+        """
+        self._check_open()
+        definition = self._definition(workflow)
+        wanted = [(run_id, self.normalise(list(args))) for run_id, args in runs]
+        ids = [run_id for run_id, _ in wanted]
+        if len(set(ids)) != len(ids):
+            repeated = sorted({i for i in ids if ids.count(i) > 1})
+            msg = f"spawn_many got the ids {repeated!r} more than once"
+            raise ValueError(msg)
+        found = {
+            run_id: self._find(run_id) for run_id in ids if isinstance(run_id, str)
+        }
+        for run_id, args in wanted:
+            handle = found.get(run_id)
+            if handle is not None:
+                self._check_same(handle, definition.name, args)
+        now = self._clock.now()
+        new = [
+            WorkflowRun.start(run_id, definition.name, args, at=now)
+            for run_id, args in wanted
+            if found.get(run_id) is None
+        ]
+        if new:
+            try:
+                self.save(new[0], *new[1:])
+            except IntegrityError:  # one was spawned meanwhile: go one by one
+                return [self.spawn(definition, *args, id=i) for i, args in wanted]
+        with self._route_lock:
+            started = {run.id: self._start(definition, run) for run in new}
+        return [
+            self._ref(started.get(run_id) or found[run_id])  # type: ignore[arg-type]
+            for run_id in ids
+        ]
+
+    def _definition(self, workflow: WorkflowDefinition | str) -> WorkflowDefinition:
+        definition = (
+            resolve_workflow(workflow) if isinstance(workflow, str) else workflow
+        )
+        if not isinstance(definition, WorkflowDefinition):
+            msg = f"spawn takes a @workflow function or its name, not {workflow!r}"
+            raise TypeError(msg)
+        return definition
 
     def ref(self, workflow_id: str) -> RunRef:
         """The run ``workflow_id``, from any thread; ``UnknownRunError`` if none."""

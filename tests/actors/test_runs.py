@@ -328,3 +328,30 @@ def test_a_signal_before_the_deadline_wins_over_the_timeout(
     assert ref.result(timeout=5) == "yes"
     clock.advance("3h")  # the stale deadline fires into a finished run: ignored
     assert ref.status() is RunStatus.COMPLETED
+
+
+def test_spawn_many_starts_every_run_in_one_commit_and_is_idempotent(
+    system: ActorSystem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    existing = system.spawn(doubled_twice, 1, id="many-1")
+    existing.result(timeout=5)  # its own commits are done
+    saves: list[list[str]] = []
+    save = system.save
+
+    def counting(run: WorkflowRun, *children: WorkflowRun) -> None:
+        saves.append([r.id for r in (run, *children)])
+        save(run, *children)
+
+    monkeypatch.setattr(system, "save", counting)
+    refs = system.spawn_many(
+        doubled_twice, [("many-1", [1]), ("many-2", [2]), ("many-3", [3])]
+    )
+    assert saves[0] == ["many-2", "many-3"]
+    assert [ref.result(timeout=5) for ref in refs] == [4, 8, 12]
+    assert refs[0].id == existing.id
+    with pytest.raises(RunConflictError):
+        system.spawn_many(doubled_twice, [("many-4", [4]), ("many-2", [9])])
+    with pytest.raises(ValueError, match="more than once"):
+        system.spawn_many(doubled_twice, [("many-5", [5]), ("many-5", [5])])
+    with pytest.raises(UnknownRunError):
+        system.ref("many-4")  # nothing of a refused batch was written
