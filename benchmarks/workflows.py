@@ -450,7 +450,8 @@ def footnotes(results: Results, scale: Scale) -> list[str]:
         f"ms/step run by run: {ms_list(seq.per_step)}. Baseline: median of "
         f"{len(seq.commits)} one-put commits, {scale.commits_per_run} before each run.",
         f"W2: first spawn call to last result; spawning alone took {spawning * 1e3:.0f}"
-        " ms (median; spawn_many commits every run's start in one commit before it returns). Steps/s "
+        " ms (median; spawn_many commits every start in one commit before it "
+        "returns). Steps/s "
         "round by round: "
         + ", ".join(
             f"{scale.concurrent_runs * scale.concurrent_steps / r.seconds:,.0f}"
