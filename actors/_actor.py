@@ -279,9 +279,9 @@ class WorkflowActor(pykka.ThreadingActor):
     def _on_step_outcome(self, outcome: StepOutcome) -> None:
         run, seq = self._run, outcome.seq
         self._in_flight.discard(seq)
-        if run.is_finished or not run.command_at(seq).is_open:
+        if run.is_finished or not run.is_open(seq):
             return  # the run ended while the step ran (it was cancelled)
-        base = run.command_at(seq).attempts
+        base = run.attempts_at(seq)
         for failure in outcome.failures:
             run.fail_step(
                 seq,
@@ -302,7 +302,7 @@ class WorkflowActor(pykka.ThreadingActor):
     def _on_timer_due(self, message: TimerDue) -> None:
         seq, run = message.seq, self._run
         wait = self._wait
-        if wait is None or seq not in wait.seqs or not run.command_at(seq).is_open:
+        if wait is None or seq not in wait.seqs or not run.is_open(seq):
             return  # a receive whose signal came first, or a stale fire
         if run.command_at(seq).kind is CommandKind.TIMER:
             run.fire_timer(seq, at=self._services.now())
@@ -535,19 +535,18 @@ class WorkflowActor(pykka.ThreadingActor):
         return _Answer([answer.value for answer in ended])
 
     def _leaf_answer(self, leaf: Leaf, seq: int) -> _Answer | None:
-        record = self._run.command_at(seq)
         if isinstance(leaf, SpawnChild) and leaf.detached:
-            return _Answer(record.child_id)
-        if isinstance(leaf, Receive) and record.is_open:
-            return self._take_signal(leaf.topic, seq)
-        outcome = record.outcome
+            return _Answer(self._run.command_at(seq).child_id)
+        outcome = self._run.outcome_at(seq)
         if outcome is None:
+            if isinstance(leaf, Receive):
+                return self._take_signal(leaf.topic, seq)
             return None
         if outcome.kind is OutcomeKind.COMPLETED:
             return _Answer(_fresh(outcome.value))
         if isinstance(leaf, CallStep) and leaf.best_effort:
             return _Answer(None)
-        return _Answer(error=self._failure_of(record))
+        return _Answer(error=self._failure_of(self._run.command_at(seq)))
 
     def _take_signal(self, topic: str, seq: int) -> _Answer | None:
         if self._run.is_finished or not self._run.pending_signals.get(topic):

@@ -40,6 +40,7 @@ from aggregates._kinds import CommandKind, OutcomeKind, RunStatus
 from aggregates._records import (
     CommandRecord,
     CommandState,
+    Outcome,
     Signal,
     SignalState,
     command_state,
@@ -138,6 +139,20 @@ class RunState(BaseAggregate[str]):
     def command_at(self, seq: int) -> CommandRecord:
         """The command issued at ``seq``, with its outcome; else ``UnknownSeqError``."""
         return CommandRecord.from_state(seq, self._command_state(seq))
+
+    def is_open(self, seq: int) -> bool:
+        """Whether the command at ``seq`` has no outcome yet (cheaper than
+        ``command_at(seq).is_open``, for the runtime's hot path)."""
+        return self._command_state(seq)["outcome"] is None
+
+    def attempts_at(self, seq: int) -> int:
+        """The failed attempts recorded for the step at ``seq``."""
+        return self._command_state(seq)["attempts"]
+
+    def outcome_at(self, seq: int) -> Outcome | None:
+        """The outcome of the command at ``seq``, or ``None`` while it is open."""
+        state = self._command_state(seq)["outcome"]
+        return None if state is None else Outcome.from_state(state)
 
     @property
     def commands(self) -> tuple[CommandRecord, ...]:
