@@ -304,7 +304,12 @@ class WorkflowActor(pykka.ThreadingActor):
         wait = self._wait
         if wait is None or seq not in wait.seqs or not run.is_open(seq):
             return  # a receive whose signal came first, or a stale fire
-        if run.command_at(seq).kind is CommandKind.TIMER:
+        record = run.command_at(seq)
+        if record.fire_at is not None and self._services.now() < record.fire_at:
+            # Registered by a message whose commit was lost: history's time rules.
+            self._add_timer(seq, record.fire_at)
+            return
+        if record.kind is CommandKind.TIMER:
             run.fire_timer(seq, at=self._services.now())
         else:
             run.time_out_receive(seq, at=self._services.now())

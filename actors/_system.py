@@ -176,7 +176,9 @@ class ActorSystem:
                 assert handle is not None
             else:
                 with self._route_lock:
-                    return self._ref(self._start(definition, run))
+                    handle = self._handle_of(run)
+                    self._start(definition, run)
+                return self._ref(handle)
         self._check_same(handle, definition.name, args_list)
         return self._ref(handle)
 
@@ -219,7 +221,9 @@ class ActorSystem:
             except IntegrityError:  # one was spawned meanwhile: go one by one
                 return [self.spawn(definition, *args, id=i) for i, args in wanted]
         with self._route_lock:
-            started = {run.id: self._start(definition, run) for run in new}
+            for run in new:
+                self._start(definition, run)
+            started = {run.id: self._handle_of(run) for run in new}
         return [
             self._ref(started.get(run_id) or found[run_id])  # type: ignore[arg-type]
             for run_id in ids
@@ -291,12 +295,13 @@ class ActorSystem:
             handle.loaded = run
         return handle
 
-    def _start(self, definition: WorkflowDefinition, run: WorkflowRun) -> RunHandle:
+    def _start(
+        self, definition: WorkflowDefinition, run: WorkflowRun
+    ) -> pykka.ActorRef[Any]:
         handle = self._handle_of(run)
         if not run.is_finished:
             self._live[run.id] = handle
-        WorkflowActor.start(self, definition, run, handle)
-        return handle
+        return WorkflowActor.start(self, definition, run, handle)
 
     @staticmethod
     def _check_same(handle: RunHandle, name: str, args: list[Any]) -> None:
@@ -316,7 +321,9 @@ class ActorSystem:
             for seq, fire_at in run.pending_timers.items():
                 self._timers.add(workflow_id, seq, fire_at)
             if _has_work(run):
-                with self._route_lock:
+                with self._route_lock, contextlib.suppress(UnknownWorkflowError):
+                    # A run whose code is gone reports it on its handle (ref.result)
+                    # and does not keep the journal's other runs from resuming.
                     self._activate(self._handle_of(run), run)
         self._index.checkpoint(self._clock.now())
 
@@ -382,9 +389,9 @@ class ActorSystem:
         except UnknownWorkflowError as error:
             handle.break_off(error)  # ref.result() says why it cannot resume
             raise
-        self._start(definition, run)
-        assert handle.actor is not None
-        return handle.actor
+        # The ref, even if on_start has already ended the run (a later ask then
+        # finds the actor dead and reports how the run ended).
+        return self._start(definition, run)
 
     def _replay_finished(self, handle: RunHandle) -> pykka.ActorRef[Any]:
         run = self._get_run(handle.workflow_id)

@@ -26,7 +26,7 @@ class TimerService:
         self._condition = threading.Condition()
         # Invariant: a heap ordered by fire time.
         self._heap: list[tuple[datetime, str, int]] = []
-        self._keys: set[tuple[str, int]] = set()  # (workflow_id, seq) in the heap
+        self._keys: set[tuple[str, int, datetime]] = set()  # what the heap holds
 
     @property
     def pending(self) -> int:
@@ -35,9 +35,9 @@ class TimerService:
 
     def add(self, workflow_id: str, seq: int, fire_at: datetime) -> None:
         with self._condition:
-            if (workflow_id, seq) in self._keys:
+            if (workflow_id, seq, fire_at) in self._keys:
                 return
-            self._keys.add((workflow_id, seq))
+            self._keys.add((workflow_id, seq, fire_at))
             heapq.heappush(self._heap, (fire_at, workflow_id, seq))
             self._condition.notify_all()
         if fire_at <= self._now():
@@ -49,7 +49,7 @@ class TimerService:
         with self._condition:
             while self._heap and self._heap[0][0] <= now:
                 entry = heapq.heappop(self._heap)
-                self._keys.discard(entry[1:])
+                self._keys.discard((entry[1], entry[2], entry[0]))
                 due.append(entry)
         for _, workflow_id, seq in due:
             self._on_fire(workflow_id, seq)
