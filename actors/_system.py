@@ -93,6 +93,9 @@ class ActorSystem:
         )
         # Invariant: exactly the runs with a live, unfinished actor are here.
         self._live: dict[str, RunHandle] = {}
+        # Runs whose actor broke off (or whose code is gone), kept so that their
+        # refs keep saying why until a message activates them again.
+        self._broken: dict[str, RunHandle] = {}
         self.passivations = 0  # how many times a run gave up its actor
         self._stop_timers = clock.drive(self._timers)
         self._housekeeper = threading.Thread(
@@ -301,6 +304,7 @@ class ActorSystem:
         handle = self._handle_of(run)
         if not run.is_finished:
             self._live[run.id] = handle
+            self._broken.pop(run.id, None)
         return WorkflowActor.start(self, definition, run, handle)
 
     @staticmethod
@@ -388,6 +392,7 @@ class ActorSystem:
             definition = resolve_workflow(run.name)
         except UnknownWorkflowError as error:
             handle.break_off(error)  # ref.result() says why it cannot resume
+            self._broken[handle.workflow_id] = handle
             raise
         # The ref, even if on_start has already ended the run (a later ask then
         # finds the actor dead and reports how the run ended).
@@ -477,7 +482,9 @@ class ActorSystem:
 
     def run_broken(self, workflow_id: str) -> None:
         with self._route_lock:
-            self._live.pop(workflow_id, None)
+            handle = self._live.pop(workflow_id, None)
+            if handle is not None:
+                self._broken[workflow_id] = handle
 
     def passivate(self, workflow_id: str, inbox_empty: Any) -> bool:
         with self._route_lock:
