@@ -1,0 +1,179 @@
+"""Refs that outlive restarts: a ``SupervisedRef`` names a child by its path in
+the tree and resolves, at each send, the incarnation running now, like a
+registered name in Erlang. A ``SupervisorRef`` adds a supervisor's operations."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pykka
+
+from supervision._clock import Clock
+from supervision._errors import ChildUnavailableError
+from supervision._info import SupervisorInfo
+from supervision._messages import StartChild, TerminateChild
+from supervision._spec import ChildSpec, SupervisorFlags
+from supervision._supervisor import EscalationHandler, Supervisor
+from supervision._tree import Handle, Path, Tree
+
+__all__ = ["SupervisedRef", "SupervisorRef", "start_supervisor"]
+
+
+class SupervisedRef:
+    def __init__(self, tree: Tree, path: Path) -> None:
+        self._tree = tree
+        self._path = path
+
+    @property
+    def path(self) -> Path:
+        """Child ids from the root down (empty for the root)."""
+        return self._path
+
+    @property
+    def name(self) -> str:
+        return self._tree.name_of(self._path)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SupervisedRef):
+            return NotImplemented
+        return self._tree is other._tree and self._path == other._path
+
+    def __hash__(self) -> int:
+        return hash((id(self._tree), self._path))
+
+    def current(self) -> pykka.ActorRef[Any] | None:
+        """The pykka ref of the incarnation running now, if any (it changes)."""
+        return self._tree.current(self._path)
+
+    def is_alive(self) -> bool:
+        ref = self.current()
+        return ref is not None and ref.is_alive()
+
+    def tell(self, message: Any, *, wait: float = 0.0) -> None:
+        """Send ``message`` to the current incarnation, waiting up to ``wait``
+        seconds for one. At most once, as any tell: if that incarnation dies before
+        handling it, the message is lost.
+
+        Raises ``ChildUnavailableError`` when no incarnation takes it in time."""
+        deadline = time.monotonic() + wait
+        stale: pykka.ActorRef[Any] | None = None
+        while True:
+            ref = self._tree.wait(self._path, stale, deadline)
+            try:
+                ref.tell(message)
+            except pykka.ActorDeadError:
+                stale = ref
+            else:
+                return
+
+    def ask(self, message: Any, *, timeout: float = 5.0) -> Any:
+        """Ask the current incarnation and return its reply, within ``timeout``
+        seconds. A message that an incarnation never handled (it died first) is
+        asked again of the next one, so a restart in between costs only time.
+
+        Raises ``ChildUnavailableError`` when no incarnation comes up in time,
+        ``pykka.Timeout`` when one took the message but did not reply in time,
+        ``ActorCrashedError`` when it exited handling it, and whatever the
+        handler raised."""
+        deadline = time.monotonic() + timeout
+        stale: pykka.ActorRef[Any] | None = None
+        while True:
+            ref = self._tree.wait(self._path, stale, deadline)
+            future = ref.ask(message, block=False)
+            try:
+                return future.get(timeout=max(0.0, deadline - time.monotonic()))
+            except pykka.ActorDeadError:
+                if ref.is_alive():
+                    raise  # the handler itself raised it: the message was handled
+                stale = ref
+
+
+class SupervisorRef(SupervisedRef):
+    """A supervisor in a tree: the root, or a nested one (which, like any child,
+    may restart: this ref follows it)."""
+
+    @classmethod
+    def of(cls, actor_ref: pykka.ActorRef[Supervisor]) -> SupervisorRef:
+        """The ref of a supervisor started with ``Supervisor.start`` directly."""
+        handle = Handle.of(actor_ref.actor_urn)
+        if handle is None:
+            msg = f"{actor_ref} is not a supervisor (or it is long gone)"
+            raise TypeError(msg)
+        return cls(handle.tree, handle.path)
+
+    def child(self, *path: str) -> SupervisedRef:
+        """The child at ``path`` below this supervisor (nested ids for nested
+        supervisors). Valid before the child exists: sends wait for it."""
+        return SupervisedRef(self._tree, (*self._path, *_ids(path)))
+
+    def supervisor(self, *path: str) -> SupervisorRef:
+        """The nested supervisor at ``path`` below this one."""
+        return SupervisorRef(self._tree, (*self._path, *_ids(path)))
+
+    def start_child(self, spec: ChildSpec, *, timeout: float = 5.0) -> SupervisedRef:
+        """Add ``spec`` after the existing children and start it (OTP's
+        ``start_child``). Raises ``DuplicateChildError`` or ``ChildStartError``;
+        then nothing was added."""
+        self.ask(StartChild(spec), timeout=timeout)
+        return self.child(spec.id)
+
+    def terminate_child(self, child_id: str, *, timeout: float = 60.0) -> None:
+        """Stop the child (within its shutdown timeout) and forget its spec.
+        Raises ``UnknownChildError``."""
+        self.ask(TerminateChild(child_id), timeout=timeout)
+
+    def tree(self) -> SupervisorInfo:
+        """The live tree below this supervisor, as frozen data."""
+        info = self._tree.info(self._path)
+        if info is None:
+            raise ChildUnavailableError(self.name, "this supervisor is not running")
+        return info
+
+    def format_tree(self) -> str:
+        return self.tree().format()
+
+    def wait_quiet(self, timeout: float = 5.0) -> None:
+        """Block until no failure, restart or start is in progress anywhere in this
+        tree (a backoff pause still waiting is quiet). A test aid: after it, every
+        running child has finished ``on_start`` and ``tree()`` is settled."""
+        if not self._tree.activity.wait_quiet(timeout):
+            msg = f"supervision tree {self._tree.name!r} still busy after {timeout:g} s"
+            raise TimeoutError(msg)
+
+    def stop(self, *, timeout: float | None = None) -> None:
+        """Stop this supervisor; its children stop first, in reverse start order.
+        Stopping a nested supervisor is a normal exit its parent may restart it
+        from; stop the root to stop the tree. Stopping twice does nothing."""
+        ref = self.current()
+        if ref is not None:
+            ref.stop(block=True, timeout=timeout)
+
+
+def _ids(path: Sequence[str]) -> Path:
+    if not path or not all(isinstance(part, str) and part for part in path):
+        msg = f"a child path is one or more non-empty ids, not {tuple(path)!r}"
+        raise ValueError(msg)
+    return tuple(path)
+
+
+def start_supervisor(
+    children: Sequence[ChildSpec] = (),
+    flags: SupervisorFlags | None = None,
+    *,
+    name: str = "root",
+    clock: Clock | None = None,
+    on_escalate: EscalationHandler | None = None,
+    rng: Callable[[], float] | None = None,
+) -> SupervisorRef:
+    """Start a root supervisor and its children (asynchronously: use
+    ``wait_quiet`` or an ``ask`` to wait for them). ``on_escalate(cause)`` is
+    called when the root itself fails, after its children stopped."""
+    options: dict[str, Any] = {"name": name, "clock": clock, "on_escalate": on_escalate}
+    if rng is not None:
+        options["rng"] = rng
+    return SupervisorRef.of(Supervisor.start(tuple(children), flags, **options))

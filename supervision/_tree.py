@@ -1,0 +1,209 @@
+"""State one supervision tree shares between its supervisors and its refs.
+
+A root supervisor creates the ``Tree``; nested supervisors reach it through their
+link. It holds, under one lock:
+
+- the current incarnation at each child path, which is what makes a
+  ``SupervisedRef`` outlive restarts (of the child, and of the supervisors above it);
+- the snapshot each supervisor publishes after every message, from which
+  ``tree()`` assembles the whole tree without asking (or blocking) any actor;
+- the tree's activity: failures and restarts still in progress.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from typing import Any
+
+import attrs
+import pykka
+
+from supervision._clock import Clock
+from supervision._errors import ChildUnavailableError
+from supervision._info import ChildInfo, SupervisorInfo
+
+__all__ = ["Activity", "Handle", "Path", "Tree"]
+
+Path = tuple[str, ...]
+
+
+class Activity:
+    """Counts work in progress: an incarnation starting (until its ``on_start``
+    returned), an exit report or a restart message not yet handled.
+
+    Invariant: whatever follows from a counted item (a restart, an escalation, a
+    retried start) is counted before that item is done, so the count reaches zero
+    only when the tree is quiet, pending backoff pauses aside.
+    """
+
+    def __init__(self) -> None:
+        self._quiet = threading.Condition()
+        self._busy = 0
+
+    def begin(self) -> None:
+        with self._quiet:
+            self._busy += 1
+
+    def end(self) -> None:
+        with self._quiet:
+            self._busy -= 1
+            if self._busy == 0:
+                self._quiet.notify_all()
+
+    def wait_quiet(self, timeout: float) -> bool:
+        with self._quiet:
+            return self._quiet.wait_for(lambda: self._busy == 0, timeout)
+
+
+@attrs.frozen
+class _Snapshot:
+    owner: str  # actor urn of the supervisor incarnation that published it
+    incarnation: int  # of that supervisor (0 for the root)
+    info: SupervisorInfo  # its children carry no nested info
+    child_urns: tuple[str | None, ...]  # urn of each running child supervisor
+
+
+class Tree:
+    def __init__(self, name: str, clock: Clock) -> None:
+        self.name = name
+        self.clock = clock
+        self.activity = Activity()
+        self._changed = threading.Condition()
+        # Invariant: a path is a key of _refs exactly while a child spec lives
+        # there; its value is the incarnation that may take messages, or None.
+        self._refs: dict[Path, pykka.ActorRef[Any] | None] = {}
+        self._stopped: str | None = None
+        self._snapshots: dict[Path, _Snapshot] = {}
+
+    def name_of(self, path: Path) -> str:
+        return "/".join((self.name, *path))
+
+    # -- incarnations -------------------------------------------------------------
+
+    def open(self, path: Path) -> None:
+        with self._changed:
+            self._refs.setdefault(path, None)
+
+    def set(self, path: Path, ref: pykka.ActorRef[Any]) -> None:
+        with self._changed:
+            if path in self._refs:
+                self._refs[path] = ref
+                self._changed.notify_all()
+
+    def clear_if(self, path: Path, ref: pykka.ActorRef[Any]) -> None:
+        with self._changed:
+            if self._refs.get(path) is ref:
+                self._refs[path] = None
+
+    def close_under(self, path: Path) -> None:
+        """Forget ``path`` and every path below it: they will not come back."""
+        with self._changed:
+            for key in [key for key in self._refs if key[: len(path)] == path]:
+                del self._refs[key]
+            for key in [key for key in self._snapshots if key[: len(path)] == path]:
+                del self._snapshots[key]
+            self._changed.notify_all()
+
+    def stop(self, reason: str) -> None:
+        with self._changed:
+            self._stopped = reason
+            self._refs.clear()
+            self._changed.notify_all()
+
+    def current(self, path: Path) -> pykka.ActorRef[Any] | None:
+        with self._changed:
+            return self._refs.get(path)
+
+    def wait(
+        self, path: Path, stale: pykka.ActorRef[Any] | None, deadline: float
+    ) -> pykka.ActorRef[Any]:
+        """The incarnation at ``path`` once there is one other than ``stale``,
+        waiting until ``deadline`` (on ``time.monotonic``) at most."""
+
+        def ready() -> bool:
+            ref = self._refs.get(path)
+            return self._stopped is not None or (ref is not None and ref is not stale)
+
+        with self._changed:
+            self._changed.wait_for(ready, max(0.0, deadline - time.monotonic()))
+            ref = self._refs.get(path)
+            if ref is None or ref is stale or self._stopped is not None:
+                raise self._unavailable(path)
+            return ref
+
+    def _unavailable(self, path: Path) -> ChildUnavailableError:
+        if self._stopped is not None:
+            return ChildUnavailableError(self.name_of(path), self._stopped)
+        if path not in self._refs:
+            return ChildUnavailableError(
+                self.name_of(path),
+                "no child lives at this path (not started yet, terminated, or its "
+                "supervisor stopped)",
+            )
+        return ChildUnavailableError(
+            self.name_of(path), "it has no live incarnation yet (it is restarting)"
+        )
+
+    # -- snapshots ----------------------------------------------------------------
+
+    def publish(
+        self,
+        path: Path,
+        owner: str,
+        incarnation: int,
+        info: SupervisorInfo,
+        child_urns: tuple[str | None, ...],
+    ) -> None:
+        with self._changed:
+            # An abandoned incarnation that stops late must not hide its successor.
+            known = self._snapshots.get(path)
+            if known is None or known.incarnation <= incarnation:
+                self._snapshots[path] = _Snapshot(owner, incarnation, info, child_urns)
+
+    def info(self, path: Path) -> SupervisorInfo | None:
+        with self._changed:
+            return self._assemble(path, None)
+
+    def _assemble(self, path: Path, owner: str | None) -> SupervisorInfo | None:
+        snapshot = self._snapshots.get(path)
+        if snapshot is None or owner not in (None, snapshot.owner):
+            return None
+        children = tuple(
+            self._nest(path, child, urn)
+            for child, urn in zip(
+                snapshot.info.children, snapshot.child_urns, strict=True
+            )
+        )
+        return attrs.evolve(snapshot.info, children=children)
+
+    def _nest(self, path: Path, child: ChildInfo, urn: str | None) -> ChildInfo:
+        if urn is None:
+            return child
+        return attrs.evolve(child, supervisor=self._assemble((*path, child.id), urn))
+
+
+@attrs.frozen
+class Handle:
+    """Where a supervisor sits: its tree and its path in it.
+
+    Each supervisor registers its handle by actor urn and holds it, so the entry
+    lives as long as the supervisor object; a ref is made from it without
+    messaging the supervisor (which may have failed to start)."""
+
+    tree: Tree
+    path: Path
+
+    @classmethod
+    def register(cls, actor_urn: str, tree: Tree, path: Path) -> Handle:
+        handle = cls(tree, path)
+        _handles[actor_urn] = handle
+        return handle
+
+    @staticmethod
+    def of(actor_urn: str) -> Handle | None:
+        return _handles.get(actor_urn)
+
+
+_handles: weakref.WeakValueDictionary[str, Handle] = weakref.WeakValueDictionary()
