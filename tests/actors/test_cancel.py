@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -125,6 +126,10 @@ def test_a_cancellation_is_replayed_at_the_same_await_in_a_fresh_system(
     old = abandoned.spawn(replayed, "o-4", id="cancel-4")
     clock.wait_for_timers(1)
     old.cancel("stop")  # durable; the refund now hangs in the old system
+    deadline = time.monotonic() + 5
+    while len(calls) < 2:  # the old system's refund has started (and hangs)
+        assert time.monotonic() < deadline, "the refund never started"
+        time.sleep(0.001)
     try:
         with ActorSystem.open(path, clock=clock) as fresh:
             assert fresh.ref("cancel-4").result(timeout=5) == "compensated"
