@@ -14,18 +14,23 @@ from actors._definitions import (
 )
 from actors._errors import (
     ActorError,
+    ChildFailedError,
     ContextError,
     DefinitionError,
     DurationError,
+    QueryError,
     ReceiveTimeoutError,
     ResultTimeoutError,
+    RunCancelledError,
     RunConflictError,
     RunUnavailableError,
     StepFailed,
     StepTimeoutError,
     SystemClosedError,
+    UnknownQueryError,
     UnknownRunError,
     UnknownWorkflowError,
+    WorkflowCancelled,
     WorkflowFailedError,
 )
 from actors._info import ActivityInfo
@@ -33,13 +38,6 @@ from actors._ref import RunRef
 from actors._retry import RetryPolicy
 from actors._saga import Saga
 from actors._system import ActorSystem
-from actors._workflow_errors import (
-    ChildFailedError,
-    QueryError,
-    RunCancelledError,
-    UnknownQueryError,
-    WorkflowCancelled,
-)
 from aggregates import NonDeterminismError, RunStatus
 
 __all__ = [

@@ -32,11 +32,16 @@ from actors._context import (
 )
 from actors._definitions import ActivityDefinition, WorkflowDefinition
 from actors._errors import (
+    ChildFailedError,
     ContextError,
+    QueryError,
     ReceiveTimeoutError,
+    RunCancelledError,
     RunConflictError,
     RunUnavailableError,
     StepFailed,
+    UnknownQueryError,
+    WorkflowCancelled,
     WorkflowFailedError,
 )
 from actors._messages import (
@@ -50,13 +55,6 @@ from actors._messages import (
     TimerDue,
 )
 from actors._ref import RunHandle
-from actors._workflow_errors import (
-    ChildFailedError,
-    QueryError,
-    RunCancelledError,
-    UnknownQueryError,
-    WorkflowCancelled,
-)
 from aggregates import (
     CommandKind,
     CommandRecord,

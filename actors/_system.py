@@ -31,6 +31,7 @@ from actors._definitions import (
     resolve_workflow,
 )
 from actors._errors import (
+    RunCancelledError,
     RunConflictError,
     RunUnavailableError,
     SystemClosedError,
@@ -43,7 +44,6 @@ from actors._messages import CancelRun, ChildDone, Passivate, Query, Reply, Time
 from actors._ref import RunHandle, RunRef
 from actors._steps import run_step
 from actors._timers import TimerService
-from actors._workflow_errors import RunCancelledError
 from aggregates import (
     CommandKind,
     ErrorInfo,
