@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 import attrs
 import pykka
+from pykka._envelope import Envelope
+from pykka.messages import _ActorStop
 
 from actors._context import (
     CallStep,
@@ -68,6 +70,7 @@ from aggregates import (
     ValueKind,
     WorkflowRun,
 )
+from supervision import SupervisedActor
 
 __all__ = ["RunServices", "WorkerFailed", "WorkflowActor"]
 
@@ -104,6 +107,12 @@ class RunServices(Protocol):
     def cancel_run(self, workflow_id: str, reason: str) -> None: ...
     def run_finished(self, run: WorkflowRun) -> None: ...
     def run_broken(self, workflow_id: str) -> None: ...
+    def may_restart(self, handle: RunHandle) -> bool:
+        """Count a fault of the run's actor; whether a restart is still allowed."""
+
+    def load_run(self, workflow_id: str) -> WorkflowRun:
+        """The run as the journal holds it now."""
+
     def passivate(self, workflow_id: str, inbox_empty: Callable[[], bool]) -> bool:
         """Detach the run's actor if no message is waiting for it."""
 
@@ -132,7 +141,13 @@ class _Wait:
     seqs: tuple[int, ...]
 
 
-class WorkflowActor(pykka.ThreadingActor):
+class WorkflowActor(SupervisedActor):
+    """Drives one run. Under a supervisor (the system's ``runs``), an engine
+    fault ends this incarnation as a failure and the supervisor starts another,
+    which replays the run's history; refs, which hold the run's handle rather
+    than an actor, carry on. ``read_only`` replays a finished run to answer
+    queries and records nothing."""
+
     use_daemon_thread = True  # a crashed process must not wait for its runs
 
     def __init__(
@@ -141,14 +156,17 @@ class WorkflowActor(pykka.ThreadingActor):
         definition: WorkflowDefinition,
         run: WorkflowRun,
         handle: RunHandle,
+        *,
+        read_only: bool = False,
+        reload: bool = False,
     ) -> None:
         super().__init__()
         self._services = services
         self._definition = definition
         self._run = run
         self._handle = handle
-        # A finished run is only replayed, to answer queries: nothing is recorded.
-        self._read_only = run.is_finished
+        self._read_only = read_only
+        self._reload = reload  # read the run again from the journal in on_start
         self._thread: threading.Thread | None = None
         self._coroutine: Coroutine[Any, Any, Any] | None = None
         # Invariant: _seq is the seq of the last command the code issued; every
@@ -167,6 +185,7 @@ class WorkflowActor(pykka.ThreadingActor):
         self._queries: dict[str, Callable[..., Any]] = {}
         self._failure: BaseException | None = None  # why the run failed, if it did
         self._broken: BaseException | None = None  # stopped on this error
+        self._replaced = False  # failed, for its supervisor to start another
         if not self._read_only:
             handle.attach(self.actor_ref)  # before on_start: a timer may fire at once
         self._handlers: dict[type, Callable[[Any], Any]] = {
@@ -233,6 +252,12 @@ class WorkflowActor(pykka.ThreadingActor):
     def on_start(self) -> None:
         self._thread = threading.current_thread()
         try:
+            if self._reload:  # a restart: the run as the journal holds it now
+                self._run = self._services.load_run(self.workflow_id)
+            if self._run.is_finished and not self._read_only:
+                # Restarted after a fault that followed the run's last commit.
+                self._finish()
+                return
             context = WorkflowContext(self)
             run = self._run
             args, kwargs = _fresh(run.args), _fresh(run.kwargs)
@@ -240,37 +265,61 @@ class WorkflowActor(pykka.ThreadingActor):
             self._resume(_Answer())
             self._after_message()
         except Exception as error:
-            self._break_off(error)
-            raise
+            self._fault(error)
 
     def on_receive(self, message: Any) -> Any:
         if self._broken is not None:  # messages queued before the stop
             reason = f"its actor stopped on {self._broken!r}"
             return Reply(error=RunUnavailableError(self.workflow_id, reason))
         handler = self._handlers.get(type(message))
-        if handler is None:
-            error = TypeError(
-                f"workflow actor {self.workflow_id!r} got a message of unknown "
-                f"type {type(message).__qualname__}"
-            )
-            self._break_off(error)
-            raise error
         try:
+            if handler is None:
+                raise TypeError(
+                    f"workflow actor {self.workflow_id!r} got a message of unknown "
+                    f"type {type(message).__qualname__}"
+                )
             return handler(message)
         except Exception as error:
-            self._break_off(error)
-            raise
+            return self._fault(error)
 
-    def _break_off(self, error: BaseException) -> None:
-        # History is intact (nothing half-saved); the run resumes by replay.
+    def _fault(self, error: BaseException) -> Reply:
+        """An engine fault (the workflow's own failure is its result, not this).
+
+        History is intact: what this message caused was saved in one commit or
+        not at all. Supervised and within the run's restart budget, this
+        incarnation fails and its supervisor replays the run in a new one (an
+        asker is asked to retry there); otherwise the run breaks off: its refs
+        say why until a message or the next open activates it again."""
         self._broken = error
-        if self._coroutine is not None:
-            self._coroutine.close()
-            self._coroutine = None
-        if not self._read_only:
+        self._coroutine_close()
+        if self._read_only:
+            self.stop()
+        elif self._supervision_link is not None and self._services.may_restart(
+            self._handle
+        ):
+            self._replaced = True
+            self._handle_failure(type(error), error, error.__traceback__)
+            return Reply(retry=True)
+        else:
             self._handle.break_off(error)
             self._services.run_broken(self.workflow_id)
-        self.stop()
+            self.stop()
+        return Reply(error=error)  # an asker owns the error its message caused
+
+    def _actor_loop_teardown(self) -> None:
+        # Told messages this incarnation never handled (a step outcome, a timer,
+        # a cancel) go to its replacement; askers hear it died and ask again.
+        if self._replaced:
+            asks: list[Envelope[Any]] = []
+            while not self.actor_inbox.empty():
+                envelope: Envelope[Any] = self.actor_inbox.get()
+                if envelope.reply_to is not None:
+                    asks.append(envelope)
+                elif not isinstance(envelope.message, _ActorStop):
+                    self._handle.stash(envelope.message)
+            for envelope in asks:
+                self.actor_inbox.put(envelope)
+        super()._actor_loop_teardown()
 
     # -- messages ------------------------------------------------------------------
 

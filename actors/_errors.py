@@ -17,6 +17,7 @@ __all__ = [
     "ChildFailedError",
     "ContextError",
     "DefinitionError",
+    "DuplicateActorError",
     "DurationError",
     "QueryError",
     "ReceiveTimeoutError",
@@ -27,6 +28,8 @@ __all__ = [
     "StepFailed",
     "StepTimeoutError",
     "SystemClosedError",
+    "SystemFailedError",
+    "UnknownActorError",
     "UnknownQueryError",
     "UnknownRunError",
     "UnknownWorkflowError",
@@ -183,6 +186,36 @@ class RunUnavailableError(ActorError, RuntimeError):
         )
 
 
+class DuplicateActorError(ActorError, ValueError):
+    """A service or plain actor of that name already runs in the system."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    def __str__(self) -> str:
+        return (
+            f"an actor or service named {self.name!r} already runs in this system; "
+            f"use system.actor({self.name!r}) to reach it, or pick another name"
+        )
+
+
+class UnknownActorError(ActorError, LookupError):
+    """No service or plain actor of that name in the system."""
+
+    def __init__(self, name: str, known: tuple[str, ...]) -> None:
+        super().__init__(name, known)
+        self.name = name
+        self.known = known
+
+    def __str__(self) -> str:
+        return (
+            f"no actor or service named {self.name!r} in this system (it has "
+            f"{list(self.known)}); start it with system.service(...) or "
+            "system.spawn_actor(...)"
+        )
+
+
 class SystemClosedError(ActorError, RuntimeError):
     def __init__(self, path: str) -> None:
         super().__init__(path)
@@ -190,6 +223,23 @@ class SystemClosedError(ActorError, RuntimeError):
 
     def __str__(self) -> str:
         return f"the actor system on {self.path!r} is closed; open it again to use it"
+
+
+class SystemFailedError(SystemClosedError):
+    """The system stopped itself: a failure escalated to the root of its
+    supervision tree (``cause``, also this error's ``__cause__``)."""
+
+    def __init__(self, path: str, cause: str) -> None:
+        super().__init__(path)
+        self.args = (path, cause)  # pickles as its constructor's arguments
+        self.cause = cause
+
+    def __str__(self) -> str:
+        return (
+            f"the actor system on {self.path!r} stopped after a failure escalated to "
+            f"the root of its supervision tree: {self.cause}. Fix the cause (see the "
+            "log), then open the journal again: unfinished runs resume by replay"
+        )
 
 
 class StepTimeoutError(ActorError, TimeoutError):

@@ -85,7 +85,9 @@ class Passivate:
 
 @attrs.frozen
 class Reply:
-    """The answer to an ``ask``: a value, or an error for the asker to raise."""
+    """The answer to an ``ask``: a value, or an error for the asker to raise;
+    ``retry`` when the actor failed and the asker should ask its replacement."""
 
     value: Any = None
     error: BaseException | None = None
+    retry: bool = False

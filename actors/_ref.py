@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
+from collections import deque
 from typing import Any, Protocol
 
 import pykka
@@ -16,10 +18,12 @@ __all__ = ["RunHandle", "RunRef"]
 
 
 class RunHandle:
-    """What the system knows of one run, shared by its refs and its actor.
+    """What the system knows of one run, shared by its refs and its actors.
 
     The actor is ``None`` while the run is passive (on disk only), finished, or
     broken off; the system activates it again by replay when a message comes.
+    While a supervisor restarts the run's actor after a fault, ``actor`` is the
+    dead incarnation: messages told meanwhile wait in a stash for the next one.
     Invariant: once ``done`` is set by ``finish``, ``status``, ``result`` and
     ``error`` are final.
     """
@@ -38,35 +42,96 @@ class RunHandle:
         # The run as last read from the journal while it had no actor: the next
         # activation replays it instead of reading it again. Cleared on attach.
         self.loaded: WorkflowRun | None = None
+        self.activations = 0  # actors started for it by activation (not restart)
+        self.restarts = 0  # actors started for it by its supervisor after a fault
+        self.faults: deque[float] = deque()  # monotonic times of recent faults
+        # Invariant: _stash is empty unless actor is a dead incarnation that a
+        # supervisor is replacing; the replacement takes it on attach.
+        self._stash: list[Any] = []
+        self._lock = threading.Lock()
 
     @property
     def finished(self) -> bool:
         return self.status is not RunStatus.RUNNING
 
     def attach(self, actor: pykka.ActorRef[Any]) -> None:
-        """A (new) actor drives the run: a break-off before no longer stands."""
-        self.actor = actor
+        """A (new) actor drives the run: a break-off before no longer stands.
+        Messages stashed while its predecessor was being replaced go to it."""
+        with self._lock:
+            self.actor = actor
+            stash, self._stash = self._stash, []
         self.idle_since = None
         self.loaded = None
         if not self.finished and self.done.is_set():
             self.error = None
             self.done.clear()
+        for message in stash:
+            actor.tell(message)
+        _notify_changed()
+
+    def tell(self, message: Any) -> None:
+        """Tell the run's actor; if it died and is being replaced, its
+        replacement gets the message. Without an actor, the message is dropped
+        (it is redone from history when the run is next activated)."""
+        with self._lock:
+            actor = self.actor
+            if actor is None:
+                return
+            try:
+                actor.tell(message)
+            except pykka.ActorDeadError:
+                self._stash.append(message)
+
+    def stash(self, message: Any) -> None:
+        """Keep ``message`` for the actor that replaces the dead one."""
+        with self._lock:
+            self._stash.append(message)
 
     def finish(
         self, status: RunStatus, result: Any = None, error: BaseException | None = None
     ) -> None:
         self.status, self.result, self.error = status, result, error
-        self.actor = None
+        self._forget_actor()
         self.done.set()
+        _notify_changed()
+
+    def fault(self, now: float, period: float) -> int:
+        """Count a fault of the run's actor at ``now``; how many in ``period``."""
+        self.faults.append(now)
+        while now - self.faults[0] > period:
+            self.faults.popleft()
+        return len(self.faults)
 
     def break_off(self, error: BaseException) -> None:
         """The run's actor stopped on ``error``: the run stays unfinished on disk."""
-        self.actor = None
+        self._forget_actor()
         self.error = RunUnavailableError(
             self.workflow_id, f"{type(error).__name__}: {error}"
         )
         self.error.__cause__ = error
         self.done.set()
+        _notify_changed()
+
+    def wait_replaced(self, stale: pykka.ActorRef[Any], deadline: float | None) -> None:
+        """Wait until the run's actor is no longer ``stale`` (replaced, broken off
+        or finished), until ``deadline`` (monotonic) at most, or briefly."""
+        pause = 0.05 if deadline is None else max(0.0, deadline - time.monotonic())
+        with _changed:
+            _changed.wait_for(lambda: self.actor is not stale, min(pause, 0.05))
+
+    def _forget_actor(self) -> None:
+        with self._lock:
+            self.actor = None
+            self._stash.clear()
+
+
+# Signalled whenever any handle's actor changes; waiters re-check their own.
+_changed = threading.Condition()
+
+
+def _notify_changed() -> None:
+    with _changed:
+        _changed.notify_all()
 
 
 class RunRouter(Protocol):

@@ -10,6 +10,8 @@ actor that is stopping.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import logging
 import os
 import threading
 import time
@@ -31,10 +33,13 @@ from actors._definitions import (
     resolve_workflow,
 )
 from actors._errors import (
+    DuplicateActorError,
     RunCancelledError,
     RunConflictError,
     RunUnavailableError,
     SystemClosedError,
+    SystemFailedError,
+    UnknownActorError,
     UnknownRunError,
     UnknownWorkflowError,
     WorkflowFailedError,
@@ -53,8 +58,25 @@ from aggregates import (
     WorkflowRun,
 )
 from journal import MsgpackTranscoder
+from supervision import (
+    Backoff,
+    ChildSpec,
+    Restart,
+    Strategy,
+    SupervisedRef,
+    Supervisor,
+    SupervisorFlags,
+    SupervisorInfo,
+    start_supervisor,
+)
 
 __all__ = ["ActorSystem"]
+
+logger = logging.getLogger("chronik.actors")
+
+RUNS_FLAGS = SupervisorFlags(Strategy.ONE_FOR_ONE, max_restarts=100, period=5.0)
+"""The ``runs`` supervisor's intensity counts restarts of all runs together: a
+fault that hits every run (a full disk) escalates and stops the system."""
 
 
 class _Runs(Application[str]):
@@ -70,10 +92,12 @@ class ActorSystem:
     def __init__(
         self,
         path: str,
+        *,
         clock: Clock,
         max_workers: int,
         idle_timeout: float | None,
         snapshot_every: int,
+        max_run_restarts: int,
     ) -> None:
         self._path = path
         self._clock = clock
@@ -97,6 +121,25 @@ class ActorSystem:
         # refs keep saying why until a message activates them again.
         self._broken: dict[str, RunHandle] = {}
         self.passivations = 0  # how many times a run gave up its actor
+        self.restarts = 0  # how many times a supervisor replaced a run's actor
+        self._max_run_restarts = max_run_restarts
+        self._failure: BaseException | None = None  # escalated to the root
+        self._stopped = threading.Event()  # closed, by close() or a failure
+        self._names: dict[str, tuple[str, ...]] = {}  # actor name -> tree path
+        self._waiting: dict[str, ChildSpec] = {}  # services not started yet
+        self._actor_numbers = itertools.count(1)
+        self._supervisor = start_supervisor(
+            [
+                Supervisor.child_spec("runs", (), RUNS_FLAGS),
+                Supervisor.child_spec("actors", (), SupervisorFlags()),
+                Supervisor.child_spec("services", (), SupervisorFlags(max_restarts=0)),
+            ],
+            SupervisorFlags(max_restarts=0),
+            name="chronik",
+            on_escalate=self._escalated,
+        )
+        self._supervisor.wait_quiet()
+        self._runs = self._supervisor.supervisor("runs")
         self._stop_timers = clock.drive(self._timers)
         self._housekeeper = threading.Thread(
             target=self._housekeep, name="chronik-housekeeping", daemon=True
@@ -111,12 +154,16 @@ class ActorSystem:
         max_workers: int = 16,
         idle_timeout: float | None = 60.0,
         snapshot_every: int = 200,
+        max_run_restarts: int = 3,
     ) -> Self:
         """Open the journal at ``path`` and resume every unfinished run.
 
         ``idle_timeout``: seconds a run may wait (on a timer, signal or child, with
         no step running) before it gives up its actor and thread; ``None`` keeps
         every run resident. ``snapshot_every``: events between aggregate snapshots.
+        ``max_run_restarts``: how many times in 5 s the supervisor replaces the
+        actor of one run after engine faults before the run breaks off (its refs
+        then raise ``RunUnavailableError`` until a message or the next open).
         """
         if idle_timeout is not None and not idle_timeout > 0:
             msg = f"idle_timeout={idle_timeout!r} must be seconds > 0, or None"
@@ -124,12 +171,16 @@ class ActorSystem:
         if not isinstance(snapshot_every, int) or snapshot_every < 1:
             msg = f"snapshot_every={snapshot_every!r} must be an int >= 1"
             raise ValueError(msg)
+        if not isinstance(max_run_restarts, int) or max_run_restarts < 0:
+            msg = f"max_run_restarts={max_run_restarts!r} must be an int >= 0"
+            raise ValueError(msg)
         system = cls(
             os.fspath(path),
-            clock or SystemClock(),
-            max_workers,
-            idle_timeout,
-            snapshot_every,
+            clock=clock or SystemClock(),
+            max_workers=max_workers,
+            idle_timeout=idle_timeout,
+            snapshot_every=snapshot_every,
+            max_run_restarts=max_run_restarts,
         )
         try:
             system._resume_unfinished()
@@ -144,6 +195,8 @@ class ActorSystem:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+        if exc[0] is None:
+            self._raise_failure()  # a failure that stopped the system is news
 
     @property
     def path(self) -> str:
@@ -301,11 +354,35 @@ class ActorSystem:
     def _start(
         self, definition: WorkflowDefinition, run: WorkflowRun
     ) -> pykka.ActorRef[Any]:
+        """Start the run's actor under the ``runs`` supervisor. Hold the lock.
+
+        The supervisor runs the factory in its own thread and never waits for a
+        run's actor while it does, so holding the route lock here is safe; it
+        waits for actors only when it stops them (closing, giving up), and
+        ``close`` stops the runs' actors itself first.
+        """
         handle = self._handle_of(run)
         if not run.is_finished:
             self._live[run.id] = handle
             self._broken.pop(run.id, None)
-        return WorkflowActor.start(self, definition, run, handle)
+        handle.activations += 1
+        started: list[pykka.ActorRef[Any]] = []
+
+        def start() -> pykka.ActorRef[Any]:
+            # Never raises: a restart reads the journal in the actor's on_start,
+            # where a failure is one more fault of the run, not of this factory.
+            if started:
+                handle.restarts += 1
+                self.restarts += 1
+            actor = WorkflowActor.start(
+                self, definition, run, handle, reload=bool(started)
+            )
+            started.append(actor)
+            return actor
+
+        child_id = _child_id(run.id, handle.activations)
+        self._runs.start_child(ChildSpec(child_id, start, Restart.TRANSIENT))
+        return started[0]
 
     @staticmethod
     def _check_same(handle: RunHandle, name: str, args: list[Any]) -> None:
@@ -334,8 +411,24 @@ class ActorSystem:
     # -- routing messages to runs -------------------------------------------------
 
     def ask(self, handle: RunHandle, message: Any, timeout: float | None) -> Reply:
-        """Deliver ``message`` to the run's actor and wait for its reply."""
-        self._check_open()
+        """Deliver ``message`` to the run's actor and wait for its reply.
+
+        An actor that dies before answering (a fault: its supervisor replaces it
+        by replay) is asked again in its replacement, until ``timeout``; the
+        messages are idempotent (a signal by its id, a cancel, a query)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._check_open()
+            actor, reply = self._ask_once(handle, message, deadline)
+            if reply is not None and not reply.retry:
+                return reply
+            if deadline is not None and time.monotonic() >= deadline:
+                raise pykka.Timeout(f"{handle.workflow_id!r} was being restarted")
+            handle.wait_replaced(actor, deadline)
+
+    def _ask_once(
+        self, handle: RunHandle, message: Any, deadline: float | None
+    ) -> tuple[pykka.ActorRef[Any], Reply | None]:
         read_only = None
         with self._route_lock:
             if handle.finished and isinstance(message, Query):
@@ -344,6 +437,7 @@ class ActorSystem:
             else:
                 actor = self._activate(handle)
             future = actor.ask(message, block=False)
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
             reply: Reply = future.get(timeout=timeout)
         except pykka.ActorDeadError:
@@ -352,11 +446,12 @@ class ActorSystem:
                 raise RunFinishedError(
                     handle.workflow_id, handle.status, action
                 ) from None
-            raise RunUnavailableError(handle.workflow_id, "its actor stopped") from None
+            # Died first: replaced by its supervisor, broken off or passivated.
+            return actor, None
         finally:
             if read_only is not None:
                 read_only.stop(block=False)
-        return reply
+        return actor, reply
 
     def _tell(self, workflow_id: str, message: Any) -> None:
         """Deliver ``message`` to an unfinished run, activating it; else drop it."""
@@ -367,10 +462,10 @@ class ActorSystem:
             if handle is None or handle.finished:
                 return
             try:
-                actor = self._activate(handle)
+                self._activate(handle)
             except (RunUnavailableError, RunFinishedError, UnknownWorkflowError):
                 return  # it resumes (or reports why not) on the next open
-            _tell(actor, message)
+            handle.tell(message)
 
     def _activate(
         self, handle: RunHandle, run: WorkflowRun | None = None
@@ -403,7 +498,119 @@ class ActorSystem:
         assert run is not None
         assert run.is_finished
         definition = resolve_workflow(run.name)
-        return WorkflowActor.start(self, definition, run, handle)
+        return WorkflowActor.start(self, definition, run, handle, read_only=True)
+
+    # -- plain actors and services ------------------------------------------------
+
+    def service(
+        self,
+        name: str,
+        actor_class: type[pykka.ThreadingActor],
+        *args: Any,
+        auto_start: bool = True,
+        restart: Restart = Restart.PERMANENT,
+        max_restarts: int = 3,
+        period: float = 5.0,
+        backoff: Backoff | None = None,
+        shutdown: float | None = 5.0,
+        **kwargs: Any,
+    ) -> SupervisedRef:
+        """Keep ``actor_class(*args, **kwargs)`` alive under the system, by name.
+
+        It gets a supervisor of its own: restarted by ``restart`` at most
+        ``max_restarts`` times in ``period`` seconds (after ``backoff`` pauses),
+        past which the failure escalates and stops the system
+        (``SystemFailedError``). The ref stays valid across restarts; with
+        ``auto_start=False`` the service starts at ``start_service(name)``.
+        """
+        self._check_open()
+        actor = ChildSpec.for_actor(
+            name,
+            actor_class,
+            args=args,
+            kwargs=kwargs,
+            restart=restart,
+            shutdown=shutdown,
+        )
+        flags = SupervisorFlags(
+            max_restarts=max_restarts, period=period, backoff=backoff
+        )
+        spec = Supervisor.child_spec(name, (actor,), flags)
+        ref = self._claim_name(name, ("services", name, name))
+        if auto_start:
+            self._start_named(name, "services", spec)
+        else:
+            self._waiting[name] = spec
+        return ref
+
+    def start_service(self, name: str) -> SupervisedRef:
+        """Start the service ``name`` registered with ``auto_start=False``."""
+        self._check_open()
+        spec = self._waiting.pop(name, None)
+        if spec is None:
+            raise UnknownActorError(name, tuple(sorted(self._names)))
+        self._start_named(name, "services", spec)
+        return self.actor(name)
+
+    def spawn_actor(
+        self,
+        actor_class: type[pykka.ThreadingActor],
+        *args: Any,
+        name: str | None = None,
+        restart: Restart = Restart.TRANSIENT,
+        shutdown: float | None = 5.0,
+        **kwargs: Any,
+    ) -> SupervisedRef:
+        """Start a plain (not durable) actor under the system's ``actors``
+        supervisor, restarted by ``restart``; reachable by ``name``."""
+        self._check_open()
+        if name is None:
+            name = f"{actor_class.__name__}-{next(self._actor_numbers)}"
+        spec = ChildSpec.for_actor(
+            name,
+            actor_class,
+            args=args,
+            kwargs=kwargs,
+            restart=restart,
+            shutdown=shutdown,
+        )
+        ref = self._claim_name(name, ("actors", name))
+        self._start_named(name, "actors", spec)
+        return ref
+
+    def actor(self, name: str) -> SupervisedRef:
+        """The service or plain actor ``name``: a ref valid across restarts."""
+        self._check_open()
+        path = self._names.get(name)
+        if path is None:
+            raise UnknownActorError(name, tuple(sorted(self._names)))
+        return self._supervisor.child(*path)
+
+    def tree(self) -> SupervisorInfo:
+        """The live supervision tree: runs, plain actors and services, with
+        restart counts and last failures, as frozen data."""
+        return self._supervisor.tree()
+
+    def format_tree(self) -> str:
+        return self._supervisor.format_tree()
+
+    def _claim_name(self, name: str, path: tuple[str, ...]) -> SupervisedRef:
+        if not isinstance(name, str) or not name or "/" in name:
+            msg = f"an actor name is a non-empty str without '/', not {name!r}"
+            raise ValueError(msg)
+        with self._route_lock:
+            if name in self._names:
+                raise DuplicateActorError(name)
+            self._names[name] = path
+        return self._supervisor.child(*path)
+
+    def _start_named(self, name: str, under: str, spec: ChildSpec) -> None:
+        try:
+            self._supervisor.supervisor(under).start_child(spec)
+        except BaseException:
+            with self._route_lock:
+                del self._names[name]
+            raise
 
     # -- services for the runs' actors ------------------------------------------
 
@@ -465,8 +672,15 @@ class ActorSystem:
                     self._start(resolve_workflow(run.name), run)
 
     def watch_child(self, parent_id: str, child_id: str) -> None:
+        """The parent waits on the child: tell it if the child has ended, else
+        make sure the child runs (its start may have been lost to a fault)."""
         with self._route_lock:
             child = self._find(child_id)
+            if child is not None and not child.finished:
+                with contextlib.suppress(
+                    RunUnavailableError, RunFinishedError, UnknownWorkflowError
+                ):
+                    self._activate(child)
         if child is not None and child.finished:
             self._tell(parent_id, _child_done(child_id, child))
 
@@ -485,6 +699,18 @@ class ActorSystem:
             handle = self._live.pop(workflow_id, None)
             if handle is not None:
                 self._broken[workflow_id] = handle
+
+    def load_run(self, workflow_id: str) -> WorkflowRun:
+        run = self._get_run(workflow_id)
+        if run is None:
+            raise UnknownRunError(workflow_id)
+        return run
+
+    def may_restart(self, handle: RunHandle) -> bool:
+        faults = handle.fault(time.monotonic(), RUNS_FLAGS.period)
+        if self._closing.is_set():
+            return False  # nothing restarts while the system closes
+        return faults <= self._max_run_restarts
 
     def passivate(self, workflow_id: str, inbox_empty: Any) -> bool:
         with self._route_lock:
@@ -560,7 +786,8 @@ class ActorSystem:
     # -- closing --------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop every run; a step still running is recorded or runs again later."""
+        """Stop every run; a step still running is recorded or runs again later.
+        Then stop services and actors, in reverse start order."""
         if self._closed:
             return
         self._closed = True
@@ -576,13 +803,59 @@ class ActorSystem:
         for future in [actor.stop(block=False) for actor in actors]:
             future.get()
         try:
+            self._supervisor.stop()
             self._index.checkpoint(self._clock.now())
         finally:
             self._app.close()
+            self._stopped.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the system is closed; False if ``timeout`` passed first.
+        Raises ``SystemFailedError`` if it stopped because a failure escalated
+        to the root of its supervision tree."""
+        stopped = self._stopped.wait(timeout)
+        self._raise_failure()
+        return stopped
+
+    @property
+    def failure(self) -> BaseException | None:
+        """What escalated to the root and stopped the system, if anything did."""
+        return self._failure
+
+    def _escalated(self, cause: BaseException) -> None:
+        """The root supervisor gave up: stop the system, surface ``cause``."""
+        self._failure = cause
+        logger.critical(
+            "actor system on %r stops: a failure escalated to the root of its "
+            "supervision tree: %r",
+            self._path,
+            cause,
+        )
+        error = SystemFailedError(self._path, repr(cause))
+        error.__cause__ = cause
+        with self._route_lock:
+            handles = list(self._live.values())
+        for handle in handles:  # their result() would otherwise wait forever
+            handle.break_off(error)
+        # Not on the root's thread: close() waits for the tree to stop.
+        threading.Thread(target=self.close, name="chronik-failed-close").start()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            error = SystemFailedError(self._path, repr(self._failure))
+            raise error from self._failure
 
     def _check_open(self) -> None:
         if self._closed:
+            self._raise_failure()
             raise SystemClosedError(self._path)
+
+
+def _child_id(workflow_id: str, activation: int) -> str:
+    """The run's id in the ``runs`` supervisor: unique per activation (the
+    previous activation's actor may not have left yet), without ``/``."""
+    escaped = workflow_id.replace("%", "%25").replace("/", "%2F")
+    return f"{escaped}#{activation}"
 
 
 def _has_work(run: WorkflowRun) -> bool:

@@ -61,6 +61,6 @@ def _evolving(system: ActorSystem) -> None:
 
 if __name__ == "__main__":
     mode, path = sys.argv[1], sys.argv[2]
-    opened = ActorSystem.open(path)
+    opened = ActorSystem.open(path, max_run_restarts=0)  # the break-off path
     {"signals": _signals, "owner": _owner, "evolving": _evolving}[mode](opened)
     opened.close()

@@ -1,8 +1,10 @@
 """The contract of DESIGN.md §5, points 1 to 5, each proven across a crash.
 
 The crash modes: an exception inside a run's actor (``CommitFault`` makes one
-commit raise: the actor breaks off, history stays intact, and the next message or
-the next open resumes the run by replay), ``close()`` while a step is in flight,
+commit raise: history stays intact; these systems run with
+``max_run_restarts=0``, so the actor breaks off rather than being replaced by its
+supervisor, and the next message or the next open resumes the run by replay;
+``test_supervised_runs.py`` proves the supervisor's restarts), ``close()`` while a step is in flight,
 a system abandoned (never closed) while a fresh one opens the same journal, and a
 real SIGKILL of a process.
 """
@@ -106,6 +108,12 @@ def _execution(step: str) -> int:
     with _numbering:
         log_execution(step)
         return sum(1 for name, _, _ in EXECUTIONS if name == step)
+
+
+@pytest.fixture
+def system(path: str, clock: ManualClock) -> Iterator[ActorSystem]:
+    with ActorSystem.open(path, clock=clock, max_run_restarts=0) as opened:
+        yield opened
 
 
 @pytest.fixture(autouse=True)
@@ -220,7 +228,7 @@ def _run_crash_free(
 ) -> Any:
     """The result of one run of ``workflow`` on a fresh journal, without a crash."""
     clock = ManualClock()
-    with ActorSystem.open(path, clock=clock) as system:
+    with ActorSystem.open(path, clock=clock, max_run_restarts=0) as system:
         ref = system.spawn(workflow, *args, id="crash-free")
         for topic, payload in signals:
             ref.send(topic, payload)
@@ -281,7 +289,7 @@ def test_closing_while_a_step_retries_records_nothing_and_reopening_reruns_it_wi
     path: str, clock: ManualClock
 ) -> None:
     gate = GATES[1] = Gate()
-    system = ActorSystem.open(path, clock=clock)
+    system = ActorSystem.open(path, clock=clock, max_run_restarts=0)
     system.spawn(shaky_run, "o-2", id="shaky-o-2")
     assert gate.entered.wait(5)
     closer = threading.Thread(target=system.close)
@@ -292,7 +300,7 @@ def test_closing_while_a_step_retries_records_nothing_and_reopening_reruns_it_wi
     assert not closer.is_alive()
     assert event_names(stored(path, "shaky-o-2")) == ["Started"]
 
-    with ActorSystem.open(path, clock=clock) as reopened:
+    with ActorSystem.open(path, clock=clock, max_run_restarts=0) as reopened:
         assert reopened.ref("shaky-o-2").result(timeout=5) == "ok-o-2"
         step = reopened.history("shaky-o-2").commands[0]
     key = "shaky-o-2/1"
@@ -306,11 +314,11 @@ def test_a_step_hanging_in_an_abandoned_system_runs_again_with_the_same_key_and_
     path: str, clock: ManualClock
 ) -> None:
     gate = GATES[1] = Gate()
-    abandoned = ActorSystem.open(path, clock=clock)
+    abandoned = ActorSystem.open(path, clock=clock, max_run_restarts=0)
     old = abandoned.spawn(owned, "o-3", id="owned-o-3")
     assert gate.entered.wait(5)
     try:
-        with ActorSystem.open(path, clock=clock) as fresh:
+        with ActorSystem.open(path, clock=clock, max_run_restarts=0) as fresh:
             wait_until(_recorded(fresh, "owned-o-3", 1))
             gate.opened.set()  # the abandoned owner's result comes too late
             with pytest.raises(RunUnavailableError, match="stale owner"):
@@ -429,7 +437,7 @@ def _last_life(system: ActorSystem, clock: ManualClock, acknowledged: set[str]) 
 def crash_free(tmp_path_factory: pytest.TempPathFactory) -> CrashFree:
     path = str(tmp_path_factory.mktemp("crash-free") / "journal")
     clock = ManualClock()
-    with ActorSystem.open(path, clock=clock) as system:
+    with ActorSystem.open(path, clock=clock, max_run_restarts=0) as system:
         fault = CommitFault(system)  # it never crashes: it counts the commits
         _life(system, clock, fault, set())
         result = system.ref(PIPELINE_RUN).result(timeout=5)
@@ -458,7 +466,7 @@ def test_crashes_at_any_commits_lose_no_acknowledged_signal_nor_recorded_result_
         path = os.path.join(directory, "journal")
         try:
             for at, after_commit, ending in lives:
-                system = ActorSystem.open(path, clock=clock)
+                system = ActorSystem.open(path, clock=clock, max_run_restarts=0)
                 if histories and histories[-1]:
                     # Acknowledged means durable: every acknowledged signal is there.
                     received = system.history(PIPELINE_RUN).signal_ids
@@ -472,7 +480,7 @@ def test_crashes_at_any_commits_lose_no_acknowledged_signal_nor_recorded_result_
                     else:
                         abandoned.append(system)
                 histories.append(stored(path, PIPELINE_RUN))
-            with ActorSystem.open(path, clock=clock) as last:
+            with ActorSystem.open(path, clock=clock, max_run_restarts=0) as last:
                 result = _last_life(last, clock, acknowledged)
                 final = last.history(PIPELINE_RUN)
             histories.append(stored(path, PIPELINE_RUN))
@@ -524,7 +532,7 @@ def test_a_run_that_ends_while_its_actor_starts_does_not_fail_the_open_with_an_a
         return [await ctx.call(gated_step, "x"), await ctx.call(alpha)]
 
     gate = GATES[1] = Gate()
-    system = ActorSystem.open(path, clock=clock)
+    system = ActorSystem.open(path, clock=clock, max_run_restarts=0)
     system.spawn(original, id="racing")
     assert gate.entered.wait(5)
     closer = threading.Thread(target=system.close)
@@ -540,7 +548,7 @@ def test_a_run_that_ends_while_its_actor_starts_does_not_fail_the_open_with_an_a
     # The run has work, so opening replays it, and the replay fails it at once.
     monkeypatch.setattr(actors._system, "WorkflowActor", _StarterPausedAfterStart)
     with (
-        ActorSystem.open(path, clock=clock) as reopened,
+        ActorSystem.open(path, clock=clock, max_run_restarts=0) as reopened,
         pytest.raises(WorkflowFailedError) as failed,
     ):
         reopened.ref("racing").result(timeout=5)
@@ -565,7 +573,7 @@ def test_closing_mid_step_loses_no_acknowledged_signal_and_every_run_ends_as_wit
     monkeypatch.setenv("CHRONIK_BLOCK_FILE", str(release))
 
     # One worker: the first ship hangs and the other two wait in the queue.
-    system = ActorSystem.open(path, clock=clock, max_workers=1)
+    system = ActorSystem.open(path, clock=clock, max_run_restarts=0, max_workers=1)
     refs = {
         order: system.spawn(approval, order, id=f"approval-{order}") for order in orders
     }
@@ -581,7 +589,7 @@ def test_closing_mid_step_loses_no_acknowledged_signal_and_every_run_ends_as_wit
     closer.join(5)
     assert not closer.is_alive()
 
-    with ActorSystem.open(path, clock=clock) as reopened:
+    with ActorSystem.open(path, clock=clock, max_run_restarts=0) as reopened:
         results = {
             order: reopened.ref(f"approval-{order}").result(timeout=5)
             for order in orders
@@ -601,13 +609,13 @@ def test_a_fresh_system_loses_no_signal_an_abandoned_one_acknowledged_and_ends_t
     EXECUTIONS.clear()
     gate = GATES[1] = Gate()
 
-    abandoned = ActorSystem.open(path, clock=clock)
+    abandoned = ActorSystem.open(path, clock=clock, max_run_restarts=0)
     try:
         old = abandoned.spawn(gated_approval, "o-4", id="gated-o-4")
         old.send(*signals[0], signal_id="approve-4")
         assert gate.entered.wait(5)
         old.send(*signals[1], signal_id="note-4")  # acknowledged mid-step
-        with ActorSystem.open(path, clock=clock) as fresh:
+        with ActorSystem.open(path, clock=clock, max_run_restarts=0) as fresh:
             ref = fresh.ref("gated-o-4")
             assert ref.result(timeout=5) == expected
             history = fresh.history("gated-o-4")
@@ -646,7 +654,7 @@ def test_a_killed_process_loses_no_acknowledged_signal_nor_recorded_step_and_its
         child.communicate()
     monkeypatch.setenv("CHRONIK_COUNT_FILE", str(counts))
     monkeypatch.delenv("CHRONIK_BLOCK_FILE", raising=False)
-    with ActorSystem.open(journal) as system:
+    with ActorSystem.open(journal, max_run_restarts=0) as system:
         assert system.ref("approval-o-1").result(timeout=10) == expected
         assert system.history("approval-o-1").signal_ids == {"approve-1", "note-1"}
     lines = counts.read_text().splitlines()
@@ -762,11 +770,11 @@ def test_when_a_fresh_system_records_first_the_abandoned_owner_of_the_run_stops_
     path: str, clock: ManualClock
 ) -> None:
     gate = GATES[1] = Gate()
-    abandoned = ActorSystem.open(path, clock=clock)
+    abandoned = ActorSystem.open(path, clock=clock, max_run_restarts=0)
     try:
         old = abandoned.spawn(owned, "o-5", id="owned-o-5")
         assert gate.entered.wait(5)
-        with ActorSystem.open(path, clock=clock) as fresh:
+        with ActorSystem.open(path, clock=clock, max_run_restarts=0) as fresh:
             wait_until(_recorded(fresh, "owned-o-5", 1))
             held = [e.originator_version for e in stored(path, "owned-o-5")]
             gate.opened.set()
@@ -791,11 +799,11 @@ def test_when_an_abandoned_system_records_first_the_fresh_owner_stops_and_its_ne
     path: str, clock: ManualClock
 ) -> None:
     first, second = GATES[1], GATES[2] = Gate(), Gate()
-    abandoned = ActorSystem.open(path, clock=clock)
+    abandoned = ActorSystem.open(path, clock=clock, max_run_restarts=0)
     try:
         old = abandoned.spawn(owned, "o-6", id="owned-o-6")
         assert first.entered.wait(5)
-        with ActorSystem.open(path, clock=clock) as fresh:
+        with ActorSystem.open(path, clock=clock, max_run_restarts=0) as fresh:
             assert second.entered.wait(5)  # both systems run the step now
             first.opened.set()
             wait_until(_recorded(fresh, "owned-o-6", 1))
@@ -837,7 +845,7 @@ def test_of_two_processes_owning_one_run_only_one_appends_each_version_and_the_o
         _wait_for_lines(counts, child, "ship")
         monkeypatch.setenv("CHRONIK_COUNT_FILE", str(counts))
         monkeypatch.delenv("CHRONIK_BLOCK_FILE", raising=False)
-        with ActorSystem.open(journal) as fresh:
+        with ActorSystem.open(journal, max_run_restarts=0) as fresh:
             wait_until(_recorded(fresh, "approval-o-2", 3), timeout=10)
             release.touch()  # the child's ship returns: it appends too late
             out, _ = child.communicate(timeout=20)
@@ -920,7 +928,7 @@ def test_a_run_recorded_during_close_replays_changed_code_after_reopening_and_fa
         return [first, await ctx.receive("go")]
 
     gate = GATES[1] = Gate()
-    system = ActorSystem.open(path, clock=clock)
+    system = ActorSystem.open(path, clock=clock, max_run_restarts=0)
     system.spawn(original, id="changing-2")
     assert gate.entered.wait(5)
     closer = threading.Thread(target=system.close)
@@ -938,7 +946,7 @@ def test_a_run_recorded_during_close_replays_changed_code_after_reopening_and_fa
         await ctx.sleep("1h")
         return [await ctx.receive("go")]
 
-    with ActorSystem.open(path, clock=clock) as reopened:
+    with ActorSystem.open(path, clock=clock, max_run_restarts=0) as reopened:
         ref = reopened.ref("changing-2")
         assert ref.status() is RunStatus.RUNNING  # waiting: passive until a message
         held = len(stored(path, "changing-2"))
@@ -966,7 +974,7 @@ def test_a_fresh_system_replaying_changed_code_fails_the_run_and_the_abandoned_o
         first = await ctx.call(alpha)
         return [first, await ctx.receive("note")]
 
-    abandoned = ActorSystem.open(path, clock=clock)
+    abandoned = ActorSystem.open(path, clock=clock, max_run_restarts=0)
     try:
         old = abandoned.spawn(original, id="changing-3")
         wait_until(_waiting(path, "changing-3"))
@@ -975,7 +983,7 @@ def test_a_fresh_system_replaying_changed_code_fails_the_run_and_the_abandoned_o
         async def changed(ctx: WorkflowContext) -> list[Any]:
             return [await ctx.receive("note")]
 
-        with ActorSystem.open(path, clock=clock) as fresh:
+        with ActorSystem.open(path, clock=clock, max_run_restarts=0) as fresh:
             ref = fresh.ref("changing-3")
             with pytest.raises(RunFinishedError):
                 ref.send("note", "now")  # the message replays it: it fails first
@@ -1024,7 +1032,7 @@ def test_a_run_killed_mid_step_fails_with_non_determinism_error_when_reopened_wi
     try:
         # The run has work to do, so opening replays it at once.
         with (
-            ActorSystem.open(journal) as system,
+            ActorSystem.open(journal, max_run_restarts=0) as system,
             pytest.raises(WorkflowFailedError) as failed,
         ):
             system.ref("evolving-o-3").result(timeout=10)
@@ -1051,7 +1059,7 @@ def test_a_run_killed_mid_step_fails_with_non_determinism_error_when_reopened_wi
 def test_unencodable_input_is_refused_before_anything_is_written_and_a_fresh_system_finds_none_of_it(  # noqa: E501
     path: str, clock: ManualClock
 ) -> None:
-    abandoned = ActorSystem.open(path, clock=clock)
+    abandoned = ActorSystem.open(path, clock=clock, max_run_restarts=0)
     try:
         ref = abandoned.spawn(waiter, "blob", id="waiter-bad")
         wait_until(_waiting(path, "waiter-bad"))
@@ -1067,7 +1075,7 @@ def test_unencodable_input_is_refused_before_anything_is_written_and_a_fresh_sys
         assert stored(path, "bad-args") == []
         assert ref.status() is RunStatus.RUNNING  # a refused signal breaks nothing
 
-        with ActorSystem.open(path, clock=clock) as fresh:  # as after a crash
+        with ActorSystem.open(path, clock=clock, max_run_restarts=0) as fresh:  # as after a crash
             with pytest.raises(UnknownRunError):
                 fresh.ref("bad-args")
             assert stored(path, "waiter-bad") == held
@@ -1103,12 +1111,12 @@ def test_a_waiting_run_whose_workflow_is_gone_after_a_restart_refuses_its_next_m
     async def vanishing(ctx: WorkflowContext) -> Any:
         return await ctx.receive("go")
 
-    with ActorSystem.open(path, clock=clock) as system:
+    with ActorSystem.open(path, clock=clock, max_run_restarts=0) as system:
         system.spawn(vanishing, id="vanishing")
         wait_until(_waiting(path, "vanishing"))
     monkeypatch.delitem(_definitions._registry, name)  # its code is gone
 
-    with ActorSystem.open(path, clock=clock) as reopened:
+    with ActorSystem.open(path, clock=clock, max_run_restarts=0) as reopened:
         ref = reopened.ref("vanishing")
         before = last_notification_id(reopened)
         with pytest.raises(UnknownWorkflowError, match=name):
@@ -1137,7 +1145,7 @@ def abandoned_with_a_gone_run(
         return str(await ctx.call(gated_step, "x"))
 
     gate = GATES[1] = Gate()
-    abandoned = ActorSystem.open(path, clock=clock)
+    abandoned = ActorSystem.open(path, clock=clock, max_run_restarts=0)
     try:
         abandoned.spawn(vanishing, id="vanishing")
         other = abandoned.spawn(waiter, id="other")
@@ -1155,7 +1163,7 @@ def test_a_run_whose_workflow_is_gone_does_not_keep_the_other_runs_of_its_journa
     path: str, clock: ManualClock
 ) -> None:
     held = stored(path, "vanishing")
-    with ActorSystem.open(path, clock=clock) as fresh:
+    with ActorSystem.open(path, clock=clock, max_run_restarts=0) as fresh:
         assert fresh.ref("other").result(timeout=5) == [0, "durable"]
         # Unfinished, not failed: restoring its code resumes it. (What its ref
         # says meanwhile is the test below.)
@@ -1167,7 +1175,7 @@ def test_a_run_whose_workflow_is_gone_does_not_keep_the_other_runs_of_its_journa
 def test_a_run_whose_workflow_is_gone_says_so_on_its_ref_even_after_a_garbage_collection(  # noqa: E501
     path: str, clock: ManualClock
 ) -> None:
-    with ActorSystem.open(path, clock=clock) as fresh:
+    with ActorSystem.open(path, clock=clock, max_run_restarts=0) as fresh:
         gc.collect()
         with pytest.raises(RunUnavailableError) as unavailable:
             fresh.ref("vanishing").result(timeout=1)
@@ -1177,11 +1185,11 @@ def test_a_run_whose_workflow_is_gone_says_so_on_its_ref_even_after_a_garbage_co
 def test_reusing_a_run_id_with_other_arguments_or_another_workflow_is_a_run_conflict_that_writes_nothing_even_after_a_restart(  # noqa: E501
     path: str, clock: ManualClock
 ) -> None:
-    abandoned = ActorSystem.open(path, clock=clock)
+    abandoned = ActorSystem.open(path, clock=clock, max_run_restarts=0)
     try:
         abandoned.spawn(reserving, "o-1", id="dup")
         wait_until(_waiting(path, "dup"))
-        with ActorSystem.open(path, clock=clock) as fresh:
+        with ActorSystem.open(path, clock=clock, max_run_restarts=0) as fresh:
             before = last_notification_id(fresh)
             with pytest.raises(RunConflictError) as conflict:
                 fresh.spawn(reserving, "o-2", id="dup")
@@ -1206,7 +1214,7 @@ def test_a_journal_path_that_is_a_file_or_a_directory_of_other_files_is_refused_
     notes = tmp_path / "notes.txt"
     notes.write_text("keep me")
     with pytest.raises(JournalPathError, match="is a file") as refused:
-        ActorSystem.open(notes, clock=clock)
+        ActorSystem.open(notes, clock=clock, max_run_restarts=0)
     assert str(notes) in str(refused.value)
     assert notes.read_text() == "keep me"
     assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
@@ -1215,7 +1223,7 @@ def test_a_journal_path_that_is_a_file_or_a_directory_of_other_files_is_refused_
     home.mkdir()
     (home / "thesis.tex").write_text("draft")
     with pytest.raises(JournalPathError, match="other files in it"):
-        ActorSystem.open(home, clock=clock)
+        ActorSystem.open(home, clock=clock, max_run_restarts=0)
     assert os.listdir(home) == ["thesis.tex"]
     assert (home / "thesis.tex").read_text() == "draft"
 
@@ -1226,7 +1234,7 @@ def test_a_full_map_refuses_a_write_whole_and_reopening_with_room_loses_nothing_
     cap = 256 * 1024  # the smallest map a journal takes
     monkeypatch.setenv("LMDB_MAP_SIZE", str(cap))
     monkeypatch.setenv("LMDB_MAX_MAP_SIZE", str(cap))
-    system = ActorSystem.open(path, clock=clock)
+    system = ActorSystem.open(path, clock=clock, max_run_restarts=0)
     spawned: list[str] = []
     log_ends: list[int] = []
 
@@ -1254,7 +1262,7 @@ def test_a_full_map_refuses_a_write_whole_and_reopening_with_room_loses_nothing_
     system.close()
 
     monkeypatch.setenv("LMDB_MAX_MAP_SIZE", str(16 * cap))
-    with ActorSystem.open(path, clock=clock) as reopened:
+    with ActorSystem.open(path, clock=clock, max_run_restarts=0) as reopened:
         with pytest.raises(UnknownRunError):
             reopened.ref(refused)
         assert all(reopened.ref(i).status() is RunStatus.RUNNING for i in spawned)

@@ -1,0 +1,390 @@
+"""``Replayer``: check recorded histories against the current workflow code.
+
+As Temporal's ``Replayer``: every run's history is replayed through the runtime's
+own driver, a ``WorkflowActor`` (so a replay here and a replay after a restart can
+never drift apart), but with services that save nothing, start no timer, run no
+step and spawn no child. The actor works on an in-memory copy of the run whose end
+(``Completed``, ``Failed``, ``Cancelled``), if any, is taken off, so the code
+meets its history exactly as a resumed run would, and ends the run itself.
+
+Then the replay is compared with the history:
+
+- a command other than the recorded one at a seq is the runtime's own
+  ``NonDeterminismError``;
+- the code asking for a command past the end of a *finished* history, ending the
+  run before its history's last command, ending it otherwise (completed, failed,
+  cancelled) than history did, or still waiting where history ended, is a
+  ``NonDeterministicEndError``;
+- past the end of an *unfinished* history the code may ask for anything: the run
+  has not got there yet.
+
+Nothing is written to the journal, which is read through a read-only reader.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import attrs
+import pykka
+
+from actors._actor import WorkflowActor
+from actors._definitions import (
+    ActivityDefinition,
+    WorkflowDefinition,
+    resolve_workflow,
+)
+from actors._errors import (
+    ActorError,
+    RunUnavailableError,
+    UnknownWorkflowError,
+    WorkflowFailedError,
+)
+from actors._history_file import History, read_histories
+from actors._ref import RunHandle
+from actors._system import ActorSystem
+from aggregates import (
+    Cancelled,
+    Command,
+    Completed,
+    ErrorInfo,
+    Failed,
+    NonDeterminismError,
+    RunEvent,
+    RunStatus,
+    WorkflowRun,
+)
+from journal import MsgpackTranscoder
+
+__all__ = [
+    "NonDeterministicEndError",
+    "ReplayReport",
+    "ReplayResult",
+    "ReplayStatus",
+    "Replayer",
+    "RunEnd",
+]
+
+_ENDS = (Completed, Failed, Cancelled)
+
+
+@attrs.frozen
+class RunEnd:
+    """Where a run ends: in history, or in the code replaying it."""
+
+    status: RunStatus
+    error: ErrorInfo | None = None  # why a failed run failed
+
+    def __str__(self) -> str:
+        if self.error is None:
+            return f"the end of the run ({self.status})"
+        return f"the end of the run ({self.status}: {self.error})"
+
+
+class NonDeterministicEndError(ActorError, RuntimeError):
+    """Workflow code ends where its history goes on, or goes on (or waits) where
+    its finished history ends. ``requested`` is ``None`` when the code waits."""
+
+    def __init__(
+        self,
+        workflow_id: str,
+        seq: int,
+        recorded: Command | RunEnd,
+        requested: Command | RunEnd | None,
+    ) -> None:
+        super().__init__(workflow_id, seq, recorded, requested)
+        self.workflow_id = workflow_id
+        self.seq = seq
+        self.recorded = recorded
+        self.requested = requested
+
+    def __str__(self) -> str:
+        asks = (
+            "waits for an outcome its history does not hold"
+            if self.requested is None
+            else f"asks for {self.requested}"
+        )
+        return (
+            f"workflow {self.workflow_id!r} is not deterministic at seq {self.seq}: "
+            f"its history holds {self.recorded}, but the code now {asks}. The "
+            "workflow code changed since this run was recorded: restore the code "
+            "it ran with, or guard the change with ctx.patched(...) so that runs "
+            "recorded before it keep their old path"
+        )
+
+
+class ReplayStatus(StrEnum):
+    OK = "ok"
+    NON_DETERMINISTIC = "non-deterministic"
+    ERROR = "error"  # the run could not be replayed: unknown workflow, bad history
+
+
+@attrs.frozen
+class ReplayResult:
+    """How one run replayed. ``error`` is a ``NonDeterminismError`` or a
+    ``NonDeterministicEndError`` if non-deterministic, else what kept the run
+    from replaying (``UnknownWorkflowError``, ``UnknownRunError``, ...)."""
+
+    workflow_id: str
+    workflow: str
+    status: ReplayStatus
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is ReplayStatus.OK
+
+    def check(self) -> None:
+        """Raise ``error`` unless the run replayed fine."""
+        if self.error is not None and not self.ok:
+            raise self.error
+
+    def __str__(self) -> str:
+        run = f"{self.workflow_id} ({self.workflow}): {self.status}"
+        if self.error is None:
+            return run
+        if self.status is ReplayStatus.NON_DETERMINISTIC:
+            return f"{run}: {self.error}"
+        return f"{run}: {type(self.error).__name__}: {self.error}"
+
+
+@attrs.frozen
+class ReplayReport:
+    """The results of replaying many runs, in the order they were replayed."""
+
+    results: tuple[ReplayResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(result.ok for result in self.results)
+
+    @property
+    def failures(self) -> tuple[ReplayResult, ...]:
+        return tuple(result for result in self.results if not result.ok)
+
+    def count(self, status: ReplayStatus) -> int:
+        return sum(result.status is status for result in self.results)
+
+    def check(self) -> None:
+        """Raise the first failed run's error; ``summary()`` lists them all."""
+        for result in self.results:
+            result.check()
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{self.count(s)} {s}" for s in ReplayStatus)
+        runs = f"{len(self.results)} run{'' if len(self.results) == 1 else 's'}"
+        lines = [f"replayed {runs}: {counts}"]
+        lines += [f"- {result}" for result in self.failures]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+class Replayer:
+    """Replays histories against workflow code, writing nothing, running no step.
+
+    ``workflows``: the definitions to replay with, by name; by default every
+    run's workflow is resolved by name as the runtime does (the registry, then
+    ``module:function`` by import). A run whose workflow is not found is reported
+    as an error of that run; the others replay.
+    """
+
+    def __init__(self, workflows: Iterable[WorkflowDefinition] | None = None) -> None:
+        self._workflows: dict[str, WorkflowDefinition] | None = None
+        if workflows is not None:
+            self._workflows = {}
+            for definition in workflows:
+                if not isinstance(definition, WorkflowDefinition):
+                    msg = f"Replayer takes @workflow definitions, not {definition!r}"
+                    raise TypeError(msg)
+                self._workflows[definition.name] = definition
+
+    def replay(self, history: History) -> ReplayResult:
+        """Replay one run's history."""
+        try:
+            definition = self._resolve(history.workflow)
+            error = _replay(definition, history)
+        except Exception as failure:  # this run cannot replay; the others may
+            return _result(history, ReplayStatus.ERROR, failure)
+        if isinstance(error, NonDeterminismError | NonDeterministicEndError):
+            return _result(history, ReplayStatus.NON_DETERMINISTIC, error)
+        if error is not None:
+            return _result(history, ReplayStatus.ERROR, error)
+        return _result(history, ReplayStatus.OK)
+
+    def replay_all(self, histories: Iterable[History]) -> ReplayReport:
+        return ReplayReport(tuple(self.replay(history) for history in histories))
+
+    def replay_journal(
+        self,
+        source: ActorSystem | str | os.PathLike[str],
+        workflow_ids: Iterable[str] | None = None,
+    ) -> ReplayReport:
+        """Replay the runs of a journal (a path, or an open system): every run in
+        start order, or ``workflow_ids``. The journal is only read, so it may be
+        in use by this process or another one meanwhile."""
+        results: list[ReplayResult] = []
+        for workflow_id, history in read_histories(source, workflow_ids):
+            if isinstance(history, History):
+                results.append(self.replay(history))
+            else:
+                status = ReplayStatus.ERROR
+                results.append(ReplayResult(workflow_id, "?", status, history))
+        return ReplayReport(tuple(results))
+
+    def _resolve(self, name: str) -> WorkflowDefinition:
+        if self._workflows is None:
+            return resolve_workflow(name)
+        found = self._workflows.get(name)
+        if found is None:
+            problem = "it is not among the Replayer's workflows=[...]"
+            raise UnknownWorkflowError(name, problem)
+        return found
+
+
+def _result(
+    history: History, status: ReplayStatus, error: BaseException | None = None
+) -> ReplayResult:
+    return ReplayResult(history.workflow_id, history.workflow, status, error)
+
+
+def _replay(definition: WorkflowDefinition, history: History) -> BaseException | None:
+    """What is wrong with replaying ``history`` with ``definition``, if anything."""
+    events = history.events
+    recorded = _rebuild(events)
+    end = _end(recorded) if recorded.is_finished else None
+    run = _rebuild(events[:-1] if isinstance(events[-1], _ENDS) else events)
+    handle = RunHandle(run.id, run.name, list(run.args))
+    actor = _ReplayActor(_ReplayServices(recorded.modified_on), definition, run, handle)
+    try:
+        actor.on_start()  # drives the code as far as history (and beyond) goes
+    except Exception as error:
+        return error
+    if isinstance(handle.error, RunUnavailableError):  # the actor broke off
+        return handle.error.__cause__ or handle.error
+    cause = handle.error.__cause__ if handle.error is not None else None
+    if isinstance(handle.error, WorkflowFailedError) and isinstance(
+        cause, NonDeterminismError
+    ):
+        return cause
+    return _compare_ends(recorded, end, run, actor.issued_seq)
+
+
+def _compare_ends(
+    recorded: WorkflowRun, end: RunEnd | None, replayed: WorkflowRun, issued: int
+) -> NonDeterministicEndError | None:
+    """Every recorded command matched its request: do the two runs end alike?
+
+    ``end`` is history's end (``None`` if the run is unfinished); ``issued`` the
+    seq of the code's last command.
+    """
+    last = recorded.next_seq - 1
+    at_end: Command | RunEnd | None  # what the code does where history ends
+    if replayed.next_seq - 1 > last:  # it asked for more than history holds
+        at_end = replayed.command_at(last + 1).command
+    elif not replayed.is_finished:  # it waits
+        at_end = None
+    elif issued < last:  # it ended before history's last command
+        held = recorded.command_at(issued + 1).command
+        return NonDeterministicEndError(recorded.id, issued + 1, held, _end(replayed))
+    else:
+        at_end = _end(replayed)
+        if end is not None and end.status is at_end.status:
+            return None
+    if end is None:
+        return None  # the run has not got this far yet: the code may go on
+    return NonDeterministicEndError(recorded.id, last + 1, end, at_end)
+
+
+def _rebuild(events: Iterable[RunEvent]) -> WorkflowRun:
+    run: Any = None
+    for event in events:
+        run = event.mutate(run)
+    if not isinstance(run, WorkflowRun):
+        msg = f"the history's events make a {type(run).__name__}, not a WorkflowRun"
+        raise TypeError(msg)
+    return run
+
+
+def _end(run: WorkflowRun) -> RunEnd:
+    return RunEnd(run.status, run.error)
+
+
+class _ReplayActor(WorkflowActor):
+    """The runtime's workflow actor, driven on the caller's thread (never
+    started): ``on_start`` replays, and nothing comes after it."""
+
+    @property
+    def issued_seq(self) -> int:
+        """The seq of the last command the code issued."""
+        return self._seq
+
+
+class _ReplayServices:
+    """The system as a replay sees it: time stands still at history's last event;
+    nothing is saved, no timer starts, no step runs, no child is spawned."""
+
+    def __init__(self, now: datetime) -> None:
+        self._now = now
+        self._transcoder = MsgpackTranscoder()
+
+    def now(self) -> datetime:
+        return self._now
+
+    def save(self, run: WorkflowRun, *children: WorkflowRun) -> None:
+        pass
+
+    def check_encodable(self, value: Any) -> None:
+        self._transcoder.encode(value)  # as live: the code may rely on the error
+
+    def add_timer(self, workflow_id: str, seq: int, fire_at: datetime) -> None:
+        pass
+
+    def submit_step(
+        self,
+        step: ActivityDefinition,
+        args: tuple[Any, ...],
+        workflow_id: str,
+        seq: int,
+        reply_to: pykka.ActorRef[Any],
+    ) -> None:
+        pass
+
+    def new_child(
+        self,
+        parent_id: str,
+        child_id: str,
+        definition: WorkflowDefinition,
+        args: tuple[Any, ...],
+    ) -> WorkflowRun | None:
+        return None  # as if it existed: a child's history is replayed on its own
+
+    def start_runs(self, runs: list[WorkflowRun]) -> None:
+        pass
+
+    def watch_child(self, parent_id: str, child_id: str) -> None:
+        pass
+
+    def cancel_run(self, workflow_id: str, reason: str) -> None:
+        pass
+
+    def run_finished(self, run: WorkflowRun) -> None:
+        pass
+
+    def run_broken(self, workflow_id: str) -> None:
+        pass
+
+    def may_restart(self, handle: RunHandle) -> bool:
+        return False  # a fault is reported, not retried
+
+    def load_run(self, workflow_id: str) -> WorkflowRun:
+        msg = f"a replay never reloads run {workflow_id!r}"  # it never restarts
+        raise AssertionError(msg)
+
+    def passivate(self, workflow_id: str, inbox_empty: Callable[[], bool]) -> bool:
+        return False
