@@ -1,10 +1,11 @@
 """chronik's supervision: generic Erlang/OTP-style supervisors for pykka actors.
 
 Child specs, strategies (one_for_one, one_for_all, rest_for_one, children added at
-run time), restart types, restart intensity with escalation, optional exponential
-backoff, refs that outlive restarts, and the live tree as data. It knows nothing
-of workflows (DESIGN.md section 1). Children are ``SupervisedActor``s, or plain
-pykka actors made to report their failures by ``supervised``::
+run time, simple_one_for_one for thousands of alike children), restart types,
+restart intensity with escalation, optional exponential backoff, refs that
+outlive restarts, and the live tree as data. It knows nothing of workflows
+(DESIGN.md section 1). Children are ``SupervisedActor``s, or plain pykka actors
+made to report their failures by ``supervised``::
 
     root = start_supervisor(
         [ChildSpec.for_actor("db", Db), Supervisor.child_spec("web", [...])],

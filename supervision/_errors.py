@@ -140,10 +140,15 @@ class UnknownChildError(SupervisionError, LookupError):
         self.known = known
 
     def __str__(self) -> str:
+        shown = list(self.known[:_SHOWN_IDS])
+        more = len(self.known) - len(shown)
         return (
             f"supervisor {self.supervisor!r} has no child {self.child_id!r}; "
-            f"its children are {list(self.known)!r}"
+            f"its children are {shown!r}" + (f" and {more} more" if more else "")
         )
+
+
+_SHOWN_IDS = 10  # a supervisor of workflow runs has thousands: name a few
 
 
 class ChildUnavailableError(SupervisionError, RuntimeError):

@@ -118,7 +118,8 @@ class SupervisorRef(SupervisedRef):
     def start_child(self, spec: ChildSpec, *, timeout: float = 5.0) -> SupervisedRef:
         """Add ``spec`` after the existing children and start it (OTP's
         ``start_child``). Raises ``DuplicateChildError`` or ``ChildStartError``;
-        then nothing was added."""
+        then nothing was added. Under simple_one_for_one, the id of a child that
+        left (it will not restart) is free again."""
         self.ask(StartChild(spec), timeout=timeout)
         return self.child(spec.id)
 
@@ -146,7 +147,8 @@ class SupervisorRef(SupervisedRef):
             raise TimeoutError(msg)
 
     def stop(self, *, timeout: float | None = None) -> None:
-        """Stop this supervisor; its children stop first, in reverse start order.
+        """Stop this supervisor; its children stop first, in reverse start order
+        (all at once, in no particular order, under simple_one_for_one).
         Stopping a nested supervisor is a normal exit its parent may restart it
         from; stop the root to stop the tree. Stopping twice does nothing."""
         ref = self.current()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -13,7 +13,15 @@ import pykka
 
 from supervision._actor import supervised
 
-__all__ = ["Backoff", "ChildSpec", "Restart", "Strategy", "SupervisorFlags"]
+__all__ = [
+    "Backoff",
+    "ChildSpec",
+    "Restart",
+    "Strategy",
+    "SupervisorFlags",
+    "check_children",
+    "restarts",
+]
 
 
 class Restart(enum.Enum):
@@ -24,12 +32,24 @@ class Restart(enum.Enum):
     TEMPORARY = "temporary"  # never; it leaves the supervisor when it exits
 
 
+def restarts(restart: Restart, reason: BaseException | None) -> bool:
+    """Whether a child of type ``restart`` that exited for ``reason`` (None:
+    normally) is started again."""
+    if restart is Restart.TRANSIENT:
+        return reason is not None
+    return restart is Restart.PERMANENT
+
+
 class Strategy(enum.Enum):
     """Which children restart when one of them fails (Erlang/OTP strategies)."""
 
     ONE_FOR_ONE = "one_for_one"  # only the one that failed
     ONE_FOR_ALL = "one_for_all"  # all of them
     REST_FOR_ONE = "rest_for_one"  # the one that failed and those started after it
+    # As one_for_one, for many alike children all added at run time (one per
+    # workflow run): a child that will not restart leaves the supervisor, and a
+    # shutdown stops every child at once, in no particular order.
+    SIMPLE_ONE_FOR_ONE = "simple_one_for_one"
 
 
 def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -139,3 +159,15 @@ class ChildSpec:
             supervised(actor_class).start, *args, **dict(kwargs or {})
         )
         return cls(id, start, restart, shutdown)
+
+
+def check_children(children: Sequence[ChildSpec], flags: SupervisorFlags) -> None:
+    """Refuse children known up front to a simple_one_for_one supervisor."""
+    if flags.strategy is Strategy.SIMPLE_ONE_FOR_ONE and children:
+        ids = [spec.id for spec in children]
+        msg = (
+            f"a simple_one_for_one supervisor starts with no children, not {ids!r}; "
+            "add each with SupervisorRef.start_child(spec), or pick another "
+            "strategy for children known up front"
+        )
+        raise ValueError(msg)

@@ -20,6 +20,13 @@ supervisor then applies its child's restart type, counts the restart against its
 intensity, and restarts the children its strategy names, after a backoff pause
 if it has one. Children start in spec order (children added at run time after
 them) and stop in the reverse order. All of it runs in the supervisor's thread.
+
+A simple_one_for_one supervisor (OTP's) holds many alike children added at run
+time, one per workflow run say: it starts with none, a child that will not
+restart leaves it (and the tree) at once, and its shutdown stops every child in
+parallel, in no particular order. Whatever the strategy, handling one message
+costs what that message touches, not the number of children: the tree snapshot
+is updated with the children that changed only.
 """
 
 from __future__ import annotations
@@ -34,20 +41,21 @@ from typing import Any, NoReturn
 import pykka
 
 from supervision._actor import SupervisedActor
-from supervision._children import Child, RestartWindow, affected
+from supervision._children import Child, Children, RestartWindow, affected
 from supervision._clock import Cancel, Clock, SystemClock
 from supervision._errors import (
-    ChildStartError,
     DuplicateChildError,
     RestartIntensityError,
-    ShutdownTimeoutError,
-    SupervisionError,
     UnknownChildError,
     UnknownMessageError,
-    UnsupervisedActorError,
+)
+from supervision._incarnations import (
+    Parent,
+    start_incarnation,
+    terminate,
+    terminate_all,
 )
 from supervision._info import ChildStatus, SupervisorInfo
-from supervision._link import Link, offering
 from supervision._messages import (
     ACCOUNTED,
     ChildExited,
@@ -56,8 +64,15 @@ from supervision._messages import (
     StartFailed,
     TerminateChild,
 )
-from supervision._spec import ChildSpec, Restart, SupervisorFlags
-from supervision._tree import Handle, Path, Tree
+from supervision._spec import (
+    ChildSpec,
+    Restart,
+    Strategy,
+    SupervisorFlags,
+    check_children,
+    restarts,
+)
+from supervision._tree import Handle, Path, Publication, Tree
 
 __all__ = ["EscalationHandler", "Supervisor"]
 
@@ -83,6 +98,8 @@ class Supervisor(SupervisedActor):
         on_escalate: EscalationHandler | None = None,
         rng: Callable[[], float] = random.random,
     ) -> None:
+        self._flags = flags or SupervisorFlags()
+        check_children(children, self._flags)  # before anything is registered
         super().__init__()
         link = self._supervision_link
         if link is None:
@@ -93,20 +110,23 @@ class Supervisor(SupervisedActor):
             self._tree.activity.begin()  # a child's start is counted by its link
         else:
             self._tree, self._path = link.tree, link.path
-        self._incarnation = 0 if link is None else link.incarnation
         self._clock = clock or self._tree.clock
         self._name = self._tree.name_of(self._path)
+        self._parent = Parent(self._name, self._tree, self.actor_ref, self._clock)
         self._handle = Handle.register(self.actor_urn, self._tree, self._path)
-        self._flags = flags or SupervisorFlags()
+        self._generation = self._tree.next_generation()
         self._on_escalate = on_escalate
         self._rng = rng
-        self._children: list[Child] = []
+        self._children = Children()
         for spec in children:
             self._add(spec, dynamic=False)
         self._window = RestartWindow(self._flags.max_restarts, self._flags.period)
         self._tokens = itertools.count(1)
-        self._timers: dict[int, Cancel] = {}
+        # Invariant: per backoff pause not over yet, its cancel and the children
+        # waiting on it (those whose token is still its key when it is due).
+        self._timers: dict[int, tuple[Cancel, list[Child]]] = {}
         self._failure: BaseException | None = None
+        self._published = False  # the first publication lists every child
         self._publish()
 
     @classmethod
@@ -121,6 +141,7 @@ class Supervisor(SupervisedActor):
     ) -> ChildSpec:
         """A spec for a nested supervisor: it shuts down as long as its own
         children take (``shutdown=None``), as OTP advises for supervisors."""
+        check_children(children, flags or SupervisorFlags())
         start = functools.partial(cls.start, tuple(children), flags)
         return ChildSpec(id, start, restart, shutdown)
 
@@ -134,7 +155,7 @@ class Supervisor(SupervisedActor):
 
     def on_start(self) -> None:
         for child in self._children:
-            error = self._start(child)
+            error = start_incarnation(self._parent, child)
             if error is not None:
                 # OTP: a supervisor whose children cannot all start fails to start.
                 self._shutdown_children()
@@ -148,10 +169,11 @@ class Supervisor(SupervisedActor):
 
     def on_stop(self) -> None:
         self._shutdown_children()
+        self._forget_dynamic_children()  # before the parent learns we stopped
 
     def _on_supervision_exit(self, reason: BaseException | None) -> None:
         self._shutdown_children()
-        for cancel in self._timers.values():
+        for cancel, _ in self._timers.values():
             cancel()
         self._timers.clear()
         self._failure = reason
@@ -160,9 +182,15 @@ class Supervisor(SupervisedActor):
             after = "" if reason is None else f" after {reason!r}"
             self._tree.stop(f"the supervision tree {self._tree.name!r} stopped{after}")
             return
-        for child in self._children:
-            if child.dynamic:  # a restarted supervisor starts without them (OTP)
-                self._tree.close_under(child.path)
+        self._forget_dynamic_children()
+
+    def _forget_dynamic_children(self) -> None:
+        """A restarted supervisor starts without the children added at run time
+        (OTP): their paths close, once, before the next incarnation may reuse
+        their ids. The root closes the whole tree instead."""
+        if self._supervision_link is not None:
+            for child in [c for c in self._children if c.dynamic]:
+                self._remove(child)
 
     def _on_unsupervised_exit(self, reason: BaseException | None) -> None:
         if reason is None:
@@ -186,7 +214,7 @@ class Supervisor(SupervisedActor):
         return handler(self, message)
 
     def _on_child_exited(self, message: ChildExited) -> None:
-        child = self._find(message.child_id)
+        child = self._children.get(message.child_id)
         if (
             child is None
             or child.link is None
@@ -197,28 +225,29 @@ class Supervisor(SupervisedActor):
         self._handle_exit(child, message.reason)
 
     def _on_start_failed(self, message: StartFailed) -> None:
-        child = self._find(message.child_id)
+        child = self._children.get(message.child_id)
         if child is not None and child.token == message.token:
             child.token = None
             self._handle_exit(child, message.reason)
 
     def _on_restart_due(self, message: RestartDue) -> None:
-        self._timers.pop(message.token, None)
-        self._start_group([c for c in self._children if c.token == message.token])
+        _, waiting = self._timers.pop(message.token, (None, []))
+        due = [c for c in waiting if c.token == message.token]  # not stopped since
+        self._start_group([c for c in due if self._children.holds(c)])
 
     def _on_start_child(self, message: StartChild) -> None:
         child = self._add(message.spec, dynamic=True)
-        error = self._start(child)
+        error = start_incarnation(self._parent, child)
         if error is not None:
             self._remove(child)
             raise error
 
     def _on_terminate_child(self, message: TerminateChild) -> None:
-        child = self._find(message.child_id)
+        child = self._children.get(message.child_id)
         if child is None:
-            known = tuple(c.id for c in self._children)
+            known = self._children.ids()
             raise UnknownChildError(self._name, message.child_id, known)
-        self._terminate(child)
+        terminate(self._parent, child)
         self._remove(child)
 
     _handlers: dict[type, Callable[[Supervisor, Any], Any]] = {
@@ -252,20 +281,19 @@ class Supervisor(SupervisedActor):
         child.supervisor_urn = None
         if reason is not None:
             child.last_failure = reason
-        if child.spec.restart is Restart.TEMPORARY:
-            self._remove(child)
-            return
-        if child.spec.restart is Restart.TRANSIENT and reason is None:
+        if not restarts(child.spec.restart, reason):
+            if self._forgets(child):
+                self._remove(child)
             return
         if not self._window.add(self._clock.monotonic()):
             self._give_up(child, reason)
         group = affected(self._flags.strategy, self._children, child)
         for other in reversed(group):
             if other is not child:
-                self._terminate(other)
-                if other.spec.restart is Restart.TEMPORARY:
+                terminate(self._parent, other)
+                if self._forgets(other):
                     self._remove(other)
-        group = [c for c in group if c in self._children]  # less the temporary
+        group = [c for c in group if self._children.holds(c)]  # less the temporary
         delay = self._backoff_delay(child)
         if delay > 0:
             self._schedule(group, delay)
@@ -302,11 +330,11 @@ class Supervisor(SupervisedActor):
             except pykka.ActorDeadError:
                 activity.end()
 
-        self._timers[token] = self._clock.call_later(delay, due)
+        self._timers[token] = (self._clock.call_later(delay, due), group)
 
     def _start_group(self, group: list[Child]) -> None:
         for position, child in enumerate(group):
-            error = self._start(child)
+            error = start_incarnation(self._parent, child)
             if error is None:
                 continue
             # As OTP's try_again_restart: the failed start is one more failure of
@@ -326,10 +354,10 @@ class Supervisor(SupervisedActor):
     # -- children -----------------------------------------------------------------
 
     def _add(self, spec: ChildSpec, *, dynamic: bool) -> Child:
-        if self._find(spec.id) is not None:
+        if spec.id in self._children:
             raise DuplicateChildError(self._name, spec.id)
         child = Child(spec, (*self._path, spec.id), dynamic)
-        self._children.append(child)
+        self._children.add(child)
         self._tree.open(child.path)
         return child
 
@@ -337,76 +365,41 @@ class Supervisor(SupervisedActor):
         self._children.remove(child)
         self._tree.close_under(child.path)
 
-    def _find(self, child_id: str) -> Child | None:
-        return next((c for c in self._children if c.id == child_id), None)
-
-    def _start(self, child: Child) -> SupervisionError | None:
-        child.incarnation += 1
-        link = Link(self._tree, child.path, self.actor_ref, child.incarnation)
-        try:
-            with offering(link):
-                ref = child.spec.start()
-        except BaseException as error:  # the factory is user code
-            self._abort_start(link)
-            return ChildStartError(self._name, child.id, error)
-        if link.actor_ref is None or link.actor_ref is not ref:
-            self._abort_start(link, ref)
-            returned = getattr(ref, "actor_class", type(ref)).__name__
-            return UnsupervisedActorError(self._name, child.id, returned)
-        child.link, child.status, child.token = link, ChildStatus.RUNNING, None
-        child.starts += 1
-        child.started_at = self._clock.monotonic()
-        is_supervisor = issubclass(ref.actor_class, Supervisor)
-        child.supervisor_urn = ref.actor_urn if is_supervisor else None
-        return None
-
-    def _abort_start(self, link: Link, returned: object = None) -> None:
-        """Stop what a failed factory started, so that nothing runs unsupervised
-        (a factory starts a fresh actor: what it returns is the supervisor's)."""
-        link.detach()
-        for ref in (link.actor_ref, returned):
-            if isinstance(ref, pykka.ActorRef):
-                ref.stop(block=False)  # twice on the same actor is harmless
-                self._tree.clear_if(link.path, ref)
-        link.started()
-
-    def _terminate(self, child: Child) -> None:
-        """Stop ``child`` and wait up to its shutdown timeout; abandon it after."""
-        child.token = None
-        link, child.link = child.link, None
-        child.status, child.supervisor_urn = ChildStatus.STOPPED, None
-        if link is None or link.actor_ref is None:
-            return
-        link.detach()
-        ref = link.actor_ref
-        try:
-            ref.stop(block=True, timeout=child.spec.shutdown)
-        except pykka.Timeout:
-            # A thread cannot be killed: forget the incarnation and move on.
-            pykka.ActorRegistry.unregister(ref)
-            self._tree.clear_if(child.path, ref)
-            child.abandoned += 1
-            timeout = child.spec.shutdown or 0.0
-            child.last_failure = ShutdownTimeoutError(self._name, child.id, timeout)
-            logger.error("%s", child.last_failure)
-            return
-        except Exception:  # it exited while stopping (SystemExit in on_stop, say)
-            pass  # its link holds the reason
-        if link.exit_reason is not None:
-            child.last_failure = link.exit_reason
+    def _forgets(self, child: Child) -> bool:
+        """Whether ``child``, stopped for good, leaves rather than stays listed
+        as stopped: under simple_one_for_one they would pile up, one per run."""
+        simple = self._flags.strategy is Strategy.SIMPLE_ONE_FOR_ONE
+        return simple or child.spec.restart is Restart.TEMPORARY
 
     def _shutdown_children(self) -> None:
-        for child in reversed(self._children):
-            self._terminate(child)
+        if self._flags.strategy is not Strategy.SIMPLE_ONE_FOR_ONE:
+            for child in reversed(self._children):
+                terminate(self._parent, child)
+            return
+        children = list(self._children)
+        terminate_all(self._parent, children)
+        for child in children:
+            self._remove(child)
 
     def _publish(self) -> None:
+        """Bring this supervisor's snapshot in the tree up to date, sending only
+        the children changed since the last time."""
+        gone, changed = self._children.take_changes()
         failure = None if self._failure is None else repr(self._failure)
-        info = SupervisorInfo(
+        header = SupervisorInfo(
             name=self._name,
             strategy=self._flags.strategy,
             alive=not self.actor_stopped.is_set(),
             failure=failure,
-            children=tuple(child.info() for child in self._children),
+            children=(),
         )
-        urns = tuple(child.supervisor_urn for child in self._children)
-        self._tree.publish(self._path, self.actor_urn, self._incarnation, info, urns)
+        publication = Publication(
+            owner=self.actor_urn,
+            generation=self._generation,
+            header=header,
+            complete=not self._published,
+            gone=gone,
+            changed=tuple((child.info(), child.supervisor_urn) for child in changed),
+        )
+        self._tree.publish(self._path, publication)
+        self._published = True

@@ -5,13 +5,15 @@ link. It holds, under one lock:
 
 - the current incarnation at each child path, which is what makes a
   ``SupervisedRef`` outlive restarts (of the child, and of the supervisors above it);
-- the snapshot each supervisor publishes after every message, from which
-  ``tree()`` assembles the whole tree without asking (or blocking) any actor;
+- the snapshot each supervisor keeps up to date after every message (it sends
+  only what the message changed), from which ``tree()`` assembles the whole tree
+  without asking (or blocking) any actor;
 - the tree's activity: failures and restarts still in progress.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import weakref
@@ -24,7 +26,7 @@ from supervision._clock import Clock
 from supervision._errors import ChildUnavailableError
 from supervision._info import ChildInfo, SupervisorInfo
 
-__all__ = ["Activity", "Handle", "Path", "Tree"]
+__all__ = ["Activity", "Handle", "Path", "Publication", "Tree"]
 
 Path = tuple[str, ...]
 
@@ -58,11 +60,32 @@ class Activity:
 
 
 @attrs.frozen
+class Publication:
+    """What changed in one supervisor since it last published.
+
+    ``header`` is its ``SupervisorInfo`` without children; ``gone`` the ids of the
+    children it removed, ``changed`` each new or changed child with the actor urn
+    of its running incarnation if that is a supervisor. ``complete`` marks the
+    first publication of an incarnation, which lists every child.
+    """
+
+    owner: str  # actor urn of the supervisor incarnation that publishes
+    generation: int  # Tree.next_generation() when it was constructed
+    header: SupervisorInfo
+    complete: bool
+    gone: frozenset[str]
+    changed: tuple[tuple[ChildInfo, str | None], ...]
+
+
+@attrs.define
 class _Snapshot:
-    owner: str  # actor urn of the supervisor incarnation that published it
-    incarnation: int  # of that supervisor (0 for the root)
-    info: SupervisorInfo  # its children carry no nested info
-    child_urns: tuple[str | None, ...]  # urn of each running child supervisor
+    owner: str
+    generation: int
+    header: SupervisorInfo  # without children
+    # Invariant: the publisher's children in its start order, each with the urn
+    # of its running incarnation if that is a supervisor (their info is nested
+    # when the tree is read).
+    children: dict[str, tuple[ChildInfo, str | None]]
 
 
 class Tree:
@@ -74,8 +97,15 @@ class Tree:
         # Invariant: a path is a key of _refs exactly while a child spec lives
         # there; its value is the incarnation that may take messages, or None.
         self._refs: dict[Path, pykka.ActorRef[Any] | None] = {}
+        # Invariant: _below[path] holds the ids of the paths opened directly
+        # below path and not closed since (an entry only while there are some),
+        # so closing a subtree costs its size, not the tree's.
+        self._below: dict[Path, set[str]] = {}
         self._stopped: str | None = None
+        # Invariant: the snapshot at a path is from the latest-constructed
+        # supervisor there; closing the path drops it.
         self._snapshots: dict[Path, _Snapshot] = {}
+        self._generations = itertools.count(1)
 
     def name_of(self, path: Path) -> str:
         return "/".join((self.name, *path))
@@ -85,6 +115,8 @@ class Tree:
     def open(self, path: Path) -> None:
         with self._changed:
             self._refs.setdefault(path, None)
+            if path:
+                self._below.setdefault(path[:-1], set()).add(path[-1])
 
     def set(self, path: Path, ref: pykka.ActorRef[Any]) -> None:
         with self._changed:
@@ -100,10 +132,17 @@ class Tree:
     def close_under(self, path: Path) -> None:
         """Forget ``path`` and every path below it: they will not come back."""
         with self._changed:
-            for key in [key for key in self._refs if key[: len(path)] == path]:
-                del self._refs[key]
-            for key in [key for key in self._snapshots if key[: len(path)] == path]:
-                del self._snapshots[key]
+            siblings = self._below.get(path[:-1]) if path else None
+            if siblings is not None:
+                siblings.discard(path[-1])
+                if not siblings:
+                    del self._below[path[:-1]]
+            closing = [path]
+            while closing:
+                below = closing.pop()
+                self._refs.pop(below, None)
+                self._snapshots.pop(below, None)
+                closing.extend((*below, child) for child in self._below.pop(below, ()))
             self._changed.notify_all()
 
     def stop(self, reason: str) -> None:
@@ -148,19 +187,30 @@ class Tree:
 
     # -- snapshots ----------------------------------------------------------------
 
-    def publish(
-        self,
-        path: Path,
-        owner: str,
-        incarnation: int,
-        info: SupervisorInfo,
-        child_urns: tuple[str | None, ...],
-    ) -> None:
+    def next_generation(self) -> int:
+        """A number larger than any handed out before: a supervisor takes one
+        when it is constructed, so that its snapshot supersedes its
+        predecessors' (an abandoned incarnation may publish after it)."""
         with self._changed:
-            # An abandoned incarnation that stops late must not hide its successor.
+            return next(self._generations)
+
+    def publish(self, path: Path, publication: Publication) -> None:
+        with self._changed:
             known = self._snapshots.get(path)
-            if known is None or known.incarnation <= incarnation:
-                self._snapshots[path] = _Snapshot(owner, incarnation, info, child_urns)
+            if publication.complete:
+                if known is not None and known.generation > publication.generation:
+                    return  # a superseded incarnation, late
+                known = _Snapshot(
+                    publication.owner, publication.generation, publication.header, {}
+                )
+                self._snapshots[path] = known
+            elif known is None or known.owner != publication.owner:
+                return  # superseded, or its path was closed
+            known.header = publication.header
+            for child_id in publication.gone:
+                known.children.pop(child_id, None)
+            for child, urn in publication.changed:
+                known.children[child.id] = (child, urn)
 
     def info(self, path: Path) -> SupervisorInfo | None:
         with self._changed:
@@ -171,12 +221,9 @@ class Tree:
         if snapshot is None or owner not in (None, snapshot.owner):
             return None
         children = tuple(
-            self._nest(path, child, urn)
-            for child, urn in zip(
-                snapshot.info.children, snapshot.child_urns, strict=True
-            )
+            self._nest(path, child, urn) for child, urn in snapshot.children.values()
         )
-        return attrs.evolve(snapshot.info, children=children)
+        return attrs.evolve(snapshot.header, children=children)
 
     def _nest(self, path: Path, child: ChildInfo, urn: str | None) -> ChildInfo:
         if urn is None:

@@ -110,6 +110,15 @@ class ModelSupervisor:
         child.stop()
         self.children.remove(child)
 
+    @property
+    def simple(self) -> bool:
+        return self.spec.strategy is Strategy.SIMPLE_ONE_FOR_ONE
+
+    def forgets(self, child: ModelChild) -> bool:
+        """A child stopped for good leaves: temporary ones, and any under
+        simple_one_for_one."""
+        return self.simple or child.spec.restart is Restart.TEMPORARY
+
     def exit(self, child: ModelChild, failure: str | None, now: float) -> str | None:
         """``child`` ended (``failure`` None: normally). Returns the failure this
         supervisor escalates with, if it gives up."""
@@ -117,25 +126,35 @@ class ModelSupervisor:
         if failure is not None:
             child.last_failure = failure
         restart = child.spec.restart
-        if restart is Restart.TEMPORARY:
-            self.children.remove(child)
+        if restart is Restart.TEMPORARY or (
+            restart is Restart.TRANSIENT and failure is None
+        ):
+            if self.forgets(child):
+                self.children.remove(child)
             return None
-        if restart is Restart.TRANSIENT and failure is None:
-            return None
+        if self._one_too_many(now):
+            for other in reversed(self.children):
+                other.stop()
+            if self.simple:
+                self.children.clear()
+            self.alive = False
+            return "RestartIntensityError"
+        self._restart(child, now)
+        return None
+
+    def _one_too_many(self, now: float) -> bool:
         self.restart_times = [
             t for t in self.restart_times if now - t <= self.spec.period
         ]
         self.restart_times.append(now)
-        if len(self.restart_times) > self.spec.max_restarts:
-            for other in reversed(self.children):
-                other.stop()
-            self.alive = False
-            return "RestartIntensityError"
+        return len(self.restart_times) > self.spec.max_restarts
+
+    def _restart(self, child: ModelChild, now: float) -> None:
         group = self._affected(child)
         for other in reversed(group):
             if other is not child:
                 other.stop()
-                if other.spec.restart is Restart.TEMPORARY:
+                if self.forgets(other):
                     self.children.remove(other)
         group = [member for member in group if member in self.children]
         delay = self._backoff_delay(child, now)
@@ -147,7 +166,6 @@ class ModelSupervisor:
         else:
             for member in group:
                 member.start(now, self.timers)
-        return None
 
     def restart_due(self, token: int, now: float) -> None:
         if self.alive:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import attrs
@@ -69,9 +70,11 @@ class Probe(SupervisedActor):
         self,
         name: str,
         log: list[str] | None = None,
+        *,
         start_errors: list[BaseException] | None = None,
         stop_error: BaseException | None = None,
         stop_hang: threading.Event | None = None,
+        stop_sleep: float = 0.0,
     ) -> None:
         super().__init__()
         self.name = name
@@ -79,6 +82,7 @@ class Probe(SupervisedActor):
         self.start_errors = start_errors
         self.stop_error = stop_error
         self.stop_hang = stop_hang
+        self.stop_sleep = stop_sleep
 
     def on_start(self) -> None:
         self.log.append(f"start {self.name}")
@@ -87,6 +91,7 @@ class Probe(SupervisedActor):
 
     def on_stop(self) -> None:
         self.log.append(f"stop {self.name}")
+        time.sleep(self.stop_sleep)
         if self.stop_hang is not None:
             self.stop_hang.wait(TIMEOUT)
         if self.stop_error is not None:

@@ -60,3 +60,11 @@ def test_a_normal_exit_that_breaks_the_limit_says_so() -> None:
     error = RestartIntensityError("root", "x", 0, 5.0, None)
 
     assert "child 'x' exited normally, which would be restart number 1" in str(error)
+
+
+def test_an_unknown_child_error_names_only_the_first_ten_of_many_children() -> None:
+    known = tuple(f"run-{n}" for n in range(10_000))
+
+    message = str(UnknownChildError("root", "run-x", known))
+
+    assert message.endswith("'run-8', 'run-9'] and 9990 more")

@@ -97,3 +97,22 @@ def test_a_nested_supervisor_ref_shows_its_own_subtree(start: Start) -> None:
 
     assert sub.name == "root/sub"
     assert sub == root.tree().child("sub").supervisor
+
+
+def test_the_tree_shows_a_nested_supervisor_again_after_the_one_above_it_restarted(
+    start: Start,
+) -> None:
+    sub = Supervisor.child_spec("sub", [probe("x")])
+    mid = Supervisor.child_spec(
+        "mid", [sub, probe("w")], SupervisorFlags(max_restarts=1)
+    )
+    root = start([mid])
+    root.supervisor("mid", "sub").stop()  # sub's second incarnation under mid
+    root.wait_quiet()
+
+    inject(root, root.child("mid", "w"), Crash(ValueError("boom")))  # mid gives up
+
+    info = root.tree().child("mid")
+    assert info.restarts == 1
+    assert info.supervisor is not None
+    assert info.supervisor.child("sub", "x").status is ChildStatus.RUNNING

@@ -58,11 +58,24 @@ backoffs = st.none() | st.builds(
     jitter=st.just(0.0),
     reset_after=st.sampled_from([2.5, 6.0]),
 )
+
+
+def sup_spec(
+    strategy: Strategy,
+    max_restarts: int,
+    backoff: Backoff | None,
+    children: tuple[ChildModelSpec, ...],
+) -> SupSpec:
+    """simple_one_for_one supervisors start empty: their children are added."""
+    if strategy is Strategy.SIMPLE_ONE_FOR_ONE:
+        children = ()
+    return SupSpec(strategy, max_restarts, PERIOD, backoff, children)
+
+
 sup_specs = st.builds(
-    lambda strategy, max_restarts, backoff, x, y: SupSpec(
+    lambda strategy, max_restarts, backoff, x, y: sup_spec(
         strategy,
         max_restarts,
-        PERIOD,
         backoff,
         (ChildModelSpec("x", x), ChildModelSpec("y", y)),
     ),
@@ -73,10 +86,9 @@ sup_specs = st.builds(
     restarts,
 )
 root_specs = st.builds(
-    lambda strategy, max_restarts, backoff, a, sub, sub_restart, b: SupSpec(
+    lambda strategy, max_restarts, backoff, a, sub, sub_restart, b: sup_spec(
         strategy,
         max_restarts,
-        PERIOD,
         backoff,
         (
             ChildModelSpec("a", a),
@@ -131,12 +143,14 @@ class SupervisionTree(RuleBasedStateMachine):
         super().__init__()
         self.clock = ManualClock()
         self.names = (f"d{n}" for n in itertools.count())
+        self.added: dict[tuple[str, ...], set[str]] = {}  # ids ever added, by path
         self.root: SupervisorRef | None = None
         self.before = set(pykka.ActorRegistry.get_by_class(SupervisedActor))
 
     @initialize(spec=root_specs)
     def start_tree(self, spec: SupSpec) -> None:
         self.spec = spec
+        self.added.clear()
         self.escalations = Escalations()
         self.root = start_supervisor(
             [child_spec(child) for child in spec.children],
@@ -216,7 +230,11 @@ class SupervisionTree(RuleBasedStateMachine):
     @rule(data=st.data(), restart=restarts)
     def add_a_child(self, data: st.DataObject, restart: Restart) -> None:
         path = data.draw(st.sampled_from(self.supervisors()))
-        child_id = next(self.names)
+        # A fresh id, or one that was added here before and has left since.
+        current = {c.spec.id for c in self.at(path).children}
+        reusable = sorted(self.added.get(path, set()) - current)
+        child_id = data.draw(st.sampled_from([next(self.names), *reusable]))
+        self.added.setdefault(path, set()).add(child_id)
         assert self.root is not None
         nested = self.root if not path else self.root.supervisor(*path)
         nested.start_child(probe(child_id, restart=restart))

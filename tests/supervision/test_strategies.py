@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -11,12 +12,14 @@ from supervision import (
     DuplicateChildError,
     Restart,
     Strategy,
+    Supervisor,
     SupervisorFlags,
     SupervisorRef,
     UnknownChildError,
 )
 from tests.supervision._support import (
     STOP,
+    TIMEOUT,
     Crash,
     assert_stops_then_starts,
     inject,
@@ -192,3 +195,38 @@ def test_a_terminated_child_is_gone_for_good(start: Start) -> None:
     assert [c.id for c in root.tree().children] == ["b"]
     assert root.child("a").current() is None
     assert ChildStatus.RUNNING is root.tree().child("b").status
+
+
+def test_a_nested_supervisor_frees_the_ids_of_children_added_at_run_time_as_it_stops(
+    start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = start(
+        [probe("a"), Supervisor.child_spec("runs", [probe("x")])],
+        SupervisorFlags(strategy=Strategy.ONE_FOR_ALL),
+    )
+    runs = root.supervisor("runs")
+    runs.start_child(probe("run-1"))
+    root.wait_quiet()
+    first = runs.current()
+    assert first is not None
+    # The first incarnation's thread finishes exiting only when told to.
+    proceed, exited = threading.Event(), threading.Event()
+    exit_ = Supervisor._on_supervision_exit
+
+    def late_exit(self: Supervisor, reason: BaseException | None) -> None:
+        if self.actor_urn == first.actor_urn:
+            proceed.wait(TIMEOUT)
+        exit_(self, reason)
+        if self.actor_urn == first.actor_urn:
+            exited.set()
+
+    monkeypatch.setattr(Supervisor, "_on_supervision_exit", late_exit)
+
+    inject(root, root.child("a"), Crash(ValueError("boom")))  # restarts runs
+    runs.start_child(probe("run-1"))
+    root.wait_quiet()
+    proceed.set()
+    assert exited.wait(TIMEOUT)
+
+    assert urn(root.child("runs", "run-1"))
+    assert statuses(root, "runs") == {"x": ("running", 0), "run-1": ("running", 0)}
