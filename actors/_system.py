@@ -61,6 +61,7 @@ from journal import MsgpackTranscoder
 from supervision import (
     Backoff,
     ChildSpec,
+    DuplicateChildError,
     Restart,
     Strategy,
     SupervisedRef,
@@ -74,7 +75,7 @@ __all__ = ["ActorSystem"]
 
 logger = logging.getLogger("chronik.actors")
 
-RUNS_FLAGS = SupervisorFlags(Strategy.ONE_FOR_ONE, max_restarts=100, period=5.0)
+RUNS_FLAGS = SupervisorFlags(Strategy.SIMPLE_ONE_FOR_ONE, max_restarts=100, period=5.0)
 """The ``runs`` supervisor's intensity counts restarts of all runs together: a
 fault that hits every run (a full disk) escalates and stops the system."""
 
@@ -131,7 +132,9 @@ class ActorSystem:
         self._supervisor = start_supervisor(
             [
                 Supervisor.child_spec("runs", (), RUNS_FLAGS),
-                Supervisor.child_spec("actors", (), SupervisorFlags()),
+                Supervisor.child_spec(
+                    "actors", (), SupervisorFlags(Strategy.SIMPLE_ONE_FOR_ONE)
+                ),
                 Supervisor.child_spec("services", (), SupervisorFlags(max_restarts=0)),
             ],
             SupervisorFlags(max_restarts=0),
@@ -402,9 +405,15 @@ class ActorSystem:
             for seq, fire_at in run.pending_timers.items():
                 self._timers.add(workflow_id, seq, fire_at)
             if _has_work(run):
-                with self._route_lock, contextlib.suppress(UnknownWorkflowError):
+                with (
+                    self._route_lock,
+                    contextlib.suppress(
+                        UnknownWorkflowError, RunFinishedError, RunUnavailableError
+                    ),
+                ):
                     # A run whose code is gone reports it on its handle (ref.result)
-                    # and does not keep the journal's other runs from resuming.
+                    # and does not keep the journal's other runs from resuming; a
+                    # child its parent's replay started may have finished by now.
                     self._activate(self._handle_of(run), run)
         self._index.checkpoint(self._clock.now())
 
@@ -595,11 +604,15 @@ class ActorSystem:
         return self._supervisor.format_tree()
 
     def _claim_name(self, name: str, path: tuple[str, ...]) -> SupervisedRef:
+        """Reserve ``name`` for the child at ``path``. A name taken under the
+        same supervisor is that supervisor's to refuse (a plain actor that has
+        exited for good has left it, and its name is free again)."""
         if not isinstance(name, str) or not name or "/" in name:
             msg = f"an actor name is a non-empty str without '/', not {name!r}"
             raise ValueError(msg)
         with self._route_lock:
-            if name in self._names:
+            taken = self._names.get(name)
+            if taken is not None and (taken[0] != path[0] or name in self._waiting):
                 raise DuplicateActorError(name)
             self._names[name] = path
         return self._supervisor.child(*path)
@@ -607,6 +620,8 @@ class ActorSystem:
     def _start_named(self, name: str, under: str, spec: ChildSpec) -> None:
         try:
             self._supervisor.supervisor(under).start_child(spec)
+        except DuplicateChildError:
+            raise DuplicateActorError(name) from None  # it keeps its name
         except BaseException:
             with self._route_lock:
                 del self._names[name]

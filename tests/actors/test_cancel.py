@@ -12,7 +12,6 @@ from actors import (
     ManualClock,
     RunCancelledError,
     RunStatus,
-    RunUnavailableError,
     WorkflowCancelled,
     WorkflowContext,
     activity,

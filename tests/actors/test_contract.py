@@ -4,9 +4,9 @@ The crash modes: an exception inside a run's actor (``CommitFault`` makes one
 commit raise: history stays intact; these systems run with
 ``max_run_restarts=0``, so the actor breaks off rather than being replaced by its
 supervisor, and the next message or the next open resumes the run by replay;
-``test_supervised_runs.py`` proves the supervisor's restarts), ``close()`` while a step is in flight,
-a system abandoned (never closed) while a fresh one opens the same journal, and a
-real SIGKILL of a process.
+``test_supervised_runs.py`` proves the supervisor's restarts), ``close()`` while
+a step is in flight, a system abandoned (never closed) while a fresh one opens
+the same journal, and a real SIGKILL of a process.
 """
 
 from __future__ import annotations
@@ -1075,7 +1075,8 @@ def test_unencodable_input_is_refused_before_anything_is_written_and_a_fresh_sys
         assert stored(path, "bad-args") == []
         assert ref.status() is RunStatus.RUNNING  # a refused signal breaks nothing
 
-        with ActorSystem.open(path, clock=clock, max_run_restarts=0) as fresh:  # as after a crash
+        # As after a crash:
+        with ActorSystem.open(path, clock=clock, max_run_restarts=0) as fresh:
             with pytest.raises(UnknownRunError):
                 fresh.ref("bad-args")
             assert stored(path, "waiter-bad") == held
