@@ -84,6 +84,24 @@ class ManualClock(Clock):
         for service in services:
             service.fire_due()
 
+    def advance_to(self, when: datetime) -> None:
+        """Move time forward to ``when`` (never back) and fire every timer due."""
+        if when.utcoffset() is None:
+            msg = f"advance_to({when!r}) needs a timezone-aware time"
+            raise ValueError(msg)
+        with self._lock:
+            self._now = max(self._now, when)
+            services = list(self._services)
+        for service in services:
+            service.fire_due()
+
+    def next_due(self) -> datetime | None:
+        """When the first timer pending in any system on this clock falls due."""
+        with self._lock:
+            services = list(self._services)
+        due = [d for d in (s.next_due() for s in services) if d is not None]
+        return min(due, default=None)
+
     def wait_for_timers(self, count: int = 1, timeout: float = 5.0) -> None:
         """Block until ``count`` timers are pending (a run reached its sleep)."""
         deadline = time.monotonic() + timeout

@@ -33,6 +33,20 @@ class TimerService:
         with self._condition:
             return len(self._heap)
 
+    def next_due(self) -> datetime | None:
+        """When the first pending timer falls due, or ``None`` if none is pending."""
+        with self._condition:
+            return self._heap[0][0] if self._heap else None
+
+    def pending_timers(self) -> list[tuple[datetime, str, int]]:
+        """Every pending ``(fire_at, workflow_id, seq)``, the first due first.
+
+        A timer whose command has already ended (a receive whose signal came
+        first) stays pending until it falls due, and its fire is then ignored.
+        """
+        with self._condition:
+            return sorted(self._heap)
+
     def add(self, workflow_id: str, seq: int, fire_at: datetime) -> None:
         with self._condition:
             if (workflow_id, seq, fire_at) in self._keys:

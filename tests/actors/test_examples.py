@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from eventsourcing.application import Application
 
+from actors.testing import RunReport, WorkflowTestEnv, check_crash_safety
 from aggregates import CommandKind, WorkflowRun
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -78,6 +79,46 @@ def test_the_order_saga_ships_one_order_and_compensates_the_other_in_reverse(
         ("refund_payment", "completed"),
         ("release_inventory", "completed"),
     ]
+
+
+def each_order_charged_once_and_compensated_only_if_not_shipped(
+    report: RunReport,
+) -> None:
+    """The order saga's invariant under crashes: steps may run again, but with
+    one idempotency key per charge (the gateway books it once), and the saga
+    compensates exactly when the order did not ship."""
+    effects = [line.split(" ", 1)[0] for line in report.effects]
+    charges = {line for line in report.effects if line.startswith("charge ")}
+    assert len(charges) == 1, charges
+    shipped = report.result["status"] == "shipped"
+    assert ("refund" in effects) is not shipped
+    assert ("release" in effects) is not shipped
+    assert "reserve" in effects
+
+
+def test_the_order_saga_is_crash_safe_and_each_order_is_charged_once() -> None:
+    module = runpy.run_path(str(EXAMPLES / "order_saga.py"))
+    for order_id, (items, amount, address) in module["ORDERS"].items():
+        baseline = check_crash_safety(
+            module["place_order"],
+            order_id,
+            items,
+            amount,
+            address,
+            effects=module["effects"],
+            invariant=each_order_charged_once_and_compensated_only_if_not_shipped,
+            max_examples=10,
+        )
+        status = "shipped" if order_id == "o-1" else "cancelled"
+        assert baseline.report.result["status"] == status
+
+
+def test_the_order_saga_runs_in_a_time_skipping_test_environment() -> None:
+    module = runpy.run_path(str(EXAMPLES / "order_saga.py"))
+    with WorkflowTestEnv() as env:
+        ref = env.spawn(module["place_order"], "o-3", ["pen"], 5, "2 Side St")
+        assert env.result(ref)["tracking"] == "trk-o-3"
+    assert module["effects"][-1] == "ship o-3 to 2 Side St (attempt 2)"
 
 
 def test_the_payment_refunds_a_rejected_ledger_entry_and_shrugs_off_a_bounced_receipt(
