@@ -36,10 +36,12 @@ from actors._definitions import ActivityDefinition, WorkflowDefinition
 from actors._errors import (
     ChildFailedError,
     ContextError,
+    NonDeterministicEndError,
     QueryError,
     ReceiveTimeoutError,
     RunCancelledError,
     RunConflictError,
+    RunEnd,
     RunUnavailableError,
     StepFailed,
     UnknownQueryError,
@@ -631,6 +633,19 @@ class WorkflowActor(SupervisedActor):
         now = self._services.now()
         if self._nondeterminism is not None:  # even if the code caught it
             error = self._nondeterminism
+        elif (
+            not isinstance(error, NonDeterminismError)
+            and self._seq + 1 < self._run.next_seq  # history goes on past the end
+        ):
+            ended = (
+                RunEnd(RunStatus.COMPLETED)
+                if error is None
+                else RunEnd(RunStatus.FAILED, ErrorInfo.from_exception(error))
+            )
+            recorded = self._run.command_at(self._seq + 1).command
+            error = NonDeterministicEndError(
+                self.workflow_id, self._seq + 1, recorded, ended
+            )
         if error is None:
             try:
                 self._services.check_encodable(result)

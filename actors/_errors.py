@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from aggregates import ErrorInfo
+import attrs
+
+from aggregates import Command, ErrorInfo, RunStatus
 from journal import ChronikError
 
 __all__ = [
@@ -19,11 +21,13 @@ __all__ = [
     "DefinitionError",
     "DuplicateActorError",
     "DurationError",
+    "NonDeterministicEndError",
     "QueryError",
     "ReceiveTimeoutError",
     "ResultTimeoutError",
     "RunCancelledError",
     "RunConflictError",
+    "RunEnd",
     "RunUnavailableError",
     "StepFailed",
     "StepTimeoutError",
@@ -374,3 +378,48 @@ class QueryError(ChronikError, RuntimeError):
     def __str__(self) -> str:
         run = self.workflow_id
         return f"query {self.name!r} of workflow run {run!r} raised {self.error}"
+
+
+@attrs.frozen
+class RunEnd:
+    """Where a run ends: in history, or in the code replaying it."""
+
+    status: RunStatus
+    error: ErrorInfo | None = None  # why a failed run failed
+
+    def __str__(self) -> str:
+        if self.error is None:
+            return f"the end of the run ({self.status})"
+        return f"the end of the run ({self.status}: {self.error})"
+
+
+class NonDeterministicEndError(ActorError, RuntimeError):
+    """Workflow code ends where its history goes on, or goes on (or waits) where
+    its finished history ends. ``requested`` is ``None`` when the code waits."""
+
+    def __init__(
+        self,
+        workflow_id: str,
+        seq: int,
+        recorded: Command | RunEnd,
+        requested: Command | RunEnd | None,
+    ) -> None:
+        super().__init__(workflow_id, seq, recorded, requested)
+        self.workflow_id = workflow_id
+        self.seq = seq
+        self.recorded = recorded
+        self.requested = requested
+
+    def __str__(self) -> str:
+        asks = (
+            "waits for an outcome its history does not hold"
+            if self.requested is None
+            else f"asks for {self.requested}"
+        )
+        return (
+            f"workflow {self.workflow_id!r} is not deterministic at seq {self.seq}: "
+            f"its history holds {self.recorded}, but the code now {asks}. The "
+            "workflow code changed since this run was recorded: restore the code "
+            "it ran with, or guard the change with ctx.patched(...) so that runs "
+            "recorded before it keep their old path"
+        )

@@ -39,7 +39,8 @@ from actors._definitions import (
     resolve_workflow,
 )
 from actors._errors import (
-    ActorError,
+    NonDeterministicEndError,
+    RunEnd,
     RunUnavailableError,
     UnknownWorkflowError,
     WorkflowFailedError,
@@ -51,11 +52,9 @@ from aggregates import (
     Cancelled,
     Command,
     Completed,
-    ErrorInfo,
     Failed,
     NonDeterminismError,
     RunEvent,
-    RunStatus,
     WorkflowRun,
 )
 from journal import MsgpackTranscoder
@@ -70,51 +69,6 @@ __all__ = [
 ]
 
 _ENDS = (Completed, Failed, Cancelled)
-
-
-@attrs.frozen
-class RunEnd:
-    """Where a run ends: in history, or in the code replaying it."""
-
-    status: RunStatus
-    error: ErrorInfo | None = None  # why a failed run failed
-
-    def __str__(self) -> str:
-        if self.error is None:
-            return f"the end of the run ({self.status})"
-        return f"the end of the run ({self.status}: {self.error})"
-
-
-class NonDeterministicEndError(ActorError, RuntimeError):
-    """Workflow code ends where its history goes on, or goes on (or waits) where
-    its finished history ends. ``requested`` is ``None`` when the code waits."""
-
-    def __init__(
-        self,
-        workflow_id: str,
-        seq: int,
-        recorded: Command | RunEnd,
-        requested: Command | RunEnd | None,
-    ) -> None:
-        super().__init__(workflow_id, seq, recorded, requested)
-        self.workflow_id = workflow_id
-        self.seq = seq
-        self.recorded = recorded
-        self.requested = requested
-
-    def __str__(self) -> str:
-        asks = (
-            "waits for an outcome its history does not hold"
-            if self.requested is None
-            else f"asks for {self.requested}"
-        )
-        return (
-            f"workflow {self.workflow_id!r} is not deterministic at seq {self.seq}: "
-            f"its history holds {self.recorded}, but the code now {asks}. The "
-            "workflow code changed since this run was recorded: restore the code "
-            "it ran with, or guard the change with ctx.patched(...) so that runs "
-            "recorded before it keep their old path"
-        )
 
 
 class ReplayStatus(StrEnum):
@@ -269,7 +223,7 @@ def _replay(definition: WorkflowDefinition, history: History) -> BaseException |
         return handle.error.__cause__ or handle.error
     cause = handle.error.__cause__ if handle.error is not None else None
     if isinstance(handle.error, WorkflowFailedError) and isinstance(
-        cause, NonDeterminismError
+        cause, NonDeterminismError | NonDeterministicEndError
     ):
         return cause
     return _compare_ends(recorded, end, run, actor.issued_seq)

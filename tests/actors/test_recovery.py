@@ -16,13 +16,15 @@ from actors import (
     ActorSystem,
     ManualClock,
     NonDeterminismError,
+    NonDeterministicEndError,
+    RunEnd,
     RunStatus,
     WorkflowContext,
     WorkflowFailedError,
     activity,
     workflow,
 )
-from aggregates import RunFinishedError
+from aggregates import Command, CommandKind, RunFinishedError
 from tests.actors._workflows import fulfil
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,6 +152,36 @@ def test_changed_workflow_code_fails_the_run_with_non_determinism_error(
     assert cause.recorded.name == "step_a"
     assert cause.requested.name == "step_b"
     assert raised.value.error.type == "NonDeterminismError"
+
+
+def test_changed_code_that_ends_before_its_history_does_fails_the_run_at_that_seq(
+    path: str, clock: ManualClock
+) -> None:
+    @workflow(name="tests.shortened")
+    async def original(ctx: WorkflowContext) -> str:
+        first = await ctx.call(step_a)
+        await ctx.receive("go")
+        return str(first)
+
+    with ActorSystem.open(path, clock=clock) as system:
+        system.spawn(original, id="shortened")  # close() records step_a
+
+    @workflow(name="tests.shortened")
+    async def shortened(ctx: WorkflowContext) -> str:
+        return str(await ctx.call(step_a))  # no longer waits for "go"
+
+    with ActorSystem.open(path, clock=clock) as system:
+        ref = system.ref("shortened")
+        with pytest.raises(RunFinishedError):
+            ref.send("go")  # replays first: the code ends where history goes on
+        with pytest.raises(WorkflowFailedError) as raised:
+            ref.result(timeout=5)
+    cause = raised.value.__cause__
+    assert isinstance(cause, NonDeterministicEndError)
+    assert (cause.workflow_id, cause.seq) == ("shortened", 2)
+    assert cause.recorded == Command(CommandKind.RECEIVE, "go")
+    assert cause.requested == RunEnd(RunStatus.COMPLETED)
+    assert "the end of the run (completed)" in str(cause)
 
 
 def test_non_determinism_in_a_recorded_value_cannot_be_caught_by_the_workflow(
