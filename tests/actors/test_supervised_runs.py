@@ -116,8 +116,9 @@ def test_a_workflow_actor_killed_by_a_message_it_cannot_handle_comes_back_and_it
     assert dead is not None
     dead.tell(object())  # an engine fault: no handler for it
     _wait_for(lambda: handle.actor is not dead and handle.actor is not None)
-    info = system.tree().child("runs", "parcel-2#1")  # the run's id, activation 1
-    assert info.restarts == 1
+    child = ("runs", "parcel-2#1")  # the run's id, activation 1
+    _wait_for(lambda: system.tree().child(*child).restarts == 1)  # published after
+    info = system.tree().child(*child)
     assert "TypeError" in (info.last_failure or "")
     ref.send("note", "late", signal_id="note-2")  # to the new incarnation
     assert ref.result(timeout=5)["labels"] == ["box-a-labelled"]
