@@ -1,0 +1,53 @@
+"""The process a SIGKILL trial kills:
+``python -m tests.crash._worker JOURNAL SEED EFFECTS ACKS``.
+
+It prints ``opening``, opens the journal, prints ``ready``, spawns the runs of
+the workload drawn from SEED and sends their signals; after each signal is
+acknowledged it appends its id to ACKS (fsynced). Every step execution is
+appended to EFFECTS (fsynced, see ``_workflows.py``). Once every run has ended
+it prints ``done`` and waits to be killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+
+from actors import ActorSystem, RunRef
+from aggregates import RunFinishedError
+from tests.crash._workflows import EFFECTS_FILE, INJECTED, WORKFLOWS, append_line
+from tests.crash._workload import send_order, workload
+
+
+def main(path: str, seed: int, effects: str, acks: str) -> None:
+    os.environ[EFFECTS_FILE] = effects
+    runs = workload(seed)
+    for run in runs:
+        INJECTED.add(run.run_id, run.failures)
+    print("opening", flush=True)
+    system = ActorSystem.open(path, idle_timeout=0.2)
+    print("ready", flush=True)
+    refs: dict[str, RunRef] = {
+        run.run_id: system.spawn(WORKFLOWS[run.workflow], *run.args, id=run.run_id)
+        for run in runs
+    }
+    for signal in send_order(runs):
+        for _ in range(2 if signal.twice else 1):
+            try:
+                refs[signal.run_id].send(
+                    signal.topic, signal.payload, signal_id=signal.signal_id
+                )
+            except RunFinishedError:
+                break  # it ended without this signal (a failure, a timeout)
+            append_line(acks, signal.signal_id)
+    for ref in refs.values():
+        with contextlib.suppress(Exception):  # a failed run has ended too
+            ref.result(timeout=60)
+    print("done", flush=True)
+    threading.Event().wait()  # until killed
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4])

@@ -1,0 +1,196 @@
+"""SIGKILL trials: a worker process runs a workload of the model workflows and
+is killed at a random moment; the journal it leaves is checked, opened again
+in this process, and every run must end as the fault-free model says.
+
+Each trial has a fresh journal. The seed (printed, and in every failure; set
+CHRONIK_CRASH_SEED to repeat a run) fixes each trial's workload and how long
+after the worker starts opening its journal the kill comes, not where in a
+commit it lands. 3 trials by default, 50 in the long run (CHRONIK_LONG=1 or
+``-m slow``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from actors import ActorSystem, WorkflowFailedError
+from aggregates import RunFinishedError, StepFailed
+from tests.crash import _stats
+from tests.crash._checks import (
+    Runs,
+    effects_problems,
+    ending_of,
+    ending_problems,
+    journal_problems,
+    read_runs,
+)
+from tests.crash._workflows import EFFECTS_FILE, WORKFLOWS, Effect
+from tests.crash._workload import PlannedRun, model_of, workload
+from tests.journal._subprocess import Child
+
+LONG = bool(os.environ.get("CHRONIK_LONG"))
+MAX_DELAY = 0.2  # seconds after "opening"; a workload takes 0.1-0.2 s
+RESULT_TIMEOUT = 30.0
+
+
+@pytest.mark.multiprocess
+@pytest.mark.parametrize(
+    "trials",
+    [
+        pytest.param(
+            3,
+            id="default",
+            marks=pytest.mark.skipif(LONG, reason="CHRONIK_LONG=1 runs the long one"),
+        ),
+        pytest.param(50, id="long", marks=pytest.mark.slow),
+    ],
+)
+def test_a_worker_killed_at_a_random_moment_loses_no_acknowledged_signal_records_each_step_once_and_its_runs_end_as_the_model_says(  # noqa: E501
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trials: int
+) -> None:
+    seed = int(os.environ.get("CHRONIK_CRASH_SEED", random.randrange(1 << 32)))
+    rng = random.Random(seed)
+    print(f"CHRONIK_CRASH_SEED={seed}")
+    for trial in range(trials):
+        workload_seed = rng.randrange(1 << 32)
+        delay = rng.uniform(0.0, MAX_DELAY)
+        context = (
+            f"trial {trial} (CHRONIK_CRASH_SEED={seed}): workload seed "
+            f"{workload_seed}, SIGKILL {delay:.3f} s after the worker began opening "
+            "its journal"
+        )
+        print(context)
+        directory = tmp_path / f"trial-{trial}"
+        directory.mkdir()
+        _trial(directory, workload_seed, delay, context, monkeypatch)
+        _stats.count("kill: trials")
+
+
+def _trial(
+    directory: Path,
+    seed: int,
+    delay: float,
+    context: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = str(directory / "journal")
+    acks, before, after = (directory / n for n in ("acks", "effects-1", "effects-2"))
+    runs = workload(seed)
+    said = _run_and_kill(path, seed, delay, before, acks)
+    acked = _acknowledged(acks)
+
+    # The journal as the kill left it: every acknowledged signal is there.
+    left = read_runs(path)
+    problems = journal_problems(left, acked)
+    assert not problems, f"{context}: after the kill:\n" + "\n".join(problems)
+    _count_kill(said, runs, left, acked)
+
+    # Open it again (as a client would: spawn by id, send every signal again
+    # with its id) and let every run end.
+    model = model_of(runs)
+    monkeypatch.setenv(EFFECTS_FILE, str(after))
+    try:
+        _finish(path, runs, list(model.runs), context)
+    finally:
+        monkeypatch.delenv(EFFECTS_FILE)
+
+    final = read_runs(path)
+    effects = _effects(before) + _effects(after)
+    problems = journal_problems(final, acked)
+    problems += effects_problems(final, effects)
+    for run_id, run in model.runs.items():
+        events = final.get(run_id, ())
+        if ending_of(events) is None:
+            problems.append(f"run {run_id!r} never ended; the model: {run.ending}")
+        problems += ending_problems(run_id, events, run)
+    assert not problems, f"{context}:\n" + "\n".join(problems)
+    _count_effects(_effects(before), _effects(after), final)
+
+
+def _run_and_kill(
+    path: str, seed: int, delay: float, effects: Path, acks: Path
+) -> list[str]:
+    """Start the worker, SIGKILL it ``delay`` s after it says ``opening``;
+    every line it printed."""
+    with Child("tests.crash._worker", path, str(seed), str(effects), str(acks)) as w:
+        w.expect("opening", timeout=30)
+        time.sleep(delay)
+        w.kill()
+        return ["opening", *w.lines_left()]
+
+
+def _finish(
+    path: str, runs: list[PlannedRun], run_ids: list[str], context: str
+) -> None:
+    with ActorSystem.open(path, idle_timeout=0.2) as system:
+        for run in runs:
+            ref = system.spawn(WORKFLOWS[run.workflow], *run.args, id=run.run_id)
+            for signal in run.signals:
+                try:
+                    ref.send(signal.topic, signal.payload, signal_id=signal.signal_id)
+                except RunFinishedError:
+                    break  # it ended without it, as the model says it does
+        for run_id in run_ids:
+            try:
+                system.ref(run_id).result(timeout=RESULT_TIMEOUT)
+            except WorkflowFailedError:
+                pass  # a failure is an ending: compared with the model's below
+            except Exception as error:
+                raise AssertionError(f"{context}: run {run_id!r}: {error!r}") from error
+
+
+def _acknowledged(acks: Path) -> dict[str, list[str]]:
+    """The signal ids the worker saw acknowledged, by run."""
+    by_run: dict[str, list[str]] = defaultdict(list)
+    if acks.exists():
+        for signal_id in acks.read_text().splitlines():
+            by_run[signal_id.rpartition(":")[0]].append(signal_id)
+    return by_run
+
+
+def _effects(log: Path) -> list[Effect]:
+    if not log.exists():
+        return []
+    effects = []
+    for line in log.read_text().splitlines():
+        key, step, attempt = line.split(" ")
+        effects.append(Effect(key, step, int(attempt)))
+    return effects
+
+
+def _count_kill(
+    said: list[str],
+    runs: list[PlannedRun],
+    left: Runs,
+    acked: dict[str, list[str]],
+) -> None:
+    if "ready" not in said:
+        _stats.count("kill: workers killed while opening the journal")
+    elif "done" in said:
+        _stats.count("kill: workers killed after all their runs ended")
+    else:
+        _stats.count("kill: workers killed mid-flight")
+    ended = sum(1 for events in left.values() if ending_of(events) is not None)
+    _stats.count("kill: runs in flight at a kill", len(left) - ended)
+    spawned = sum(1 for run in runs if run.run_id in left)
+    _stats.count("kill: runs not yet spawned at a kill", len(runs) - spawned)
+    acknowledged = sum(map(len, acked.values()))
+    _stats.count("kill: signals acknowledged before a kill", acknowledged)
+
+
+def _count_effects(before: list[Effect], after: list[Effect], final: Runs) -> None:
+    again = {e.key for e in after} & {e.key for e in before}
+    _stats.count("kill: steps run again after a kill (same key)", len(again))
+    _stats.count("kill: step executions", len(before) + len(after))
+    failures = [
+        e for events in final.values() for e in events if isinstance(e, StepFailed)
+    ]
+    transient = sum(1 for failure in failures if not failure.final)
+    _stats.count("kill: transient step failures recorded", transient)
+    _stats.count("kill: steps failed for good recorded", len(failures) - transient)
