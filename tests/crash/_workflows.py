@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import zlib
 from collections import Counter
 from typing import Any
@@ -51,6 +52,7 @@ __all__ = [
     "outcome",
     "parent",
     "pipeline",
+    "set_step_latency",
 ]
 
 MAX_ATTEMPTS = 4
@@ -156,10 +158,21 @@ class InjectedFailures:
 
 INJECTED = InjectedFailures()
 
+_latency = 0.0  # real seconds each step body takes, after its effect
+
+
+def set_step_latency(seconds: float) -> None:
+    """Make every step body take ``seconds`` after its effect is logged, so a
+    crash finds steps in flight (their effect done, their outcome not)."""
+    global _latency
+    _latency = seconds
+
 
 def _execute(step: str, label: str, value: int, fate: str) -> int:
     info = activity.info()
     EFFECTS.record(Effect(info.idempotency_key, step, info.attempt))
+    if _latency:
+        time.sleep(_latency)
     if fate == "flaky" and info.attempt == 1:
         _stats.count("fault: flaky step attempts failed (by fate)")
         msg = f"{step} {label}: the first attempt of a flaky step fails"

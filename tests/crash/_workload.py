@@ -17,7 +17,14 @@ import attrs
 
 from tests.crash._model import Model
 
-__all__ = ["PlannedRun", "PlannedSignal", "model_of", "send_order", "workload"]
+__all__ = [
+    "PlannedRun",
+    "PlannedSignal",
+    "Workload",
+    "model_of",
+    "send_order",
+    "workload",
+]
 
 HOUR = 3600.0  # a receive whose signals are sent
 SHORT = 0.1  # a receive whose signals are never sent: it times out
@@ -43,9 +50,16 @@ class PlannedRun:
     failures: int  # transient step failures injected into the worker
 
 
-def workload(seed: int) -> list[PlannedRun]:
+@attrs.frozen
+class Workload:
+    runs: list[PlannedRun]
+    latency: float  # real seconds each step body takes in the worker
+
+
+def workload(seed: int) -> Workload:
     rng = random.Random(seed)
-    return [_run(rng, number) for number in range(rng.randint(5, 8))]
+    runs = [_run(rng, number) for number in range(rng.randint(5, 8))]
+    return Workload(runs, rng.choice([0.0, 0.002, 0.005]))
 
 
 def _run(rng: random.Random, number: int) -> PlannedRun:

@@ -1,8 +1,8 @@
 """Generated histories: runs of the model workflows under faults, checked step
 by step against the fault-free model (see ``_machine.py``).
 
-The default run checks 20 generated histories of up to 20 rules; the long run
-(CHRONIK_LONG=1 or ``-m slow``) checks 300 of up to 30.
+The default run checks 25 generated histories of up to 20 rules; the long run
+(CHRONIK_LONG=1 or ``-m slow``) checks 1000 of up to 30.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from hypothesis.stateful import run_state_machine_as_test
 from tests.crash._machine import CrashMachine
 
 LONG = bool(os.environ.get("CHRONIK_LONG"))
-SHORT_RUN = settings(max_examples=20, stateful_step_count=20)
-LONG_RUN = settings(max_examples=300, stateful_step_count=30)
+SHORT_RUN = settings(max_examples=25, stateful_step_count=20)
+LONG_RUN = settings(max_examples=1000, stateful_step_count=30)
 
 
 @pytest.mark.parametrize(

@@ -1,26 +1,31 @@
-"""SIGKILL trials: a worker process runs a workload of the model workflows and
-is killed at a random moment; the journal it leaves is checked, opened again
-in this process, and every run must end as the fault-free model says.
+"""SIGKILL trials: worker processes run a workload of the model workflows on
+one journal and are killed at random moments (one to three workers a trial,
+one after the other, sometimes two at once); the journal they leave is
+checked, opened again in this process, and every run must end as the
+fault-free model says.
 
 Each trial has a fresh journal. The seed (printed, and in every failure; set
-CHRONIK_CRASH_SEED to repeat a run) fixes each trial's workload and how long
-after the worker starts opening its journal the kill comes, not where in a
-commit it lands. 3 trials by default, 50 in the long run (CHRONIK_LONG=1 or
-``-m slow``).
+CHRONIK_CRASH_SEED to repeat a run) fixes each trial's workload, its workers and
+how long after each starts opening the journal it is killed, not where in a
+commit the kill lands. 3 trials by default, 50 in the long run (CHRONIK_LONG=1
+or ``-m slow``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
 from collections import defaultdict
 from pathlib import Path
 
+import attrs
 import pytest
 
 from actors import ActorSystem, WorkflowFailedError
 from aggregates import RunFinishedError, StepFailed
+from journal import Journal, JournalPathError
 from tests.crash import _stats
 from tests.crash._checks import (
     Runs,
@@ -35,8 +40,38 @@ from tests.crash._workload import PlannedRun, model_of, workload
 from tests.journal._subprocess import Child
 
 LONG = bool(os.environ.get("CHRONIK_LONG"))
-MAX_DELAY = 0.2  # seconds after "opening"; a workload takes 0.1-0.2 s
+MAX_DELAY = 0.3  # seconds after "opening"; a workload takes 0.1-0.4 s
+OPENING = 0.015  # about how long opening the journal takes
 RESULT_TIMEOUT = 30.0
+
+
+@attrs.frozen
+class Life:
+    """One worker process of a trial: SIGKILLed ``delay`` s after it began
+    opening the journal; if ``overlap``, started while the previous worker
+    still ran (which is killed ``delay / 2`` s later: two processes own the
+    same runs for a while)."""
+
+    delay: float
+    overlap: bool
+
+    def describe(self) -> str:
+        started = "started before the last was killed, " if self.overlap else ""
+        return f"{started}SIGKILL after {self.delay:.3f} s"
+
+
+def _lives(rng: random.Random) -> list[Life]:
+    count = rng.choice([1, 1, 2, 3])
+    return [
+        Life(_delay(rng), number > 0 and rng.random() < 0.3) for number in range(count)
+    ]
+
+
+def _delay(rng: random.Random) -> float:
+    """Mostly while the workload runs; sometimes while the journal opens."""
+    if rng.random() < 0.15:
+        return rng.uniform(0.0, OPENING)
+    return rng.uniform(0.0, MAX_DELAY)
 
 
 @pytest.mark.multiprocess
@@ -51,7 +86,7 @@ RESULT_TIMEOUT = 30.0
         pytest.param(50, id="long", marks=pytest.mark.slow),
     ],
 )
-def test_a_worker_killed_at_a_random_moment_loses_no_acknowledged_signal_records_each_step_once_and_its_runs_end_as_the_model_says(  # noqa: E501
+def test_workers_killed_at_random_moments_lose_no_acknowledged_signal_record_each_step_once_and_their_runs_end_as_the_model_says(  # noqa: E501
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trials: int
 ) -> None:
     seed = int(os.environ.get("CHRONIK_CRASH_SEED", random.randrange(1 << 32)))
@@ -59,37 +94,39 @@ def test_a_worker_killed_at_a_random_moment_loses_no_acknowledged_signal_records
     print(f"CHRONIK_CRASH_SEED={seed}")
     for trial in range(trials):
         workload_seed = rng.randrange(1 << 32)
-        delay = rng.uniform(0.0, MAX_DELAY)
+        lives = _lives(rng)
         context = (
             f"trial {trial} (CHRONIK_CRASH_SEED={seed}): workload seed "
-            f"{workload_seed}, SIGKILL {delay:.3f} s after the worker began opening "
-            "its journal"
+            f"{workload_seed}; workers: " + "; ".join(life.describe() for life in lives)
         )
         print(context)
         directory = tmp_path / f"trial-{trial}"
         directory.mkdir()
-        _trial(directory, workload_seed, delay, context, monkeypatch)
+        _trial(directory, workload_seed, lives, context, monkeypatch)
         _stats.count("kill: trials")
 
 
 def _trial(
     directory: Path,
     seed: int,
-    delay: float,
+    lives: list[Life],
     context: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path = str(directory / "journal")
     acks, before, after = (directory / n for n in ("acks", "effects-1", "effects-2"))
-    runs = workload(seed)
-    said = _run_and_kill(path, seed, delay, before, acks)
+    runs = workload(seed).runs
+    said = _live_and_die(path, seed, lives, before, acks)
+    if _left_unopenable(path, said):
+        return
     acked = _acknowledged(acks)
 
-    # The journal as the kill left it: every acknowledged signal is there.
+    # The journal as the kills left it: every acknowledged signal is there
+    # (no worker sent again what one before it saw acknowledged).
     left = read_runs(path)
     problems = journal_problems(left, acked)
-    assert not problems, f"{context}: after the kill:\n" + "\n".join(problems)
-    _count_kill(said, runs, left, acked)
+    assert not problems, f"{context}: after the kills:\n" + "\n".join(problems)
+    _count_kills(said, lives, runs, left, acked)
 
     # Open it again (as a client would: spawn by id, send every signal again
     # with its id) and let every run end.
@@ -113,16 +150,51 @@ def _trial(
     _count_effects(_effects(before), _effects(after), final)
 
 
-def _run_and_kill(
-    path: str, seed: int, delay: float, effects: Path, acks: Path
-) -> list[str]:
-    """Start the worker, SIGKILL it ``delay`` s after it says ``opening``;
-    every line it printed."""
-    with Child("tests.crash._worker", path, str(seed), str(effects), str(acks)) as w:
-        w.expect("opening", timeout=30)
-        time.sleep(delay)
-        w.kill()
-        return ["opening", *w.lines_left()]
+def _live_and_die(
+    path: str, seed: int, lives: list[Life], effects: Path, acks: Path
+) -> list[list[str]]:
+    """Run a worker per life and SIGKILL each; every line each printed."""
+    said: list[list[str]] = []
+    with contextlib.ExitStack() as stack:
+        alive: Child | None = None
+        for life in lives:
+            if alive is not None and not life.overlap:
+                said.append(_kill(alive))
+                alive = None
+            worker = Child(
+                "tests.crash._worker", path, str(seed), str(effects), str(acks)
+            )
+            stack.enter_context(worker)
+            worker.expect("opening", timeout=30)
+            if alive is not None:  # both run now
+                time.sleep(life.delay / 2)
+                said.append(_kill(alive))
+            time.sleep(life.delay)
+            alive = worker
+        assert alive is not None
+        said.append(_kill(alive))
+    return said
+
+
+def _left_unopenable(path: str, said: list[list[str]]) -> bool:
+    """The bug test_found_bugs.py shows: the first worker, killed while it
+    created the journal, left one that no open accepts. Nothing more of the
+    trial can be checked."""
+    if "ready" in said[0]:
+        return False
+    try:
+        Journal.open(path).close()
+    except JournalPathError as error:
+        if "chronik did not make" not in str(error):
+            raise
+        _stats.count("bug: journals left unopenable by a kill while creating them")
+        return True
+    return False
+
+
+def _kill(worker: Child) -> list[str]:
+    worker.kill()
+    return ["opening", *worker.lines_left()]
 
 
 def _finish(
@@ -164,24 +236,30 @@ def _effects(log: Path) -> list[Effect]:
     return effects
 
 
-def _count_kill(
-    said: list[str],
+def _count_kills(
+    said: list[list[str]],
+    lives: list[Life],
     runs: list[PlannedRun],
     left: Runs,
     acked: dict[str, list[str]],
 ) -> None:
-    if "ready" not in said:
-        _stats.count("kill: workers killed while opening the journal")
-    elif "done" in said:
-        _stats.count("kill: workers killed after all their runs ended")
-    else:
-        _stats.count("kill: workers killed mid-flight")
+    for lines in said:
+        if "ready" not in lines:
+            _stats.count("kill: workers killed while opening the journal")
+        elif "done" in lines:
+            _stats.count("kill: workers killed after all their runs ended")
+        else:
+            _stats.count("kill: workers killed mid-flight")
+    overlapped = sum(1 for life in lives if life.overlap)
+    _stats.count("kill: workers started while another ran (one journal)", overlapped)
     ended = sum(1 for events in left.values() if ending_of(events) is not None)
-    _stats.count("kill: runs in flight at a kill", len(left) - ended)
+    _stats.count("kill: runs in flight at a trial's last kill", len(left) - ended)
     spawned = sum(1 for run in runs if run.run_id in left)
-    _stats.count("kill: runs not yet spawned at a kill", len(runs) - spawned)
+    _stats.count(
+        "kill: runs not yet spawned at a trial's last kill", len(runs) - spawned
+    )
     acknowledged = sum(map(len, acked.values()))
-    _stats.count("kill: signals acknowledged before a kill", acknowledged)
+    _stats.count("kill: signals acknowledged before the kills", acknowledged)
 
 
 def _count_effects(before: list[Effect], after: list[Effect], final: Runs) -> None:
