@@ -45,7 +45,15 @@ from actors._errors import (
     WorkflowFailedError,
 )
 from actors._index import UnfinishedRuns
-from actors._messages import CancelRun, ChildDone, Passivate, Query, Reply, TimerDue
+from actors._messages import (
+    CancelRun,
+    ChildDone,
+    DeliverSignal,
+    Passivate,
+    Query,
+    Reply,
+    TimerDue,
+)
 from actors._ref import RunHandle, RunRef
 from actors._steps import run_step
 from actors._timers import TimerService
@@ -426,14 +434,33 @@ class ActorSystem:
         by replay) is asked again in its replacement, until ``timeout``; the
         messages are idempotent (a signal by its id, a cancel, a query)."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        retried = False
         while True:
             self._check_open()
-            actor, reply = self._ask_once(handle, message, deadline)
+            try:
+                actor, reply = self._ask_once(handle, message, deadline)
+            except RunFinishedError:
+                if retried and (answer := self._answer_from_history(handle, message)):
+                    return answer
+                raise
             if reply is not None and not reply.retry:
                 return reply
+            retried = True
             if deadline is not None and time.monotonic() >= deadline:
                 raise pykka.Timeout(f"{handle.workflow_id!r} was being restarted")
             handle.wait_replaced(actor, deadline)
+
+    def _answer_from_history(self, handle: RunHandle, message: Any) -> Reply | None:
+        """A retried signal or cancel whose first ask was recorded, in the commit
+        that also ended the run, before the actor faulted: it took effect."""
+        run = self._get_run(handle.workflow_id)
+        if run is None:
+            return None
+        if isinstance(message, DeliverSignal) and message.signal_id in run.signal_ids:
+            return Reply(message.signal_id)
+        if isinstance(message, CancelRun) and run.cancel_requested:
+            return Reply()
+        return None
 
     def _ask_once(
         self, handle: RunHandle, message: Any, deadline: float | None

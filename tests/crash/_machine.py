@@ -261,26 +261,14 @@ class CrashMachine(RuleBasedStateMachine):
                 topic, payload, signal_id=signal_id, timeout=SEND_TIMEOUT
             )
         except RunFinishedError:
-            if not self._refused_though_recorded(run_id, signal_id):
-                # The model is never behind the real run: it has ended too.
-                assert self.model.runs[run_id].finished, f"{run_id} refused {signal_id}"
-                return False
-            acknowledged = signal_id
+            # The model is never behind the real run: it has ended too.
+            assert self.model.runs[run_id].finished, f"{run_id} refused {signal_id}"
+            return False
         assert acknowledged == signal_id
         if signal_id not in self.acked[run_id]:
             self.acked[run_id].append(signal_id)
             _stats.count("state machine: signals acknowledged")
         return True
-
-    def _refused_though_recorded(self, run_id: str, signal_id: str) -> bool:
-        """The bug ``test_found_bugs.py`` shows: a signal whose durable commit
-        ended the run, then an engine fault, is refused when asked again. The
-        signal is in history, so it counts as acknowledged."""
-        recorded = signal_id in self._env.system.history(run_id).signal_ids
-        if recorded and signal_id not in self.acked[run_id]:
-            _stats.count("bug: recorded signals refused with RunFinishedError")
-            return True
-        return False
 
     # -- faults ----------------------------------------------------------------------
 

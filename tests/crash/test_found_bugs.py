@@ -23,13 +23,6 @@ from actors._ref import RunHandle
 from journal import JournalPathError
 from tests.actors._contract_faults import CommitFault, event_names, has_event, stored
 
-RETRIED_ASK = (
-    "bug: a {what} whose commit is durable and also ends the run, followed by an "
-    "engine fault in the run's actor, is asked again of the restarted actor; "
-    "ActorSystem._ask_once -> _activate finds the run finished and raises "
-    "RunFinishedError, though the {what} took effect"
-)
-
 
 @workflow(name="tests.crash.found.waiter")
 async def waiter(ctx: WorkflowContext) -> str:
@@ -55,7 +48,6 @@ def system(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ActorSys
         yield opened
 
 
-@pytest.mark.xfail(strict=True, reason=RETRIED_ASK.format(what="signal"))
 def test_a_signal_recorded_before_an_engine_fault_is_acknowledged_even_if_its_commit_ended_the_run(  # noqa: E501
     system: ActorSystem,
 ) -> None:
@@ -74,7 +66,6 @@ def test_a_signal_recorded_before_an_engine_fault_is_acknowledged_even_if_its_co
     assert acknowledged == "go-1"
 
 
-@pytest.mark.xfail(strict=True, reason=RETRIED_ASK.format(what="cancel request"))
 def test_a_cancel_recorded_before_an_engine_fault_succeeds_even_if_its_commit_ended_the_run(  # noqa: E501
     system: ActorSystem,
 ) -> None:
