@@ -106,7 +106,8 @@ class _Store:
         # anything, so a foreign database is never written to.
         with self.reading() as txn:
             has_meta = txn.get(_META_DB) is not None
-            empty = not has_meta and not txn.cursor().first()
+            names = list(txn.cursor().iternext(values=False))
+        empty = not names
         if empty and not self.readonly:
             meta = self.db(_META_DB)
             self.write(lambda txn: _write_marker(txn, meta))
@@ -117,6 +118,12 @@ class _Store:
             with self.reading() as txn:
                 marker = txn.get(b"format", db=meta)
                 version = txn.get(b"version", db=meta)
+                meta_empty = txn.cursor(db=meta).first() is False
+            if names == [_META_DB] and meta_empty and not self.readonly:
+                # Creation cut short (the meta database is committed on its own,
+                # the marker after it): finish it, nothing else was ever written.
+                self.write(lambda txn: _write_marker(txn, meta))
+                return
         if marker != FORMAT_MARKER:
             raise JournalPathError(
                 self.path,

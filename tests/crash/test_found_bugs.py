@@ -1,5 +1,5 @@
-"""Bugs the crash suite found, each shown by a test that fails until it is fixed
-(``xfail(strict=True)``: a fix makes it pass, and then the mark must go)."""
+"""Bugs the crash suite found, each kept as a regression test now that it is
+fixed (they were strict xfails until the fixes landed)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from actors import (
     workflow,
 )
 from actors._ref import RunHandle
-from journal import JournalPathError
 from tests.actors._contract_faults import CommitFault, event_names, has_event, stored
 
 
@@ -93,17 +92,6 @@ ActorSystem.open(sys.argv[1])
 
 
 @pytest.mark.multiprocess
-@pytest.mark.xfail(
-    strict=True,
-    raises=JournalPathError,
-    reason=(
-        "bug: journal/_store.py _Store._check_format creates the meta database "
-        "(self.db(_META_DB): env.open_db commits on its own) and writes the format "
-        "marker in a second commit; a process killed between the two leaves a "
-        "journal that every later open refuses as 'an LMDB database that chronik "
-        "did not make'"
-    ),
-)
 def test_a_process_killed_while_creating_a_journal_leaves_one_that_opens(
     tmp_path: Path,
 ) -> None:
