@@ -113,6 +113,10 @@ def signals_once(
         if n > 1
     ]
     problems += [
+        f"signal {signal_id!r} was consumed but never received"
+        for signal_id in sorted(set(taken) - set(received))
+    ]
+    problems += [
         f"signal {signal_id!r} was acknowledged to the client but is not in history"
         for signal_id in sorted(set(acknowledged) - set(received))
     ]

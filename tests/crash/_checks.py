@@ -7,18 +7,15 @@ away. Shared by the state machine and the SIGKILL driver.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
-from actors.testing._audit import exactly_once, read_runs
+from actors.testing._audit import exactly_once, read_runs, signals_once
 from aggregates import (
     ChildStarted,
     Completed,
     Failed,
     RunEvent,
     SignalAwaited,
-    SignalConsumed,
-    SignalReceived,
     StepCompleted,
     StepScheduled,
     TimerStarted,
@@ -61,27 +58,10 @@ def journal_problems(
 def _signal_problems(
     run_id: str, events: Sequence[RunEvent], acknowledged: Iterable[str]
 ) -> list[str]:
-    received = Counter(e.signal_id for e in events if isinstance(e, SignalReceived))
-    consumed = Counter(e.signal_id for e in events if isinstance(e, SignalConsumed))
-    problems = [
-        f"run {run_id!r}: signal {sid!r} was received {n} times"
-        for sid, n in sorted(received.items())
-        if n > 1
+    return [
+        f"run {run_id!r}: {problem}"
+        for problem in signals_once(events, acknowledged, consumed=())
     ]
-    problems += [
-        f"run {run_id!r}: signal {sid!r} was consumed {n} times"
-        for sid, n in sorted(consumed.items())
-        if n > 1
-    ]
-    problems += [
-        f"run {run_id!r}: signal {sid!r} was consumed but never received"
-        for sid in sorted(set(consumed) - set(received))
-    ]
-    problems += [
-        f"run {run_id!r}: signal {sid!r} was acknowledged but is not in history"
-        for sid in sorted(set(acknowledged) - set(received))
-    ]
-    return problems
 
 
 def commands_of(events: Sequence[RunEvent]) -> list[Command]:
