@@ -19,11 +19,13 @@ from actors._errors import (
     DefinitionError,
     DuplicateActorError,
     DurationError,
+    NonDeterministicEndError,
     QueryError,
     ReceiveTimeoutError,
     ResultTimeoutError,
     RunCancelledError,
     RunConflictError,
+    RunEnd,
     RunUnavailableError,
     StepFailed,
     StepTimeoutError,
@@ -47,12 +49,10 @@ from actors._history_file import (
 from actors._info import ActivityInfo
 from actors._ref import RunRef
 from actors._replayer import (
-    NonDeterministicEndError,
     Replayer,
     ReplayReport,
     ReplayResult,
     ReplayStatus,
-    RunEnd,
 )
 from actors._retry import RetryPolicy
 from actors._saga import Saga

@@ -60,12 +60,10 @@ from aggregates import (
 from journal import MsgpackTranscoder
 
 __all__ = [
-    "NonDeterministicEndError",
     "ReplayReport",
     "ReplayResult",
     "ReplayStatus",
     "Replayer",
-    "RunEnd",
 ]
 
 _ENDS = (Completed, Failed, Cancelled)
