@@ -5,7 +5,7 @@ events here. This module exposes exactly one ``InfrastructureFactory`` subclass,
 ``LMDBFactory``, as eventsourcing's module lookup requires.
 """
 
-from journal._audit import JournalReader, VerifyReport
+from journal._audit import JournalReader, Problem, VerifyReport
 from journal._errors import (
     ChronikError,
     EventConflictError,
@@ -49,6 +49,7 @@ __all__ = [
     "LMDBSubscription",
     "LMDBTrackingRecorder",
     "MsgpackTranscoder",
+    "Problem",
     "StreamIdError",
     "TrackingConflictError",
     "TrackingValueError",

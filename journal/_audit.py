@@ -10,32 +10,20 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from uuid import UUID
 
-import attrs
-import msgpack
 from eventsourcing.persistence import Notification, StoredEvent
 
-from journal._keys import decode_event_key, decode_notification_id
-from journal._recorders import LMDBAggregateRecorder, LMDBApplicationRecorder
+from journal._recorders import (
+    LMDBAggregateRecorder,
+    LMDBApplicationRecorder,
+    LMDBSubscription,
+)
 from journal._settings import JournalSettings
-from journal._store import EVENTS_DB, NOTIFICATIONS_DB, Journal
+from journal._store import Journal
+from journal._verify import Checker, Problem, Progress, VerifyReport
 
-__all__ = ["JournalReader", "VerifyReport"]
+__all__ = ["JournalReader", "Problem", "VerifyReport"]
 
 PAGE_SIZE = 1000
-
-
-@attrs.frozen
-class VerifyReport:
-    """What ``JournalReader.verify`` found; ``ok`` when ``problems`` is empty."""
-
-    events: int
-    notifications: int
-    max_notification_id: int | None
-    problems: tuple[str, ...]
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
 
 class JournalReader:
@@ -82,45 +70,38 @@ class JournalReader:
                 return
             start = page[-1].id + 1
 
+    def follow(self, start: int = 1, topics: Sequence[str] = ()) -> LMDBSubscription:
+        """The application sequence from ``start`` on, then each notification as
+        it is committed (by this process at once, by others within 10 ms).
+        Iterate it; ``stop()`` it (or use it as a context manager) to end."""
+        return LMDBSubscription(
+            self._events, gt=start - 1 if start > 1 else None, topics=topics
+        )
+
     def max_notification_id(self) -> int | None:
         return self._events.max_notification_id()
 
-    def verify(self) -> VerifyReport:
-        """Check that notification ids are gapless from 1 and that the log and the
-        event table point at each other exactly."""
-        store = self._journal.store
-        events_db, notes_db = store.db(EVENTS_DB), store.db(NOTIFICATIONS_DB)
-        if events_db is None or notes_db is None:
-            return VerifyReport(0, 0, None, ())
-        problems: list[str] = []
-        with store.reading() as txn:
-            expected = 1
-            notifications = 0
-            for id_key, key in txn.cursor(db=notes_db):
-                notification_id = decode_notification_id(id_key)
-                notifications += 1
-                if notification_id != expected:
-                    gap = f"{expected - 1} to {notification_id}"
-                    problems.append(f"notification ids jump from {gap}")
-                expected = notification_id + 1
-                value = txn.get(key, db=events_db)
-                if value is None or msgpack.unpackb(value)[0] != notification_id:
-                    problems.append(
-                        f"notification {notification_id} points at a missing "
-                        "or different event"
-                    )
-            events = 0
-            for key, value in txn.cursor(db=events_db):
-                events += 1
-                if msgpack.unpackb(value)[0] is None:
-                    originator_id, version = decode_event_key(key)
-                    problems.append(
-                        f"event {originator_id} v{version} has no notification id"
-                    )
-        last = expected - 1 if notifications else None
-        if events != notifications:
-            problems.append(f"{events} events but {notifications} notifications")
-        return VerifyReport(events, notifications, last, tuple(problems))
+    def verify(
+        self,
+        originator_id: UUID | str | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> VerifyReport:
+        """Recompute the hash chains and name what does not match.
+
+        The whole journal: every position of the log in order (``progress`` is
+        called with the count checked so far, after each page), the head, events
+        no position points at, and the snapshot tables. One stream: its events'
+        chain and their log entries.
+        """
+        checker = Checker(self._journal.store)
+        if originator_id is not None:
+            checker.check_stream(originator_id)
+        else:
+            checker.check_log(progress)
+            checker.check_head_and_orphans()
+            checker.check_snapshots()
+        return checker.report()
 
     def close(self) -> None:
         self._journal.close()

@@ -3,13 +3,15 @@
 Databases (all in one environment, so one transaction spans them):
 
 - ``chronik:events``: event key (stream key + version) -> msgpack
-  ``[notification id, topic, state]``; the application sequence's events.
-- ``chronik:notifications``: notification id -> event key. Ids are assigned inside
-  the write transaction from the last id, so they are gapless and in commit order
-  across threads and processes.
+  ``[notification id, topic, state, hash]``; the application sequence's events.
+  The hash chains each event to the previous one of its stream (``_chain``), so a
+  stream's versions are appended in ascending order only.
+- ``chronik:notifications``: notification id -> event key + the log's chained hash.
+  Ids are assigned inside the write transaction from the last id, so they are
+  gapless and in commit order across threads and processes.
 - ``chronik:tracking``: application name -> last processed notification id.
 - ``chronik:agg:<purpose>``: aggregate recorders of other purposes (snapshots):
-  event key -> msgpack ``[None, topic, state]``.
+  event key -> msgpack ``[None, topic, state, hash]``, chained per stream.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from eventsourcing.persistence import (
     TrackingRecorder,
 )
 
+from journal._chain import HASH_SIZE, ZERO_HASH, event_hash, pack_event
 from journal._errors import (
     EventConflictError,
     TrackingConflictError,
@@ -48,6 +51,7 @@ from journal._keys import (
     version_bytes,
 )
 from journal._store import (
+    AGGREGATE_DB_PREFIX,
     EVENTS_DB,
     NOTIFICATIONS_DB,
     TRACKING_DB,
@@ -66,7 +70,8 @@ __all__ = [
 # How often a subscription looks for commits made by other processes; commits made
 # in this process wake it at once.
 SUBSCRIPTION_POLL_INTERVAL = 0.01
-_MAX_KEY_SUFFIX = b"\xff" * 8
+_VERSION_BYTES = 8
+_MAX_KEY_SUFFIX = b"\xff" * _VERSION_BYTES
 
 
 class _LMDBRecorder:
@@ -112,7 +117,7 @@ class _EventTable(_LMDBRecorder):
             )
             results = []
             for key, value in keys:
-                _, topic, state = msgpack.unpackb(value)
+                _, topic, state, _ = msgpack.unpackb(value)
                 results.append(
                     StoredEvent(
                         originator_id=originator_id,
@@ -125,26 +130,79 @@ class _EventTable(_LMDBRecorder):
                     break
             return results
 
-    def _check_new(self, txn: Any, keyed: list[tuple[bytes, StoredEvent]]) -> None:
-        """Raise unless every event is new and unique; puts nothing."""
+    def _check_new(
+        self, txn: Any, keyed: list[tuple[bytes, StoredEvent]]
+    ) -> dict[bytes, bytes]:
+        """Raise unless every event is new, unique and after its stream's last
+        version; put nothing. Return each stream's last hash, by stream key."""
         if len(keyed) > 1 and len({key for key, _ in keyed}) < len(keyed):
-            seen: set[bytes] = set()
-            for key, stored in keyed:
-                if key in seen:
+            _refuse_twins(keyed)
+        heads: dict[bytes, bytes] = {}
+        last_in_batch: dict[bytes, bytes] = {}
+        cursor = txn.cursor(db=self._events)
+        for key, stored in keyed:
+            stream = key[:-_VERSION_BYTES]
+            before = last_in_batch.get(stream)
+            last_in_batch[stream] = key
+            if before is not None:
+                if key < before:
                     raise EventConflictError(
                         stored.originator_id,
                         stored.originator_version,
-                        "the batch holds this version twice",
+                        "the batch's versions of this stream are not ascending",
                     )
-                seen.add(key)
-        events = self._events
-        for key, stored in keyed:
-            if txn.get(key, db=events) is not None:
-                raise EventConflictError(
-                    stored.originator_id,
-                    stored.originator_version,
-                    "another writer already stored this version",
-                )
+                continue
+            heads[stream] = _last_hash(cursor, key, stream, stored)
+        return heads
+
+
+def _refuse_twins(keyed: list[tuple[bytes, StoredEvent]]) -> None:
+    seen: set[bytes] = set()
+    for key, stored in keyed:
+        if key in seen:
+            raise EventConflictError(
+                stored.originator_id,
+                stored.originator_version,
+                "the batch holds this version twice",
+            )
+        seen.add(key)
+
+
+def _last_hash(cursor: Any, key: bytes, stream: bytes, stored: StoredEvent) -> bytes:
+    """The hash of the last event of ``stream``, which must be before ``key``."""
+    if cursor.set_range(key):
+        found = cursor.key()
+        if found == key:
+            raise EventConflictError(
+                stored.originator_id,
+                stored.originator_version,
+                "another writer already stored this version",
+            )
+        if found[:-_VERSION_BYTES] == stream:
+            version = decode_event_key(found)[1]
+            raise EventConflictError(
+                stored.originator_id,
+                stored.originator_version,
+                f"the stream already has version {version}; a stream's versions "
+                "are appended in ascending order",
+            )
+        has_previous = cursor.prev()
+    else:
+        has_previous = cursor.last()
+    if has_previous and cursor.key()[:-_VERSION_BYTES] == stream:
+        digest: bytes = msgpack.unpackb(cursor.value())[3]
+        return digest
+    return ZERO_HASH
+
+
+def _chain(
+    heads: dict[bytes, bytes], key: bytes, notification_id: int | None, s: StoredEvent
+) -> tuple[bytes, bytes]:
+    """The event's hash and packed row, advancing its stream's head."""
+    stream = key[:-_VERSION_BYTES]
+    digest = event_hash(heads[stream], key, notification_id, s.topic, s.state)
+    heads[stream] = digest
+    return digest, pack_event(notification_id, s.topic, s.state, digest)
 
 
 def _version_range(gt: int | None, lte: int | None) -> tuple[bytes, bytes] | None:
@@ -186,27 +244,24 @@ class LMDBAggregateRecorder(_EventTable, AggregateRecorder):
     """Stores events of one purpose (e.g. snapshots) without notification ids."""
 
     def __init__(self, journal: Journal, purpose: str = "events") -> None:
-        super().__init__(journal, b"chronik:agg:" + purpose.encode("utf-8"))
+        super().__init__(journal, AGGREGATE_DB_PREFIX + purpose.encode("utf-8"))
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         keyed = _keyed(stored_events)
-        rows = [(key, _pack_event(None, s)) for key, s in keyed]
-        if rows:
-            self._store.write(lambda context: self._put_rows(context, keyed, rows))
+        if keyed:
+            self._store.write(lambda context: self._put_rows(context, keyed))
         return None
 
     def _put_rows(
-        self,
-        context: WriteContext,
-        keyed: list[tuple[bytes, StoredEvent]],
-        rows: list[tuple[bytes, bytes]],
+        self, context: WriteContext, keyed: list[tuple[bytes, StoredEvent]]
     ) -> None:
         txn = context.txn
-        self._check_new(txn, keyed)
-        for key, value in rows:
-            txn.put(key, value, db=self._events)
+        heads = self._check_new(txn, keyed)
+        events = self._events
+        for key, stored in keyed:
+            txn.put(key, _chain(heads, key, None, stored)[1], db=events)
 
 
 class LMDBApplicationRecorder(_EventTable, ApplicationRecorder):
@@ -244,18 +299,15 @@ class LMDBApplicationRecorder(_EventTable, ApplicationRecorder):
         tracking: Tracking | None,
     ) -> list[int]:
         txn = context.txn
-        self._check_new(txn, keyed)
+        heads = self._check_new(txn, keyed)
         if tracking is not None:
             self._check_tracking(txn, tracking)
         ids = context.allocate_notification_ids(len(keyed))
-        events, notifications = self._events, self._notifications
+        events = self._events
         for (key, stored), notification_id in zip(keyed, ids, strict=True):
-            txn.put(key, _pack_event(notification_id, stored), db=events)
-            appended = txn.put(
-                notification_key(notification_id), key, db=notifications, append=True
-            )
-            if not appended:  # ids come from the last id in this txn: cannot happen
-                raise AssertionError(f"notification id {notification_id} out of order")
+            digest, row = _chain(heads, key, notification_id, stored)
+            txn.put(key, row, db=events)
+            context.log(notification_id, key, digest)
         if tracking is not None:
             self._put_tracking(txn, tracking)
         return list(ids)
@@ -289,14 +341,16 @@ class LMDBApplicationRecorder(_EventTable, ApplicationRecorder):
             cursor = txn.cursor(db=notifications)
             if not cursor.set_range(notification_key(first)):
                 return results
-            for id_key, event_key_ in cursor:
+            for id_key, entry in cursor:
                 notification_id = decode_notification_id(id_key)
                 if stop is not None and notification_id > stop:
                     break
-                _, topic, state = msgpack.unpackb(txn.get(event_key_, db=events))
+                _, topic, state, _ = msgpack.unpackb(
+                    txn.get(entry[:-HASH_SIZE], db=events)
+                )
                 if wanted and topic not in wanted:
                     continue
-                originator_id, version = decode_event_key(event_key_)
+                originator_id, version = decode_event_key(entry[:-HASH_SIZE])
                 results.append(
                     Notification(
                         id=notification_id,
@@ -413,10 +467,3 @@ def _keyed(stored_events: Sequence[StoredEvent]) -> list[tuple[bytes, StoredEven
     return [
         (event_key(s.originator_id, s.originator_version), s) for s in stored_events
     ]
-
-
-def _pack_event(notification_id: int | None, stored: StoredEvent) -> bytes:
-    packed: bytes = msgpack.packb(
-        [notification_id, stored.topic, stored.state], use_bin_type=True
-    )
-    return packed

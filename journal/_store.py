@@ -16,6 +16,7 @@ from typing import Any
 
 import lmdb
 
+from journal._chain import HASH_SIZE, ZERO_HASH, log_hash
 from journal._errors import (
     JournalClosedError,
     JournalConfigError,
@@ -24,19 +25,32 @@ from journal._errors import (
 )
 from journal._gate import Gate
 from journal._groupcommit import GroupCommitter, Write, run_checked
-from journal._keys import decode_notification_id
+from journal._keys import decode_notification_id, notification_key
 from journal._settings import JournalSettings
 
-__all__ = ["FORMAT_MARKER", "FORMAT_VERSION", "Journal", "WriteContext"]
+__all__ = [
+    "AGGREGATE_DB_PREFIX",
+    "EVENTS_DB",
+    "FORMAT_MARKER",
+    "FORMAT_VERSION",
+    "HEAD_KEY",
+    "META_DB",
+    "NOTIFICATIONS_DB",
+    "Journal",
+    "WriteContext",
+]
 
 FORMAT_MARKER = b"chronik-journal"
-FORMAT_VERSION = 1
+# 2: events and notifications carry hash chains (journal._chain).
+FORMAT_VERSION = 2
 _LMDB_FILES = frozenset({"data.mdb", "lock.mdb"})
 _MAX_DBS = 64
-_META_DB = b"chronik:meta"
+META_DB = b"chronik:meta"
+HEAD_KEY = b"head"  # in the meta database: last notification id + its chained hash
 EVENTS_DB = b"chronik:events"
 NOTIFICATIONS_DB = b"chronik:notifications"
 TRACKING_DB = b"chronik:tracking"
+AGGREGATE_DB_PREFIX = b"chronik:agg:"  # + purpose: other event tables (snapshots)
 
 _registry: dict[str, _Store] = {}
 _registry_lock = threading.Lock()
@@ -105,21 +119,21 @@ class _Store:
         # Named databases are keys of LMDB's main database: look before creating
         # anything, so a foreign database is never written to.
         with self.reading() as txn:
-            has_meta = txn.get(_META_DB) is not None
+            has_meta = txn.get(META_DB) is not None
             names = list(txn.cursor().iternext(values=False))
         empty = not names
         if empty and not self.readonly:
-            meta = self.db(_META_DB)
+            meta = self.db(META_DB)
             self.write(lambda txn: _write_marker(txn, meta))
             return
         marker = version = None
         if has_meta:
-            meta = self.db(_META_DB)
+            meta = self.db(META_DB)
             with self.reading() as txn:
                 marker = txn.get(b"format", db=meta)
                 version = txn.get(b"version", db=meta)
                 meta_empty = txn.cursor(db=meta).first() is False
-            if names == [_META_DB] and meta_empty and not self.readonly:
+            if names == [META_DB] and meta_empty and not self.readonly:
                 # Creation cut short (the meta database is committed on its own,
                 # the marker after it): finish it, nothing else was ever written.
                 self.write(lambda txn: _write_marker(txn, meta))
@@ -191,6 +205,7 @@ class _Store:
         try:
             context = WriteContext(txn, self)
             outcomes = [run_checked(w, context) for w in writes]
+            context.finish()
             txn.commit()
         except BaseException:
             txn.abort()
@@ -235,22 +250,46 @@ class _Store:
 class WriteContext:
     """One write transaction, shared by the writes of one committed group."""
 
-    __slots__ = ("_last_notification_id", "_store", "txn")
+    __slots__ = ("_last_hash", "_last_notification_id", "_store", "txn")
 
     def __init__(self, txn: Any, store: _Store) -> None:
         self.txn = txn
         self._store = store
-        # Invariant: once read, the last notification id put in this transaction.
+        # Invariant: once read, the last notification id put in this transaction
+        # and its chained hash (the head the next notification chains to).
         self._last_notification_id: int | None = None
+        self._last_hash = ZERO_HASH
 
     def allocate_notification_ids(self, count: int) -> range:
         """The next ``count`` ids; call only once the write can no longer fail."""
         last = self._last_notification_id
         if last is None:
             cursor = self.txn.cursor(db=self._store.db(NOTIFICATIONS_DB))
-            last = decode_notification_id(cursor.key()) if cursor.last() else 0
+            last = 0
+            if cursor.last():
+                last = decode_notification_id(cursor.key())
+                self._last_hash = cursor.value()[-HASH_SIZE:]
         self._last_notification_id = last + count
         return range(last + 1, last + 1 + count)
+
+    def log(self, notification_id: int, key: bytes, event_digest: bytes) -> None:
+        """Put an allocated notification, chained to the one before it."""
+        digest = log_hash(self._last_hash, notification_id, key, event_digest)
+        appended = self.txn.put(
+            notification_key(notification_id),
+            key + digest,
+            db=self._store.db(NOTIFICATIONS_DB),
+            append=True,
+        )
+        if not appended:  # ids come from the last id in this txn: cannot happen
+            raise AssertionError(f"notification id {notification_id} out of order")
+        self._last_hash = digest
+
+    def finish(self) -> None:
+        """Record the head of the log, if this transaction moved it."""
+        if self._last_notification_id is not None:
+            head = notification_key(self._last_notification_id) + self._last_hash
+            self.txn.put(HEAD_KEY, head, db=self._store.db(META_DB))
 
 
 def _write_marker(context: WriteContext, meta: Any) -> None:
