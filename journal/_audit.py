@@ -99,7 +99,7 @@ class JournalReader:
             checker.check_stream(originator_id)
         else:
             checker.check_log(progress)
-            checker.check_head_and_orphans()
+            checker.check_end_and_orphans()
             checker.check_snapshots()
         return checker.report()
 

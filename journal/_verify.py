@@ -112,14 +112,19 @@ class Checker:
     # -- the whole journal ------------------------------------------------------
 
     def check_log(self, progress: Progress | None) -> None:
+        """Walk the log up to the head recorded when the walk began: positions
+        committed meanwhile are newer than this verification."""
         events_db = self._store.db(EVENTS_DB)
         log_db = self._store.db(NOTIFICATIONS_DB)
         if events_db is None or log_db is None:
             return
+        with self._store.reading() as txn:
+            head = txn.get(HEAD_KEY, db=self._store.db(META_DB))
+        stop = None if head is None else decode_notification_id(head[:8])
         previous, expected = ZERO_HASH, 1
         while True:
             with self._store.reading() as txn:
-                page = _page(txn, log_db, expected)
+                page = _page(txn, log_db, expected, stop)
                 for notification_id, entry in page:
                     if notification_id != expected:
                         self._add(
@@ -138,18 +143,34 @@ class Checker:
                 progress(self.notifications)
             if len(page) < PAGE:
                 break
-
-    def check_head_and_orphans(self) -> None:
-        events_db = self._store.db(EVENTS_DB)
-        if events_db is None:
-            return
-        meta = self._store.db(META_DB)
-        with self._store.reading() as txn:
-            head = txn.get(HEAD_KEY, db=meta)
-            total = txn.stat(events_db)["entries"]
         self._check_head(head)
-        if total != self.notifications:
-            self._find_orphans(events_db)
+
+    def check_end_and_orphans(self) -> None:
+        """In one transaction: the log ends at the head, and every event is in
+        the log (an event count that differs from the log's is looked into)."""
+        events_db = self._store.db(EVENTS_DB)
+        log_db = self._store.db(NOTIFICATIONS_DB)
+        if events_db is None or log_db is None:
+            return
+        with self._store.reading() as txn:
+            head = txn.get(HEAD_KEY, db=self._store.db(META_DB))
+            cursor = txn.cursor(db=log_db)
+            last = decode_notification_id(cursor.key()) if cursor.last() else 0
+            head_id = 0 if head is None else decode_notification_id(head[:8])
+            if last > head_id:
+                self._add(
+                    head_id + 1,
+                    f"the log goes on to position {last} past the journal's head "
+                    f"at {head_id}: notifications were inserted at the end",
+                )
+            elif (
+                last == head_id
+                and head is not None
+                and cursor.value()[-HASH_SIZE:] != head[8:]
+            ):
+                self._add(head_id, "the log's last hash differs from the head")
+            if txn.stat(events_db)["entries"] != txn.stat(log_db)["entries"]:
+                self._find_orphans(txn, events_db, log_db)
 
     def check_snapshots(self) -> None:
         """Check the chains of every other event table (snapshots)."""
@@ -257,6 +278,7 @@ class Checker:
             )
 
     def _check_head(self, head: bytes | None) -> None:
+        """The walk reached the head recorded when it began, with its hash."""
         if head is None:
             if self.notifications:
                 self._add(None, "the journal records no head but its log has entries")
@@ -269,32 +291,24 @@ class Checker:
                 f"the log ends at position {last} but the journal's head is at "
                 f"{head_id}: notifications at the end were removed",
             )
-        elif last > head_id:
-            self._add(
-                head_id + 1,
-                f"the log goes on to position {last} past the journal's head at "
-                f"{head_id}: notifications were inserted at the end",
-            )
         elif head[8:] != self.last_hash:
-            self._add(head_id, "the log's last hash differs from the journal's head")
+            self._add(head_id, "the log's hash at the head differs from the head")
 
-    def _find_orphans(self, events_db: Any) -> None:
+    def _find_orphans(self, txn: Any, events_db: Any, log_db: Any) -> None:
         """Events no log entry points at (they were inserted, or their entry was
         removed: either way a problem at the position they claim)."""
-        log_db = self._store.db(NOTIFICATIONS_DB)
-        with self._store.reading() as txn:
-            for key, value in txn.cursor(db=events_db):
-                try:
-                    claimed = unpack_event(value)[0]
-                except ValueError:
-                    claimed = None
-                entry = (
-                    None
-                    if claimed is None
-                    else txn.get(notification_key(claimed), db=log_db)
-                )
-                if entry is None or entry[:-HASH_SIZE] != key:
-                    self._add(claimed, "no log entry points at this event", key)
+        for key, value in txn.cursor(db=events_db):
+            try:
+                claimed = unpack_event(value)[0]
+            except ValueError:
+                claimed = None
+            entry = (
+                None
+                if claimed is None
+                else txn.get(notification_key(claimed), db=log_db)
+            )
+            if entry is None or entry[:-HASH_SIZE] != key:
+                self._add(claimed, "no log entry points at this event", key)
 
     def _walk(
         self, txn: Any, db: Any, prefix: bytes, *, table: str = ""
@@ -350,13 +364,18 @@ class Checker:
         )
 
 
-def _page(txn: Any, log_db: Any, start: int) -> list[tuple[int, bytes]]:
+def _page(
+    txn: Any, log_db: Any, start: int, stop: int | None
+) -> list[tuple[int, bytes]]:
     cursor = txn.cursor(db=log_db)
     page: list[tuple[int, bytes]] = []
     if not cursor.set_range(notification_key(start)):
         return page
     for id_key, entry in cursor:
-        page.append((decode_notification_id(id_key), entry))
+        notification_id = decode_notification_id(id_key)
+        if stop is not None and notification_id > stop:
+            break
+        page.append((notification_id, entry))
         if len(page) == PAGE:
             break
     return page

@@ -312,3 +312,27 @@ def test_a_call_waiting_at_the_gate_when_the_journal_closes_raises_journal_close
     assert store.closed
     assert len(outcome) == 1, "the call returned although the journal closed under it"
     assert isinstance(outcome[0], JournalClosedError), repr(outcome[0])
+
+
+@pytest.mark.multiprocess
+def test_verifying_while_two_processes_append_finds_nothing_wrong(
+    journal_path: str,
+) -> None:
+    Journal.open(journal_path).close()  # create it, so a reader can open it
+    with (
+        Child(WRITER, "append", journal_path, "left", "300", "3") as left,
+        Child(WRITER, "append", journal_path, "right", "300", "4") as right,
+    ):
+        left.expect("ready")
+        right.expect("ready")
+        left.send("go")
+        right.send("go")
+        seen: list[int] = []
+        with JournalReader(journal_path) as reader:  # read-only: another process
+            while len(seen) < 3 or None in (left.process.poll(), right.process.poll()):
+                report = reader.verify()
+                assert report.ok, report.problems
+                seen.append(report.notifications)
+        assert (left.wait(), right.wait()) == (0, 0)
+    assert len(set(seen)) > 1, f"no verification overlapped the writers: {seen}"
+    assert_verifies(journal_path)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import lmdb
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from journal import Journal, JournalReader, LMDBAggregateRecorder, LMDBApplicationRecorder
+from journal import (
+    Journal,
+    JournalReader,
+    LMDBAggregateRecorder,
+    LMDBApplicationRecorder,
+)
 from journal._keys import notification_key
 from journal._store import NOTIFICATIONS_DB
 from tests.journal._tamper import (
@@ -26,7 +30,7 @@ EVENTS = 30  # ten per stream, committed in batches that mix streams
 
 
 @pytest.fixture(scope="module")
-def original(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def original(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = str(tmp_path_factory.mktemp("tamper") / "journal")
     journal = Journal.open(path)
     recorder = LMDBApplicationRecorder(journal)
@@ -40,7 +44,7 @@ def original(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         recorder.insert_events(batch)
     snapshots.insert_events([StoredEvent("order-1", 5, "tests:Snap", b"snapshot")])
     journal.close()
-    yield path
+    return path
 
 
 @pytest.fixture
@@ -60,7 +64,8 @@ def test_an_untouched_journal_verifies_and_reports_its_head(original: str) -> No
         assert report.ok, report.problems
         assert (report.events, report.notifications) == (EVENTS, EVENTS)
         assert report.max_notification_id == EVENTS
-        assert report.head is not None and len(report.head) == 64
+        assert report.head is not None
+        assert len(report.head) == 64
         for stream in STREAMS:
             assert reader.verify(stream).ok
 
@@ -170,4 +175,5 @@ def test_progress_is_reported_while_verifying(original: str) -> None:
     seen: list[int] = []
     with JournalReader(original) as reader:
         assert reader.verify(progress=seen.append).ok
-    assert seen and seen[-1] == EVENTS
+    assert seen
+    assert seen[-1] == EVENTS
