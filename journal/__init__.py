@@ -20,6 +20,7 @@ from journal._errors import (
     UnencodableValueError,
 )
 from journal._factory import LMDBFactory
+from journal._groupcommit import CommitStats
 from journal._recorders import (
     LMDBAggregateRecorder,
     LMDBApplicationRecorder,
@@ -28,16 +29,25 @@ from journal._recorders import (
     LMDBTrackingRecorder,
 )
 from journal._settings import JournalSettings
+from journal._stats import (
+    JournalFigures,
+    journal_figures,
+    publish_stats,
+    read_stats,
+    remove_stats,
+)
 from journal._store import Journal
 from journal._transcoder import MsgpackTranscoder
 
 __all__ = [
     "ChronikError",
+    "CommitStats",
     "EventConflictError",
     "Journal",
     "JournalClosedError",
     "JournalConfigError",
     "JournalError",
+    "JournalFigures",
     "JournalFullError",
     "JournalPathError",
     "JournalReader",
@@ -55,4 +65,8 @@ __all__ = [
     "TrackingValueError",
     "UnencodableValueError",
     "VerifyReport",
+    "journal_figures",
+    "publish_stats",
+    "read_stats",
+    "remove_stats",
 ]

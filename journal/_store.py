@@ -24,7 +24,7 @@ from journal._errors import (
     JournalPathError,
 )
 from journal._gate import Gate
-from journal._groupcommit import GroupCommitter, Write, run_checked
+from journal._groupcommit import CommitStats, GroupCommitter, Write, run_checked
 from journal._keys import decode_notification_id, notification_key
 from journal._settings import JournalSettings
 
@@ -97,11 +97,24 @@ class _Store:
 
     def _open_db(self, name: bytes) -> Any:
         if not self.readonly:
-            return self._with_txn_retry(lambda: self.env.open_db(name))
+            return self._with_txn_retry(lambda: self._create_db(name))
         with self.reading() as txn:
             if txn.get(name) is None:
                 return None  # a read-only reader sees an absent database as empty
         return self._with_txn_retry(lambda: self.env.open_db(name, create=False))
+
+    def _create_db(self, name: bytes) -> Any:
+        # In a transaction of our own: py-lmdb's open_db without one waits for
+        # LMDB's write lock holding the GIL, so a thread of this process that
+        # holds the write lock and needs the GIL to finish would never get it.
+        txn = self.env.begin(write=True)  # waits for the lock without the GIL
+        try:
+            db = self.env.open_db(name, txn=txn)
+            txn.commit()
+        except BaseException:
+            txn.abort()
+            raise
+        return db
 
     def _with_txn_retry(self, action: Callable[[], Any]) -> Any:
         """Run an action that opens its own transaction, adopting a map that
@@ -337,6 +350,10 @@ class Journal:
     @property
     def closed(self) -> bool:
         return self._store is None or self._store.closed
+
+    def commit_stats(self) -> CommitStats:
+        """How this process's writes to the journal were grouped into commits."""
+        return self.store.committer.stats()
 
     def close(self) -> None:
         store, self._store = self._store, None

@@ -16,6 +16,7 @@ from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 
 from journal import (
     EventConflictError,
+    Journal,
     JournalReader,
     LMDBApplicationRecorder,
 )
@@ -282,3 +283,31 @@ def _wait_until(condition: Callable[[], bool], timeout: float = THREAD_TIMEOUT) 
     while not condition():
         assert time.monotonic() < deadline, f"not true after {timeout} s: {condition}"
         time.sleep(0.001)
+
+
+def test_opening_a_database_while_another_thread_commits_waits_for_it(
+    journal_path: str,
+) -> None:
+    journal = Journal.open(journal_path)
+    try:
+        store = journal.store
+        writing, opened = threading.Event(), threading.Event()
+
+        def slow_write(context: Any) -> None:
+            writing.set()
+            deadline = time.monotonic() + 0.3
+            while time.monotonic() < deadline:  # Python work: needs the GIL
+                sum(range(100))
+
+        writer = threading.Thread(target=store.write, args=(slow_write,))
+        writer.start()
+        assert writing.wait(5)
+        opener = threading.Thread(
+            target=lambda: (store.db(b"tests:opened-meanwhile"), opened.set()),
+            daemon=True,  # if it deadlocks, the test fails instead of hanging
+        )
+        opener.start()
+        assert opened.wait(10), "opening a database deadlocked with a commit"
+        writer.join(5)
+    finally:
+        journal.close()
