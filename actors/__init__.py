@@ -4,6 +4,15 @@
 ``@workflow`` and ``@activity`` define what runs.
 """
 
+from actors._audit import (
+    Audit,
+    AuditReport,
+    Follow,
+    LogEntry,
+    RunSummary,
+    VerifyStage,
+    VersionOutOfRangeError,
+)
 from actors._clock import Clock, ManualClock, SystemClock
 from actors._context import WorkflowContext
 from actors._definitions import (
@@ -47,6 +56,8 @@ from actors._history_file import (
     write_history,
 )
 from actors._info import ActivityInfo
+from actors._logs import LOG_FORMAT, RunContextFilter
+from actors._metrics import SystemStats
 from actors._ref import RunRef
 from actors._replayer import (
     Replayer,
@@ -60,18 +71,23 @@ from actors._system import ActorSystem
 from aggregates import NonDeterminismError, RunStatus
 
 __all__ = [
+    "LOG_FORMAT",
     "ActivityDefinition",
     "ActivityInfo",
     "ActorError",
     "ActorSystem",
+    "Audit",
+    "AuditReport",
     "ChildFailedError",
     "Clock",
     "ContextError",
     "DefinitionError",
     "DuplicateActorError",
     "DurationError",
+    "Follow",
     "History",
     "HistoryFormatError",
+    "LogEntry",
     "ManualClock",
     "NonDeterminismError",
     "NonDeterministicEndError",
@@ -85,9 +101,11 @@ __all__ = [
     "RetryPolicy",
     "RunCancelledError",
     "RunConflictError",
+    "RunContextFilter",
     "RunEnd",
     "RunRef",
     "RunStatus",
+    "RunSummary",
     "RunUnavailableError",
     "Saga",
     "StepFailed",
@@ -95,10 +113,13 @@ __all__ = [
     "SystemClock",
     "SystemClosedError",
     "SystemFailedError",
+    "SystemStats",
     "UnknownActorError",
     "UnknownQueryError",
     "UnknownRunError",
     "UnknownWorkflowError",
+    "VerifyStage",
+    "VersionOutOfRangeError",
     "WorkflowCancelled",
     "WorkflowContext",
     "WorkflowDefinition",

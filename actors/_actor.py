@@ -10,6 +10,7 @@ in one commit (with the ``Started`` of any child runs it spawned).
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 import time
 import uuid
@@ -48,6 +49,7 @@ from actors._errors import (
     WorkflowCancelled,
     WorkflowFailedError,
 )
+from actors._logs import RunScope, enter_scope, leave_scope
 from actors._messages import (
     CancelRun,
     ChildDone,
@@ -58,6 +60,7 @@ from actors._messages import (
     StepOutcome,
     TimerDue,
 )
+from actors._metrics import Metrics
 from actors._ref import RunHandle
 from aggregates import (
     CommandKind,
@@ -75,6 +78,8 @@ from aggregates import (
 from supervision import SupervisedActor
 
 __all__ = ["RunServices", "WorkerFailed", "WorkflowActor"]
+
+logger = logging.getLogger("chronik.actors")
 
 
 class RunServices(Protocol):
@@ -161,8 +166,11 @@ class WorkflowActor(SupervisedActor):
         *,
         read_only: bool = False,
         reload: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
         super().__init__()
+        self._metrics = metrics or Metrics()  # the system's counters
+        self._log_scope = RunScope(run.id)  # log records while it handles the run
         self._services = services
         self._definition = definition
         self._run = run
@@ -253,9 +261,12 @@ class WorkflowActor(SupervisedActor):
 
     def on_start(self) -> None:
         self._thread = threading.current_thread()
+        scope = enter_scope(self._log_scope)
         try:
             if self._reload:  # a restart: the run as the journal holds it now
                 self._run = self._services.load_run(self.workflow_id)
+            if not self._read_only:
+                self._note_activation()
             if self._run.is_finished and not self._read_only:
                 # Restarted after a fault that followed the run's last commit.
                 self._finish()
@@ -268,12 +279,30 @@ class WorkflowActor(SupervisedActor):
             self._after_message()
         except Exception as error:
             self._fault(error)
+        finally:
+            leave_scope(scope)
+
+    def _note_activation(self) -> None:
+        metrics, run = self._metrics, self._run
+        metrics.add("activations")
+        if run.version > 1:  # more than its Started: the code replays history
+            metrics.add("replays")
+            metrics.add("events_replayed", run.version)
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "activated: replaying %d events of workflow %s",
+                    run.version,
+                    run.name,
+                )
+        elif logger.isEnabledFor(logging.INFO):
+            logger.info("run started: workflow %s", run.name)
 
     def on_receive(self, message: Any) -> Any:
         if self._broken is not None:  # messages queued before the stop
             reason = f"its actor stopped on {self._broken!r}"
             return Reply(error=RunUnavailableError(self.workflow_id, reason))
         handler = self._handlers.get(type(message))
+        scope = enter_scope(self._log_scope)
         try:
             if handler is None:
                 raise TypeError(
@@ -283,6 +312,8 @@ class WorkflowActor(SupervisedActor):
             return handler(message)
         except Exception as error:
             return self._fault(error)
+        finally:
+            leave_scope(scope)
 
     def _fault(self, error: BaseException) -> Reply:
         """An engine fault (the workflow's own failure is its result, not this).
@@ -299,10 +330,22 @@ class WorkflowActor(SupervisedActor):
         elif self._supervision_link is not None and self._services.may_restart(
             self._handle
         ):
+            logger.warning(
+                "engine fault (%r); its supervisor restarts the run's actor, "
+                "which replays the journal",
+                error,
+            )
             self._replaced = True
             self._handle_failure(type(error), error, error.__traceback__)
             return Reply(retry=True)
         else:
+            logger.error(
+                "engine fault (%r) with no restart left (its budget is spent, or "
+                "the system is closing): the run breaks off until a message or "
+                "the next open activates it",
+                error,
+            )
+            self._metrics.add("runs_broken_off")
             self._handle.break_off(error)
             self._services.run_broken(self.workflow_id)
             self.stop()
@@ -339,13 +382,19 @@ class WorkflowActor(SupervisedActor):
                 final=False,
                 at=failure.at,
             )
+        attempt = base + len(outcome.failures) + 1
         if outcome.error is None:
             run.complete_step(seq, outcome.result, at=outcome.finished_at)
+            self._metrics.add("steps_completed")
         else:
-            attempt = base + len(outcome.failures) + 1
             run.fail_step(
                 seq, outcome.error, attempt=attempt, final=True, at=outcome.finished_at
             )
+            self._metrics.add("steps_failed")
+        if logger.isEnabledFor(logging.DEBUG):
+            how = "completed" if outcome.error is None else "failed"
+            extra = {"seq": seq, "attempt": attempt}
+            logger.debug("step %s %s", run.command_at(seq).name, how, extra=extra)
         self._progress()
 
     def _on_timer_due(self, message: TimerDue) -> None:
@@ -362,15 +411,24 @@ class WorkflowActor(SupervisedActor):
             run.fire_timer(seq, at=self._services.now())
         else:
             run.time_out_receive(seq, at=self._services.now())
+        self._metrics.add("timers_fired")
+        if logger.isEnabledFor(logging.DEBUG):
+            timer = record.kind is CommandKind.TIMER
+            logger.debug(
+                "timer fired" if timer else "receive timed out", extra={"seq": seq}
+            )
         self._progress()
 
     def _on_deliver_signal(self, signal: DeliverSignal) -> Reply:
         try:
-            self._run.receive_signal(
+            new = self._run.receive_signal(
                 signal.topic, signal.payload, signal.signal_id, at=self._services.now()
             )
         except RunError as error:  # refused before any event: the run is intact
             return Reply(error=error)
+        if new:
+            self._metrics.add("signals_received")
+            logger.debug("signal received: %r (id %s)", signal.topic, signal.signal_id)
         self._progress()
         return Reply(signal.signal_id)
 
@@ -415,6 +473,7 @@ class WorkflowActor(SupervisedActor):
         if self._handle.idle_since != message.idle_since or not self._idle():
             return  # something happened since the system looked
         if self._services.passivate(self.workflow_id, self.actor_inbox.empty):
+            logger.debug("passivated: idle, its actor stops until a message comes")
             self._coroutine_close()
             self.stop()
 
@@ -678,6 +737,8 @@ class WorkflowActor(SupervisedActor):
                 self._services.start_runs(children)
         submit, self._to_submit = self._to_submit, []
         for step, args, seq in submit:
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("step %s scheduled", step.name, extra={"seq": seq})
             self._services.submit_step(
                 step, args, self.workflow_id, seq, self.actor_ref
             )
@@ -701,14 +762,20 @@ class WorkflowActor(SupervisedActor):
     def _finish(self) -> None:
         run = self._run
         if run.status is RunStatus.COMPLETED:
+            self._metrics.add("runs_completed")
+            logger.info("run completed")
             self._handle.finish(RunStatus.COMPLETED, result=run.result)
         elif run.status is RunStatus.CANCELLED:
             reason = run.cancel_reason or ""
+            self._metrics.add("runs_cancelled")
+            logger.info("run cancelled: %s", reason)
             error = RunCancelledError(self.workflow_id, reason)
             self._handle.finish(RunStatus.CANCELLED, error=error)
         else:
             info = run.error
             assert info is not None
+            self._metrics.add("runs_failed")
+            logger.error("run failed: %s: %s", info.type, info.message)
             failed = WorkflowFailedError(self.workflow_id, info)
             failed.__cause__ = self._failure
             self._handle.finish(run.status, error=failed)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -19,11 +20,15 @@ from actors._clock import Clock
 from actors._definitions import ActivityDefinition
 from actors._errors import StepTimeoutError
 from actors._info import ActivityInfo, info_var
+from actors._logs import RunScope, enter_scope, leave_scope
 from actors._messages import AttemptFailure, StepOutcome
+from actors._metrics import Metrics
 from aggregates import ErrorInfo
 from journal import UnencodableValueError
 
 __all__ = ["run_step"]
+
+logger = logging.getLogger("chronik.actors")
 
 
 def run_step(
@@ -35,6 +40,7 @@ def run_step(
     clock: Clock,
     normalise: Callable[[Any], Any],
     stopping: threading.Event,
+    metrics: Metrics | None = None,
 ) -> StepOutcome | None:
     """Attempt ``step`` until it succeeds, its policy gives up, or its
     schedule-to-close timeout is used up.
@@ -42,27 +48,61 @@ def run_step(
     ``None`` when the system began closing between attempts: nothing is recorded,
     so the step runs again when the journal is reopened.
     """
+    metrics = metrics or Metrics()
     spent = _Spent()
     failures: list[AttemptFailure] = []
     attempt = 1
-    while True:
-        limit = _time_limit(step, spent)
-        seconds = None if limit is None else limit.seconds
-        info = ActivityInfo(workflow_id, seq, step.name, attempt, seconds)
-        try:
-            # As history will hold it: the live run sees what a replay sees.
-            result = normalise(_attempt(step, args, info, limit))
-        except Exception as error:
-            recorded, delay = _judge(step, error, attempt, spent)
-            if delay is None:
-                return StepOutcome(seq, None, recorded, tuple(failures), clock.now())
-            failures.append(AttemptFailure(attempt, recorded, clock.now()))
-            if stopping.is_set():
-                return None
-            spent.sleep(clock, delay)
-            attempt += 1
-        else:
-            return StepOutcome(seq, result, None, tuple(failures), clock.now())
+    scope = RunScope(workflow_id, seq)
+    token = enter_scope(scope)  # this thread's log records name the attempt
+    try:
+        while True:
+            scope.attempt = attempt
+            metrics.add("step_attempts")
+            limit = _time_limit(step, spent)
+            seconds = None if limit is None else limit.seconds
+            info = ActivityInfo(workflow_id, seq, step.name, attempt, seconds)
+            try:
+                # As history will hold it: the live run sees what a replay sees.
+                result = normalise(_attempt(step, args, info, limit))
+            except Exception as error:
+                recorded, delay = _judge(step, error, attempt, spent)
+                _log_failure(step, recorded, delay)
+                if delay is None:
+                    return StepOutcome(
+                        seq, None, recorded, tuple(failures), clock.now()
+                    )
+                failures.append(AttemptFailure(attempt, recorded, clock.now()))
+                if stopping.is_set():
+                    return None
+                metrics.add("step_retries")
+                spent.sleep(clock, delay)
+                attempt += 1
+            else:
+                return StepOutcome(seq, result, None, tuple(failures), clock.now())
+    finally:
+        leave_scope(token)
+
+
+def _log_failure(
+    step: ActivityDefinition, error: ErrorInfo, delay: float | None
+) -> None:
+    if not logger.isEnabledFor(logging.WARNING):
+        return
+    if delay is None:
+        logger.warning(
+            "step %s failed for good (%s: %s); the workflow gets StepFailed",
+            step.name,
+            error.type,
+            error.message,
+        )
+    else:
+        logger.warning(
+            "step %s failed (%s: %s); retrying in %.3g s",
+            step.name,
+            error.type,
+            error.message,
+            delay,
+        )
 
 
 class _Spent:

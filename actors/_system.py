@@ -44,7 +44,9 @@ from actors._errors import (
     UnknownWorkflowError,
     WorkflowFailedError,
 )
+from actors._inbox import OperatorInbox
 from actors._index import UnfinishedRuns
+from actors._logs import install_filters
 from actors._messages import (
     CancelRun,
     ChildDone,
@@ -54,6 +56,8 @@ from actors._messages import (
     Reply,
     TimerDue,
 )
+from actors._metrics import Metrics, SystemStats, journal_of
+from actors._publisher import StatsPublisher
 from actors._ref import RunHandle, RunRef
 from actors._steps import run_step
 from actors._timers import TimerService
@@ -131,6 +135,9 @@ class ActorSystem:
         self._broken: dict[str, RunHandle] = {}
         self.passivations = 0  # how many times a run gave up its actor
         self.restarts = 0  # how many times a supervisor replaced a run's actor
+        install_filters()  # log records name their run (chronik's loggers)
+        self._metrics = Metrics(journal_of(self._app.recorder))  # see stats()
+        self._publisher = StatsPublisher(self._metrics.journal, self.stats)
         self._max_run_restarts = max_run_restarts
         self._failure: BaseException | None = None  # escalated to the root
         self._stopped = threading.Event()  # closed, by close() or a failure
@@ -155,6 +162,7 @@ class ActorSystem:
         self._housekeeper = threading.Thread(
             target=self._housekeep, name="chronik-housekeeping", daemon=True
         )
+        self._inbox: OperatorInbox | None = None  # requests of other processes
 
     @classmethod
     def open(
@@ -195,10 +203,12 @@ class ActorSystem:
         )
         try:
             system._resume_unfinished()
+            system._inbox = OperatorInbox.start(system, system._app, system._path)
         except BaseException:
             system.close()
             raise
         system._housekeeper.start()
+        system._publisher.start()
         return system
 
     def __enter__(self) -> Self:
@@ -217,6 +227,14 @@ class ActorSystem:
     def live_runs(self) -> int:
         """How many runs have an actor (and a thread) now."""
         return len(self._live)
+
+    def stats(self) -> SystemStats:
+        """What this system has done since it opened (counters, commit groups)."""
+        return self._metrics.snapshot(
+            live_runs=len(self._live),
+            run_restarts=self.restarts,
+            passivations=self.passivations,
+        )
 
     # -- runs -----------------------------------------------------------------------
 
@@ -242,6 +260,7 @@ class ActorSystem:
                 handle = self._find(id)
                 assert handle is not None
             else:
+                self._metrics.add("runs_started")
                 with self._route_lock:
                     handle = self._handle_of(run)
                     self._start(definition, run)
@@ -287,6 +306,7 @@ class ActorSystem:
                 self.save(new[0], *new[1:])
             except IntegrityError:  # one was spawned meanwhile: go one by one
                 return [self.spawn(definition, *args, id=i) for i, args in wanted]
+            self._metrics.add("runs_started", len(new))
         with self._route_lock:
             for run in new:
                 self._start(definition, run)
@@ -386,7 +406,12 @@ class ActorSystem:
                 handle.restarts += 1
                 self.restarts += 1
             actor = WorkflowActor.start(
-                self, definition, run, handle, reload=bool(started)
+                self,
+                definition,
+                run,
+                handle,
+                reload=bool(started),
+                metrics=self._metrics,
             )
             started.append(actor)
             return actor
@@ -708,6 +733,7 @@ class ActorSystem:
             )
 
     def start_runs(self, runs: list[WorkflowRun]) -> None:
+        self._metrics.add("runs_started", len(runs))  # saved with their parent
         with self._route_lock:
             for run in runs:
                 if not self._closing.is_set():
@@ -786,6 +812,7 @@ class ActorSystem:
                     clock=self._clock,
                     normalise=self.normalise,
                     stopping=self._closing,
+                    metrics=self._metrics,
                 )
             except Exception as error:
                 _tell(reply_to, WorkerFailed(seq, error))
@@ -834,6 +861,8 @@ class ActorSystem:
             return
         self._closed = True
         self._closing.set()
+        if self._inbox is not None:
+            self._inbox.stop()
         if self._housekeeper.is_alive():
             self._housekeeper.join()
         self._stop_timers()
@@ -848,6 +877,7 @@ class ActorSystem:
             self._supervisor.stop()
             self._index.checkpoint(self._clock.now())
         finally:
+            self._publisher.close()  # once more, marked closed; never raises
             self._app.close()
             self._stopped.set()
 

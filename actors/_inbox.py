@@ -1,0 +1,311 @@
+"""The operator inbox: signals and cancels asked for by another process.
+
+``chronik signal`` and ``chronik cancel`` run in a process of their own, while
+a run must only ever be driven by the one actor of the system hosting it. So the
+command never touches the run: it appends a request to the stream ``INBOX_ID``
+of the journal's application log (hash-chained and audited like every event),
+with optimistic concurrency on the stream's version. Every open ``ActorSystem``
+follows the inbox: on open it delivers the requests its runs' histories do not
+show yet, then each new one within ``POLL_INTERVAL``, through the system's own
+API (``ref.send(..., signal_id=request's signal id)``, ``ref.cancel``). Delivery
+is idempotent (a signal by its id, a cancel by the run's state), so two hosts, or
+a delivery redone after a crash, never record a request twice.
+
+The inbox is followed by polling the stream's next version: a read of one key,
+where a topic-filtered subscription of the log would rescan every notification
+since its last match on each poll.
+
+Invariant: a request the inbox skipped or failed to deliver is still in the
+journal; the next open delivers it if its run is unfinished and lacks it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any, Final, Protocol, TypeVar
+
+import attrs
+import pykka
+from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import register_topic
+
+from actors._errors import SystemClosedError, UnknownRunError
+from actors._hostlock import HostLock
+from actors._index import UnfinishedRuns
+from actors._ref import RunRef
+from aggregates import RunFinishedError, WorkflowRun
+from journal import ChronikError, JournalClosedError
+
+__all__ = [
+    "INBOX_ID",
+    "OperatorCancelRequested",
+    "OperatorInbox",
+    "OperatorRequest",
+    "OperatorRequests",
+    "OperatorSignalRequested",
+]
+
+logger = logging.getLogger("chronik.actors.inbox")
+
+INBOX_ID: Final = "chronik:operator-requests"
+POLL_INTERVAL: Final = 0.01  # as the journal's subscriptions poll other processes
+DELIVERY_TIMEOUT: Final = 30.0
+_PAGE: Final = 1000
+
+
+@attrs.frozen(slots=False, kw_only=True)
+class OperatorRequest:
+    """A request for run ``run_id``, by ``origin`` (who and where, for audit)."""
+
+    originator_id: str
+    originator_version: int
+    timestamp: datetime
+    run_id: str
+    origin: str
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+@attrs.frozen(slots=False, kw_only=True)
+class OperatorSignalRequested(OperatorRequest):
+    topic: str
+    payload: Any
+    signal_id: str
+
+    TOPIC = "actors:OperatorSignalRequested"
+
+    def describe(self) -> str:
+        return (
+            f"request {self.originator_version} (signal {self.topic!r}, id "
+            f"{self.signal_id!r}, for run {self.run_id!r})"
+        )
+
+
+@attrs.frozen(slots=False, kw_only=True)
+class OperatorCancelRequested(OperatorRequest):
+    reason: str
+
+    TOPIC = "actors:OperatorCancelRequested"
+
+    def describe(self) -> str:
+        return f"request {self.originator_version} (cancel run {self.run_id!r})"
+
+
+register_topic(OperatorSignalRequested.TOPIC, OperatorSignalRequested)
+register_topic(OperatorCancelRequested.TOPIC, OperatorCancelRequested)
+
+_R = TypeVar("_R", bound=OperatorRequest)
+
+
+class OperatorRequests:
+    """The inbox stream of one journal, through an eventsourcing application."""
+
+    def __init__(self, app: Application[Any]) -> None:
+        self._app = app
+
+    def signal(
+        self,
+        run_id: str,
+        topic: str,
+        payload: Any,
+        *,
+        signal_id: str,
+        origin: str,
+        at: datetime,
+    ) -> OperatorSignalRequested:
+        """Append a signal request; an unencodable payload raises, unwritten."""
+
+        def make(version: int) -> OperatorSignalRequested:
+            return OperatorSignalRequested(
+                originator_id=INBOX_ID,
+                originator_version=version,
+                timestamp=at,
+                run_id=run_id,
+                origin=origin,
+                topic=topic,
+                payload=payload,
+                signal_id=signal_id,
+            )
+
+        return self._append(make)
+
+    def cancel(
+        self, run_id: str, *, reason: str, origin: str, at: datetime
+    ) -> OperatorCancelRequested:
+        def make(version: int) -> OperatorCancelRequested:
+            return OperatorCancelRequested(
+                originator_id=INBOX_ID,
+                originator_version=version,
+                timestamp=at,
+                run_id=run_id,
+                origin=origin,
+                reason=reason,
+            )
+
+        return self._append(make)
+
+    def read(self, gt: int = 0) -> Iterator[OperatorRequest]:
+        """The requests after version ``gt``, oldest first."""
+        recorder, mapper = self._app.recorder, self._app.mapper
+        while True:
+            page = recorder.select_events(INBOX_ID, gt=gt, limit=_PAGE)
+            for stored in page:
+                request = mapper.to_domain_event(stored)
+                assert isinstance(request, OperatorRequest)
+                yield request
+            if len(page) < _PAGE:
+                return
+            gt = page[-1].originator_version
+
+    def _append(self, make: Callable[[int], _R]) -> _R:
+        # Each lost race means another writer appended: retry after it.
+        while True:
+            last = self._app.recorder.select_events(INBOX_ID, desc=True, limit=1)
+            request = make(last[0].originator_version + 1 if last else 1)
+            stored = self._app.mapper.to_stored_event(request)
+            try:
+                self._app.recorder.insert_events([stored])
+            except IntegrityError:
+                continue
+            return request
+
+
+class RequestTarget(Protocol):
+    """What the inbox delivers through: an open system."""
+
+    def ref(self, workflow_id: str) -> RunRef: ...
+
+    def history(self, workflow_id: str) -> WorkflowRun: ...
+
+
+class OperatorInbox:
+    """Follows one journal's inbox for one open system, holding its host lock."""
+
+    def __init__(self, target: RequestTarget, app: Application[Any], path: str):
+        self._target = target
+        self._requests = OperatorRequests(app)
+        self._index = UnfinishedRuns(app)
+        self._path = path
+        self._stopping = threading.Event()
+        self._lock: HostLock | None = None
+        self._thread = threading.Thread(
+            target=self._follow, name="chronik-operator-inbox", daemon=True
+        )
+        self.delivered = 0  # requests this system delivered (not skipped)
+
+    @classmethod
+    def start(
+        cls, target: RequestTarget, app: Application[Any], path: str
+    ) -> OperatorInbox:
+        """Take the host lock, then follow: a request appended before a probe
+        that saw the lock is read by the catch-up or by the polling after it."""
+        inbox = cls(target, app, path)
+        inbox._lock = HostLock.acquire(path)
+        inbox._thread.start()
+        return inbox
+
+    def stop(self) -> None:
+        """Stop delivering and let go of the host lock (requests from now on wait
+        for the next open). Waits briefly for a delivery in progress."""
+        self._stopping.set()
+        if self._lock is not None:
+            self._lock.release()
+        thread = self._thread
+        if thread.is_alive() and thread is not threading.current_thread():
+            thread.join(timeout=DELIVERY_TIMEOUT / 3)
+
+    def _follow(self) -> None:
+        try:
+            version = self._catch_up()
+            while not self._stopping.wait(POLL_INTERVAL):
+                version = self._poll(version)
+        except (SystemClosedError, JournalClosedError):
+            return  # closed during a delivery; the next open delivers it
+
+    def _poll(self, version: int) -> int:
+        try:
+            for request in self._requests.read(gt=version):
+                if self._stopping.is_set():
+                    break
+                self._deliver(request)
+                version = request.originator_version
+        except JournalClosedError:
+            raise
+        except ChronikError as error:  # the journal could not be read
+            if not self._stopping.is_set():
+                logger.warning(
+                    "the operator inbox of %r could not be read (%s); trying "
+                    "again in 1 s",
+                    self._path,
+                    error,
+                )
+                self._stopping.wait(1.0)
+        return version
+
+    def _catch_up(self) -> int:
+        """Deliver the requests for unfinished runs that their histories lack.
+
+        The requests are read before the unfinished runs, so that every run a
+        request names was started before that list was made.
+        """
+        requests = list(self._requests.read())
+        unfinished = self._index.load()
+        for request in requests:
+            if self._stopping.is_set():
+                break
+            if request.run_id in unfinished and not self._recorded(request):
+                self._deliver(request)
+        return requests[-1].originator_version if requests else 0
+
+    def _recorded(self, request: OperatorRequest) -> bool:
+        try:
+            run = self._target.history(request.run_id)
+        except UnknownRunError:
+            return True
+        if run.is_finished:
+            return True
+        if isinstance(request, OperatorSignalRequested):
+            return request.signal_id in run.signal_ids
+        return run.cancel_requested
+
+    def _deliver(self, request: OperatorRequest) -> None:
+        """Deliver one request; it is never lost, so a failure is reported and
+        left to the next open (and to the waiting ``chronik`` command)."""
+        try:
+            ref = self._target.ref(request.run_id)
+            if isinstance(request, OperatorSignalRequested):
+                ref.send(
+                    request.topic,
+                    request.payload,
+                    signal_id=request.signal_id,
+                    timeout=DELIVERY_TIMEOUT,
+                )
+            elif isinstance(request, OperatorCancelRequested):
+                ref.cancel(request.reason, timeout=DELIVERY_TIMEOUT)
+        except SystemClosedError:
+            raise
+        except (UnknownRunError, RunFinishedError) as error:
+            logger.info("operator %s skipped: %s", request.describe(), error)
+            return
+        except (ChronikError, pykka.Timeout) as error:
+            logger.warning(
+                "operator %s not delivered: %s; it is delivered when the journal "
+                "is next opened",
+                request.describe(),
+                error,
+            )
+            return
+        except Exception:
+            logger.exception(
+                "operator %s not delivered: a chronik bug? It is delivered when "
+                "the journal is next opened",
+                request.describe(),
+            )
+            return
+        self.delivered += 1
+        logger.info("operator %s delivered", request.describe())

@@ -1,0 +1,428 @@
+"""Operating commands: host a module's workflows; signal and cancel runs.
+
+``chronik run MODULE`` imports MODULE (its ``@workflow`` definitions), opens the
+journal (resuming every unfinished run), calls MODULE's ``configure(system)`` if
+it has one, and hosts until SIGINT or SIGTERM.
+
+``chronik signal`` and ``chronik cancel`` never drive a run themselves (the
+system hosting it does): they check the run read-only, append a request to the
+journal's operator inbox (``actors._inbox``), and, if a host is live (it holds
+the journal's host lock, ``actors._hostlock``), wait read-only until the run's
+history shows the request delivered.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from types import FrameType, ModuleType
+from typing import Any, Final, TypeVar
+
+import click
+from eventsourcing.application import Application
+
+from actors._hostlock import host_is_live
+from actors._inbox import OperatorRequests
+from actors._index import UnfinishedRuns
+from actors._system import ActorSystem
+from actors.cli._app import (
+    cli,
+    debug_traceback,
+    describe,
+    fail,
+    one_line,
+    options,
+)
+from actors.cli._modules import FIX_CODE, answer_as_main, import_spec
+from aggregates import (
+    Cancelled,
+    CancelRequested,
+    Completed,
+    Failed,
+    RunStatus,
+    SignalReceived,
+    Started,
+)
+from journal import JournalPathError, JournalReader, MsgpackTranscoder
+
+__all__ = ["cancel", "run", "signal_run"]
+
+_ENDS: Final = {
+    Completed.TOPIC: RunStatus.COMPLETED,
+    Failed.TOPIC: RunStatus.FAILED,
+    Cancelled.TOPIC: RunStatus.CANCELLED,
+}
+_POLL: Final = 0.02
+_LIST_HINT: Final = "list the runs with `chronik list`"
+_R = TypeVar("_R")
+
+
+# -- chronik run -----------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("module")
+@click.option(
+    "-m",
+    "--module",
+    "modules",
+    multiple=True,
+    metavar="M",
+    help="Another module (or .py file) to import and configure; repeatable.",
+)
+@click.pass_context
+def run(ctx: click.Context, module: str, modules: tuple[str, ...]) -> None:
+    """Host the workflows and services of MODULE until Ctrl-C (or SIGTERM).
+
+    MODULE is a dotted name importable from the current directory (or
+    PYTHONPATH), or a .py file: a file under the current directory imports
+    under its dotted path (shop/orders.py is shop.orders, as with python -m),
+    any other under its stem. Workflows are named "module:function", so runs
+    resolve to the same code under that name. Runs that MODULE started when run
+    as a script are named "__main__:function" and resolve to MODULE too (not
+    their child workflows, though: give a workflow that spawns children a name
+    of its own, @workflow(name=...), if it may start under __main__).
+
+    After opening the journal (every unfinished run resumes), each module that
+    defines configure(system) gets it called with the open ActorSystem, to
+    register services and spawn runs. Signals and cancels queued with
+    `chronik signal`/`chronik cancel` are delivered. Exit 0 after a clean stop;
+    2 if the system stopped on a failure, with the reason.
+    """
+    _log_to_stderr()
+    loaded = [import_spec(spec) for spec in (module, *modules)]
+    answer_as_main(loaded[0])
+    path = options(ctx).journal
+    resumed = _unfinished(path)  # before the system can end any of them
+    stop = _stop_on_signals()  # from now on, Ctrl-C stops cleanly
+    system = ActorSystem.open(path)
+    try:
+        for each in loaded:
+            _configure(each, system)
+        plural = "" if resumed == 1 else "s"
+        click.echo(
+            f"chronik: hosting {os.path.abspath(path)} ({resumed} unfinished "
+            f"run{plural} resumed; pid {os.getpid()}); Ctrl-C stops"
+        )
+        while not stop.wait(0.25) and system.failure is None:
+            pass
+    finally:
+        system.close()
+    if system.failure is not None:
+        fail(
+            f"the system on {path!r} stopped: a failure escalated to the root of "
+            f"its supervision tree: {one_line(repr(system.failure))}",
+            "see the log above for its cause; fix it and run again (unfinished "
+            "runs resume)",
+        )
+    click.echo("chronik: stopped; unfinished runs resume on the next open")
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event SIGINT and SIGTERM set (a second one acts as usual)."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+        # A second Ctrl-C interrupts a slow close; a second SIGTERM kills.
+        again = signal.default_int_handler if signum == signal.SIGINT else None
+        signal.signal(signum, again or signal.SIG_DFL)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    return stop
+
+
+def _configure(module: ModuleType, system: ActorSystem) -> None:
+    configure = getattr(module, "configure", None)
+    if configure is None:
+        return
+    if not callable(configure):
+        fail(
+            f"{module.__name__}.configure is {configure!r}, not a function",
+            "define configure(system) to register services, or remove the name",
+        )
+    try:
+        configure(system)
+    except Exception as error:
+        debug_traceback()
+        fail(
+            f"{module.__name__}.configure(system) raised {describe(error)}",
+            FIX_CODE,
+        )
+
+
+def _unfinished(path: str) -> int:
+    """How many runs are unfinished (creating the journal if there is none)."""
+    app = Application[str](env={"PERSISTENCE_MODULE": "journal", "LMDB_PATH": path})
+    try:
+        return len(UnfinishedRuns(app).load())
+    finally:
+        app.close()
+
+
+def _log_to_stderr() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="chronik: %(levelname)s %(name)s: %(message)s"
+    )
+
+
+# -- chronik signal / cancel -----------------------------------------------------
+
+
+def _wait_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=30.0,
+        show_default=True,
+        metavar="S",
+        help="Seconds to wait for a live host to deliver it.",
+    )(fn)
+    return click.option(
+        "--wait/--no-wait",
+        default=True,
+        show_default=True,
+        help="Wait until a live host has recorded it in the run's history.",
+    )(fn)
+
+
+@cli.command("signal")
+@click.argument("run_id", metavar="ID")
+@click.argument("topic")
+@click.argument("payload", metavar="JSON")
+@click.option(
+    "--id",
+    "signal_id",
+    metavar="SIGNAL_ID",
+    help="The signal's id (default: a new uuid4); sending an id again is a no-op.",
+)
+@_wait_options
+@click.pass_context
+def signal_run(
+    ctx: click.Context,
+    run_id: str,
+    topic: str,
+    payload: str,
+    *,
+    signal_id: str | None,
+    wait: bool,
+    timeout: float,
+) -> None:
+    """Send run ID the signal TOPIC with the JSON value as its payload.
+
+    The request goes to the journal's operator inbox; the system hosting the
+    journal (`chronik run`, or any program with it open) delivers it, and
+    exactly once (by its signal id). With no system open it stays queued until
+    one opens the journal. Exit 0 once delivered or queued; 2 for bad usage, or
+    if a live host has not delivered it within --timeout.
+    """
+    value = _parse_json(payload)
+    if not topic:
+        fail("the signal topic is empty", "pass the topic the workflow receives")
+    if signal_id == "":
+        fail("--id is empty", "pass a non-empty signal id, or leave --id out")
+    path = options(ctx).journal
+    watch = _RunWatch(run_id)
+    with _reader(path) as reader:
+        watch.update(reader)
+    if signal_id is not None and signal_id in watch.signal_ids:  # a retry
+        click.echo(f"signal {signal_id} was already delivered to run {run_id}")
+        return
+    watch.check_running("takes no signals", "signal a running run")
+    sid = signal_id or str(uuid.uuid4())
+    what = f"signal {topic!r} (id {sid}) for run {run_id}"
+    _append(
+        path,
+        lambda inbox: inbox.signal(
+            run_id, topic, value, signal_id=sid, origin=_origin("signal"), at=_now()
+        ),
+    )
+
+    def delivered(watch: _RunWatch) -> str | None:
+        if sid in watch.signal_ids:
+            return f"delivered {what}"
+        if watch.status is not RunStatus.RUNNING:
+            fail(
+                f"run {run_id!r} {watch.status} before the {what} reached it",
+                "a finished run takes no signals",
+            )
+        return None
+
+    _await(path, watch, what, delivered, wait=wait, timeout=timeout)
+
+
+@cli.command()
+@click.argument("run_id", metavar="ID")
+@click.option(
+    "--reason",
+    default="cancelled with chronik cancel",
+    show_default=True,
+    help="Why: the workflow sees it in WorkflowCancelled.",
+)
+@_wait_options
+@click.pass_context
+def cancel(
+    ctx: click.Context, run_id: str, reason: str, wait: bool, timeout: float
+) -> None:
+    """Cancel run ID: the workflow gets WorkflowCancelled at its current await
+    and may compensate. Queued like `chronik signal` when no system is open."""
+    path = options(ctx).journal
+    watch = _RunWatch(run_id)
+    with _reader(path) as reader:
+        watch.update(reader)
+    if watch.cancel_requested:  # a retry, or another operator's
+        state = "cancelled" if watch.status is RunStatus.CANCELLED else "cancelling"
+        click.echo(f"run {run_id} already had a cancel request; it is {state}")
+        return
+    watch.check_running("cannot be cancelled", "cancel a running run")
+    what = f"cancel of run {run_id}"
+    _append(
+        path,
+        lambda inbox: inbox.cancel(
+            run_id, reason=reason, origin=_origin("cancel"), at=_now()
+        ),
+    )
+
+    def delivered(watch: _RunWatch) -> str | None:
+        if watch.cancel_requested:
+            return f"delivered {what}: it is cancelling"
+        if watch.status is not RunStatus.RUNNING:
+            fail(
+                f"run {run_id!r} {watch.status} before the {what} reached it",
+                "nothing was cancelled",
+            )
+        return None
+
+    _await(path, watch, what, delivered, wait=wait, timeout=timeout)
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        fail(
+            f"the payload {text!r} is not JSON: {error.msg} at line {error.lineno} "
+            f"column {error.colno} (char {error.pos})",
+            "pass one JSON value, quoted for the shell: "
+            """'{"ok": true}', '"text"' or 42""",
+        )
+
+
+class _RunWatch:
+    """What ``signal`` and ``cancel`` need of a run, read from its events."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.version = 0
+        self.status = RunStatus.RUNNING
+        self.signal_ids: set[str] = set()
+        self.cancel_requested = False
+        self._transcoder = MsgpackTranscoder()
+
+    def update(self, reader: JournalReader) -> None:
+        """Read the run's events after the last one read."""
+        for stored in reader.stream(self.run_id, gt=self.version or None):
+            if self.version == 0 and stored.topic != Started.TOPIC:
+                fail(f"{self.run_id!r} is not a workflow run", _LIST_HINT)
+            self.version = stored.originator_version
+            if stored.topic == SignalReceived.TOPIC:
+                state = self._transcoder.decode(stored.state)
+                self.signal_ids.add(str(state["signal_id"]))
+            elif stored.topic == CancelRequested.TOPIC:
+                self.cancel_requested = True
+            elif stored.topic in _ENDS:
+                self.status = _ENDS[stored.topic]
+        if self.version == 0:
+            fail(f"no run {self.run_id!r} in the journal {reader.path}", _LIST_HINT)
+
+    def check_running(self, refused: str, fix: str) -> None:
+        if self.status is not RunStatus.RUNNING:
+            fail(
+                f"run {self.run_id!r} has finished ({self.status}) and {refused}",
+                f"{fix}; `chronik show {self.run_id}` shows how it ended",
+            )
+
+
+@contextmanager
+def _reader(path: str) -> Iterator[JournalReader]:
+    try:
+        reader = JournalReader(path)
+    except JournalPathError as error:
+        fail(
+            f"journal {path!r} {error.problem}",
+            "pass -j/--journal DIR (or set CHRONIK_JOURNAL) to a journal",
+        )
+    with reader:
+        yield reader
+
+
+def _append(path: str, request: Callable[[OperatorRequests], _R]) -> _R:
+    app = Application[str](env={"PERSISTENCE_MODULE": "journal", "LMDB_PATH": path})
+    try:
+        return request(OperatorRequests(app))
+    finally:
+        app.close()
+
+
+def _await(
+    path: str,
+    watch: _RunWatch,
+    what: str,
+    delivered: Callable[[_RunWatch], str | None],
+    *,
+    wait: bool,
+    timeout: float,
+) -> None:
+    """Print how the request stands: delivered, or queued for a host."""
+    queued = (
+        f"queued {what}: no system has the journal {path} open; it is delivered "
+        "when one opens it (e.g. `chronik run MODULE`)"
+    )
+    if not host_is_live(path):
+        click.echo(queued)
+        return
+    if not wait:
+        click.echo(f"queued {what}; the live host delivers it")
+        return
+    deadline = time.monotonic() + timeout
+    with _reader(path) as reader:
+        while True:
+            live = host_is_live(path)
+            watch.update(reader)  # after the probe: a host that left did it first
+            outcome = delivered(watch)
+            if outcome is not None:
+                click.echo(outcome)
+                return
+            if not live:
+                click.echo(queued)
+                return
+            if time.monotonic() >= deadline:
+                fail(
+                    f"the {what} is queued but was not delivered within {timeout:g} s",
+                    "it stays queued and the host delivers it (see its log); "
+                    "wait longer with --timeout",
+                )
+            time.sleep(_POLL)
+
+
+def _origin(command: str) -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in this environment
+        user = "?"
+    return f"chronik {command} by {user}@{socket.gethostname()} (pid {os.getpid()})"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
