@@ -16,7 +16,7 @@ pytestmark = pytest.mark.multiprocess  # each test runs the console script
 TICKER_EVENTS = 42  # Started, 20 steps scheduled and completed, Completed
 
 
-def test_list_history_state_and_export_read_a_journal_being_written(
+def test_list_history_state_export_and_verify_read_a_journal_being_written(
     writer: tuple[Path, subprocess.Popen[str]],
 ) -> None:
     path, process = writer
@@ -40,6 +40,10 @@ def test_list_history_state_and_export_read_a_journal_being_written(
     positions = [json.loads(line)["position"] for line in exported.out.splitlines()]
     assert positions == list(range(1, len(positions) + 1))
     assert len(positions) >= before
+
+    verified = chronik("-j", path, "verify", "-m", "tests.cli._flows")
+    assert verified.code == 0, verified
+    assert "ok" in verified.out
 
     assert (last_notification(str(path)) or 0) > max(before, len(positions))
     assert process.poll() is None, "the writer stopped: it should still be writing"

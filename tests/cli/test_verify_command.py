@@ -80,17 +80,36 @@ def test_verify_of_a_run_the_change_does_not_touch_still_passes(shop: Path) -> N
     assert done.code == 0, done
 
 
-def test_verify_exits_1_naming_the_position_of_a_tampered_event(
-    order_saga: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    ("tamper", "position"),
+    [
+        ("change a byte", 5),
+        ("delete", 7),
+        ("reorder", 4),
+        ("insert", 6),
+    ],
+)
+def test_verify_exits_1_naming_the_position_of_a_tampered_journal(
+    order_saga: Path, tmp_path: Path, tamper: str, position: int
 ) -> None:
-    from tests.journal._tamper import copy_journal, flip_byte
+    from tests.journal._tamper import (
+        copy_journal,
+        delete_event,
+        flip_byte,
+        insert_event,
+        swap_positions,
+    )
 
     copy = copy_journal(str(order_saga), str(tmp_path / "copy"))
-    flip_byte(copy, 5)
+    tampering = {
+        "change a byte": lambda: flip_byte(copy, position),
+        "delete": lambda: delete_event(copy, position),
+        "reorder": lambda: swap_positions(copy, position, position + 3),
+        "insert": lambda: insert_event(copy, position),
+    }
+    assert tampering[tamper]() == position
     done = chronik("-j", copy, "verify", "-m", "examples/order_saga.py")
     assert done.code == 1, done
-    assert "first bad position 5" in done.error_line()
+    assert f"first bad position {position}" in done.error_line()
     problems = [line for line in done.out.splitlines() if line.startswith("- ")]
-    assert problems
-    assert all(line.startswith("- journal: position ") for line in problems)
-    assert problems[0].startswith("- journal: position 5")
+    assert problems[0].startswith(f"- journal: position {position}"), problems
