@@ -27,6 +27,7 @@ __all__ = [
     "event_hash",
     "log_hash",
     "pack_event",
+    "stored_hash",
     "unpack_event",
 ]
 
@@ -34,31 +35,43 @@ HASH_SIZE: Final = 32
 ZERO_HASH: Final = bytes(HASH_SIZE)
 _ID: Final = struct.Struct(">Q")
 _TOPIC_LENGTH: Final = struct.Struct(">I")
+_blake2b = hashlib.blake2b
 
 
 def event_hash(
     previous: bytes, key: bytes, notification_id: int | None, topic: str, state: bytes
 ) -> bytes:
     """The hash of one stored event, chained to ``previous`` of its stream."""
-    digest = hashlib.blake2b(previous, digest_size=HASH_SIZE)
     encoded_topic = topic.encode("utf-8")
-    digest.update(key)
-    digest.update(_ID.pack(notification_id or 0))
-    digest.update(_TOPIC_LENGTH.pack(len(encoded_topic)))
-    digest.update(encoded_topic)
-    digest.update(state)
-    return digest.digest()
+    return _blake2b(
+        b"".join(
+            (
+                previous,
+                key,
+                _ID.pack(notification_id or 0),
+                _TOPIC_LENGTH.pack(len(encoded_topic)),
+                encoded_topic,
+                state,
+            )
+        ),
+        digest_size=HASH_SIZE,
+    ).digest()
 
 
 def log_hash(
     previous: bytes, notification_id: int, key: bytes, event_digest: bytes
 ) -> bytes:
     """The hash of one notification, chained to the previous notification."""
-    digest = hashlib.blake2b(previous, digest_size=HASH_SIZE)
-    digest.update(_ID.pack(notification_id))
-    digest.update(key)
-    digest.update(event_digest)
-    return digest.digest()
+    return _blake2b(
+        b"".join((previous, _ID.pack(notification_id), key, event_digest)),
+        digest_size=HASH_SIZE,
+    ).digest()
+
+
+def stored_hash(value: bytes) -> bytes:
+    """The hash of a stored event row, without decoding the rest: it is the last
+    field, a msgpack bin of ``HASH_SIZE`` bytes, so the row's last bytes."""
+    return value[-HASH_SIZE:]
 
 
 def pack_event(

@@ -33,7 +33,13 @@ from eventsourcing.persistence import (
     TrackingRecorder,
 )
 
-from journal._chain import HASH_SIZE, ZERO_HASH, event_hash, pack_event
+from journal._chain import (
+    HASH_SIZE,
+    ZERO_HASH,
+    event_hash,
+    pack_event,
+    stored_hash,
+)
 from journal._errors import (
     EventConflictError,
     TrackingConflictError,
@@ -190,8 +196,7 @@ def _last_hash(cursor: Any, key: bytes, stream: bytes, stored: StoredEvent) -> b
     else:
         has_previous = cursor.last()
     if has_previous and cursor.key()[:-_VERSION_BYTES] == stream:
-        digest: bytes = msgpack.unpackb(cursor.value())[3]
-        return digest
+        return stored_hash(cursor.value())
     return ZERO_HASH
 
 
