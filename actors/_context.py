@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-import attrs
-
+from actors._commands import (
+    CallStep,
+    Command,
+    Gather,
+    Receive,
+    Request,
+    Sleep,
+    SpawnChild,
+)
 from actors._definitions import (
-    ActivityDefinition,
     WorkflowDefinition,
     as_activity,
     resolve_workflow,
@@ -59,51 +65,7 @@ class WorkflowRuntime(Protocol):
     def set_query(self, name: str, handler: Callable[..., Any]) -> None: ...
 
 
-class Request:
-    """Something a workflow awaits; the driver sends back its outcome."""
-
-    def __await__(self) -> Generator[Request, Any, Any]:
-        return (yield self)
-
-
-@attrs.frozen(eq=False)
-class CallStep(Request):
-    step: ActivityDefinition
-    args: tuple[Any, ...]
-    best_effort: bool = False
-
-
-@attrs.frozen(eq=False)
-class Sleep(Request):
-    """A durable timer: for ``seconds`` from now, or ``until`` a time."""
-
-    seconds: float = 0.0
-    until: datetime | None = None
-
-
-@attrs.frozen(eq=False)
-class Receive(Request):
-    topic: str
-    timeout: float | None
-
-
-@attrs.frozen(eq=False)
-class SpawnChild(Request):
-    workflow: WorkflowDefinition
-    args: tuple[Any, ...]
-    child_id: str | None
-    detached: bool
-
-
 Leaf = CallStep | Sleep | Receive | SpawnChild
-
-
-@attrs.frozen(eq=False)
-class Gather(Request):
-    """Leaf requests issued together, at consecutive seqs in argument order."""
-
-    requests: tuple[Leaf, ...]
-    return_exceptions: bool
 
 
 class WorkflowContext:
@@ -189,8 +151,7 @@ class WorkflowContext:
         raises the same), or with ``return_exceptions`` puts errors in the list.
         """
         self._runtime.check_inside("ctx.gather()")
-        leaves = (CallStep, Sleep, Receive, SpawnChild)
-        wrong = [r for r in requests if not isinstance(r, leaves)]
+        wrong = [r for r in requests if not (isinstance(r, Command) and r.awaitable)]
         if wrong:
             msg = (
                 f"ctx.gather takes ctx.call, ctx.sleep, ctx.receive and ctx.spawn "

@@ -19,6 +19,7 @@ __all__ = [
     "Reply",
     "StepOutcome",
     "TimerDue",
+    "WorkerFailed",
 ]
 
 
@@ -91,3 +92,11 @@ class Reply:
     value: Any = None
     error: BaseException | None = None
     retry: bool = False
+
+
+@attrs.frozen
+class WorkerFailed:
+    """A worker thread failed outside the step itself (a bug, not a step error)."""
+
+    seq: int
+    error: BaseException

@@ -1,9 +1,10 @@
 """``Replayer``: check recorded histories against the current workflow code.
 
 As Temporal's ``Replayer``: every run's history is replayed through the runtime's
-own driver, a ``WorkflowActor`` (so a replay here and a replay after a restart can
-never drift apart), but with services that save nothing, start no timer, run no
-step and spawn no child. The actor works on an in-memory copy of the run whose end
+own driver, a ``WorkflowInstance`` (so a replay here and a replay after a restart
+can never drift apart), whose effects are dropped: nothing is saved, no timer
+starts, no step runs and no child is spawned. It works on an in-memory copy of the
+run whose end
 (``Completed``, ``Failed``, ``Cancelled``), if any, is taken off, so the code
 meets its history exactly as a resumed run would, and ends the run itself.
 
@@ -24,29 +25,21 @@ Nothing is written to the journal, which is read through a read-only reader.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 import attrs
-import pykka
 
-from actors._actor import WorkflowActor
-from actors._definitions import (
-    ActivityDefinition,
-    WorkflowDefinition,
-    resolve_workflow,
-)
+from actors._definitions import WorkflowDefinition, resolve_workflow
 from actors._errors import (
     NonDeterministicEndError,
     RunEnd,
-    RunUnavailableError,
     UnknownWorkflowError,
-    WorkflowFailedError,
 )
 from actors._history_file import History, read_histories
-from actors._ref import RunHandle
+from actors._instance import Start, WorkflowInstance
 from actors._system import ActorSystem
 from aggregates import (
     Cancelled,
@@ -211,20 +204,14 @@ def _replay(definition: WorkflowDefinition, history: History) -> BaseException |
     recorded = _rebuild(events)
     end = _end(recorded) if recorded.is_finished else None
     run = _rebuild(events[:-1] if isinstance(events[-1], _ENDS) else events)
-    handle = RunHandle(run.id, run.name, list(run.args))
-    actor = _ReplayActor(_ReplayServices(recorded.modified_on), definition, run, handle)
+    instance = WorkflowInstance(definition, run, _ReplayEnv(recorded.modified_on))
     try:
-        actor.on_start()  # drives the code as far as history (and beyond) goes
-    except Exception as error:
+        instance.activate(Start())  # drives the code as far as history goes
+    except Exception as error:  # an engine fault: the run could not replay
         return error
-    if isinstance(handle.error, RunUnavailableError):  # the actor broke off
-        return handle.error.__cause__ or handle.error
-    cause = handle.error.__cause__ if handle.error is not None else None
-    if isinstance(handle.error, WorkflowFailedError) and isinstance(
-        cause, NonDeterminismError | NonDeterministicEndError
-    ):
-        return cause
-    return _compare_ends(recorded, end, run, actor.issued_seq)
+    if isinstance(instance.failure, NonDeterminismError | NonDeterministicEndError):
+        return instance.failure
+    return _compare_ends(recorded, end, run, instance.seq)
 
 
 def _compare_ends(
@@ -267,19 +254,9 @@ def _end(run: WorkflowRun) -> RunEnd:
     return RunEnd(run.status, run.error)
 
 
-class _ReplayActor(WorkflowActor):
-    """The runtime's workflow actor, driven on the caller's thread (never
-    started): ``on_start`` replays, and nothing comes after it."""
-
-    @property
-    def issued_seq(self) -> int:
-        """The seq of the last command the code issued."""
-        return self._seq
-
-
-class _ReplayServices:
-    """The system as a replay sees it: time stands still at history's last event;
-    nothing is saved, no timer starts, no step runs, no child is spawned."""
+class _ReplayEnv:
+    """The world as a replay sees it: time stands still at history's last event,
+    and every child the code spawns exists (its history replays on its own)."""
 
     def __init__(self, now: datetime) -> None:
         self._now = now
@@ -288,24 +265,8 @@ class _ReplayServices:
     def now(self) -> datetime:
         return self._now
 
-    def save(self, run: WorkflowRun, *children: WorkflowRun) -> None:
-        pass
-
     def check_encodable(self, value: Any) -> None:
         self._transcoder.encode(value)  # as live: the code may rely on the error
-
-    def add_timer(self, workflow_id: str, seq: int, fire_at: datetime) -> None:
-        pass
-
-    def submit_step(
-        self,
-        step: ActivityDefinition,
-        args: tuple[Any, ...],
-        workflow_id: str,
-        seq: int,
-        reply_to: pykka.ActorRef[Any],
-    ) -> None:
-        pass
 
     def new_child(
         self,
@@ -314,29 +275,4 @@ class _ReplayServices:
         definition: WorkflowDefinition,
         args: tuple[Any, ...],
     ) -> WorkflowRun | None:
-        return None  # as if it existed: a child's history is replayed on its own
-
-    def start_runs(self, runs: list[WorkflowRun]) -> None:
-        pass
-
-    def watch_child(self, parent_id: str, child_id: str) -> None:
-        pass
-
-    def cancel_run(self, workflow_id: str, reason: str) -> None:
-        pass
-
-    def run_finished(self, run: WorkflowRun) -> None:
-        pass
-
-    def run_broken(self, workflow_id: str) -> None:
-        pass
-
-    def may_restart(self, handle: RunHandle) -> bool:
-        return False  # a fault is reported, not retried
-
-    def load_run(self, workflow_id: str) -> WorkflowRun:
-        msg = f"a replay never reloads run {workflow_id!r}"  # it never restarts
-        raise AssertionError(msg)
-
-    def passivate(self, workflow_id: str, inbox_empty: Callable[[], bool]) -> bool:
-        return False
+        return None

@@ -25,8 +25,8 @@ import pykka
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
-from actors._actor import WorkerFailed, WorkflowActor
 from actors._clock import Clock, SystemClock
+from actors._commands import command_of_kind
 from actors._definitions import (
     ActivityDefinition,
     WorkflowDefinition,
@@ -44,6 +44,7 @@ from actors._errors import (
     UnknownWorkflowError,
     WorkflowFailedError,
 )
+from actors._host import SystemHost
 from actors._inbox import OperatorInbox
 from actors._index import UnfinishedRuns
 from actors._logs import install_filters
@@ -55,14 +56,15 @@ from actors._messages import (
     Query,
     Reply,
     TimerDue,
+    WorkerFailed,
 )
 from actors._metrics import Metrics, SystemStats, journal_of
 from actors._publisher import StatsPublisher
 from actors._ref import RunHandle, RunRef
+from actors._run_actor import RunActor
 from actors._steps import run_step
 from actors._timers import TimerService
 from aggregates import (
-    CommandKind,
     ErrorInfo,
     RunFinishedError,
     RunSnapshot,
@@ -163,6 +165,7 @@ class ActorSystem:
             target=self._housekeep, name="chronik-housekeeping", daemon=True
         )
         self._inbox: OperatorInbox | None = None  # requests of other processes
+        self._host = SystemHost(self)  # what the runs' actors see of the system
 
     @classmethod
     def open(
@@ -405,8 +408,8 @@ class ActorSystem:
             if started:
                 handle.restarts += 1
                 self.restarts += 1
-            actor = WorkflowActor.start(
-                self,
+            actor = RunActor.start(
+                self._host,
                 definition,
                 run,
                 handle,
@@ -559,7 +562,7 @@ class ActorSystem:
         assert run is not None
         assert run.is_finished
         definition = resolve_workflow(run.name)
-        return WorkflowActor.start(self, definition, run, handle, read_only=True)
+        return RunActor.start(self._host, definition, run, handle, read_only=True)
 
     # -- plain actors and services ------------------------------------------------
 
@@ -935,10 +938,8 @@ def _has_work(run: WorkflowRun) -> bool:
     open_commands = run.open_commands
     if not open_commands:
         return True  # started, or ended in code, but its next events were lost
-    pending = run.pending_signals
     return any(
-        record.kind in (CommandKind.STEP, CommandKind.CHILD)
-        or (record.kind is CommandKind.RECEIVE and pending.get(str(record.name)))
+        command_of_kind(record.kind).needs_actor(run, record)
         for record in open_commands
     )
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from actors._commands import command_of_kind
 from actors._duration import Duration, to_seconds
 from actors._errors import ResultTimeoutError
 from actors.testing._errors import StuckRunError
@@ -143,16 +144,9 @@ def is_settled(system: ProbedSystem, workflow_id: str) -> bool:
 
 def waiting_on(run: WorkflowRun) -> str:
     """What the open commands of ``run`` wait for, in words."""
-    waits = []
-    for record in run.open_commands:
-        if record.kind is CommandKind.STEP:
-            waits.append(f"step {record.name!r} (seq {record.seq}) to return")
-        elif record.kind is CommandKind.RECEIVE:
-            waits.append(f"a signal on {record.name!r} (seq {record.seq})")
-        elif record.kind is CommandKind.CHILD:
-            waits.append(f"child run {record.child_id!r} (seq {record.seq})")
-        elif record.kind is CommandKind.TIMER:
-            waits.append(f"a timer due at {record.fire_at} (seq {record.seq})")
+    waits = [
+        command_of_kind(record.kind).waiting_for(record) for record in run.open_commands
+    ]
     if not waits:
         return "nothing it has recorded (its actor may have stopped)"
     return ", ".join(waits)

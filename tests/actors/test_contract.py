@@ -53,7 +53,7 @@ from actors import (
     activity,
     workflow,
 )
-from actors._actor import WorkflowActor
+from actors._run_actor import RunActor
 from aggregates import Command, CommandKind, RunFinishedError, WorkflowRun
 from journal import (
     EventConflictError,
@@ -504,7 +504,7 @@ def test_crashes_at_any_commits_lose_no_acknowledged_signal_nor_recorded_result_
     assert all(steps[key] == name for name, key, _ in EXECUTIONS)
 
 
-class _StarterPausedAfterStart(WorkflowActor):
+class _StarterPausedAfterStart(RunActor):
     """As if the thread that starts a run's actor were paused right after
     ``start`` (the OS may do that at any time): the actor's ``on_start`` runs
     to its end first."""
@@ -546,7 +546,7 @@ def test_a_run_that_ends_while_its_actor_starts_does_not_fail_the_open_with_an_a
         return [await ctx.call(gated_step, "x"), await ctx.call(beta)]
 
     # The run has work, so opening replays it, and the replay fails it at once.
-    monkeypatch.setattr(actors._system, "WorkflowActor", _StarterPausedAfterStart)
+    monkeypatch.setattr(actors._system, "RunActor", _StarterPausedAfterStart)
     with (
         ActorSystem.open(path, clock=clock, max_run_restarts=0) as reopened,
         pytest.raises(WorkflowFailedError) as failed,
