@@ -28,21 +28,19 @@ from actors._messages import Passivate, Reply, WorkerFailed
 from actors._metrics import Metrics
 from actors._ref import RunHandle
 from aggregates import RunStatus, WorkflowRun
-from supervision import SupervisedActor
+from supervision import DispatchedActor, Dispatcher
 
 __all__ = ["RunActor"]
 
 logger = logging.getLogger("chronik.actors")
 
 
-class RunActor(SupervisedActor):
+class RunActor(DispatchedActor):
     """Drives one run. Under a supervisor (the system's ``runs``), an engine
     fault ends this incarnation as a failure and the supervisor starts another,
     which replays the run's history; refs, which hold the run's handle rather
     than an actor, carry on. ``read_only`` replays a finished run to answer
-    queries and records nothing."""
-
-    use_daemon_thread = True  # a crashed process must not wait for its runs
+    queries and records nothing. Runs share the threads of ``dispatcher``."""
 
     def __init__(
         self,
@@ -51,10 +49,12 @@ class RunActor(SupervisedActor):
         run: WorkflowRun,
         handle: RunHandle,
         *,
+        dispatcher: Dispatcher,
         read_only: bool = False,
         reload: bool = False,
         metrics: Metrics | None = None,
     ) -> None:
+        self._dispatcher = dispatcher
         super().__init__()
         self._metrics = metrics or Metrics()  # the system's counters
         self._log_scope = RunScope(run.id)  # log records while it handles the run

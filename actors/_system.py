@@ -75,6 +75,7 @@ from journal import MsgpackTranscoder
 from supervision import (
     Backoff,
     ChildSpec,
+    Dispatcher,
     DuplicateChildError,
     Restart,
     Strategy,
@@ -110,6 +111,7 @@ class ActorSystem:
         *,
         clock: Clock,
         max_workers: int,
+        dispatcher_threads: int,
         idle_timeout: float | None,
         snapshot_every: int,
         max_run_restarts: int,
@@ -121,6 +123,8 @@ class ActorSystem:
         self._transcoder = MsgpackTranscoder()
         self._index = UnfinishedRuns(self._app)
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="chronik-step")
+        # The runs' actors share these threads, however many runs are active.
+        self._dispatcher = Dispatcher(dispatcher_threads, name="chronik-runs")
         self._timers = TimerService(clock.now, self._fire_timer)
         self._idle_timeout = idle_timeout
         self._closing = threading.Event()
@@ -174,6 +178,7 @@ class ActorSystem:
         *,
         clock: Clock | None = None,
         max_workers: int = 16,
+        dispatcher_threads: int = 8,
         idle_timeout: float | None = 60.0,
         snapshot_every: int = 200,
         max_run_restarts: int = 3,
@@ -182,7 +187,9 @@ class ActorSystem:
 
         ``idle_timeout``: seconds a run may wait (on a timer, signal or child, with
         no step running) before it gives up its actor and thread; ``None`` keeps
-        every run resident. ``snapshot_every``: events between aggregate snapshots.
+        every run resident. ``dispatcher_threads``: the threads every run's actor
+        shares (a run holds no thread of its own). ``snapshot_every``: events
+        between aggregate snapshots.
         ``max_run_restarts``: how many times in 5 s the supervisor replaces the
         actor of one run after engine faults before the run breaks off (its refs
         then raise ``RunUnavailableError`` until a message or the next open).
@@ -200,6 +207,7 @@ class ActorSystem:
             os.fspath(path),
             clock=clock or SystemClock(),
             max_workers=max_workers,
+            dispatcher_threads=dispatcher_threads,
             idle_timeout=idle_timeout,
             snapshot_every=snapshot_every,
             max_run_restarts=max_run_restarts,
@@ -413,6 +421,7 @@ class ActorSystem:
                 definition,
                 run,
                 handle,
+                dispatcher=self._dispatcher,
                 reload=bool(started),
                 metrics=self._metrics,
             )
@@ -562,7 +571,14 @@ class ActorSystem:
         assert run is not None
         assert run.is_finished
         definition = resolve_workflow(run.name)
-        return RunActor.start(self._host, definition, run, handle, read_only=True)
+        return RunActor.start(
+            self._host,
+            definition,
+            run,
+            handle,
+            dispatcher=self._dispatcher,
+            read_only=True,
+        )
 
     # -- plain actors and services ------------------------------------------------
 
@@ -881,6 +897,7 @@ class ActorSystem:
             self._index.checkpoint(self._clock.now())
         finally:
             self._publisher.close()  # once more, marked closed; never raises
+            self._dispatcher.close()
             self._app.close()
             self._stopped.set()
 

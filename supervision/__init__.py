@@ -19,6 +19,7 @@ made to report their failures by ``supervised``::
 
 from supervision._actor import SupervisedActor, supervised
 from supervision._clock import Cancel, Clock, ManualClock, SystemClock
+from supervision._dispatch import DispatchedActor, Dispatcher
 from supervision._errors import (
     ActorCrashedError,
     ChildStartError,
@@ -46,6 +47,8 @@ __all__ = [
     "ChildStatus",
     "ChildUnavailableError",
     "Clock",
+    "DispatchedActor",
+    "Dispatcher",
     "DuplicateChildError",
     "ManualClock",
     "Restart",

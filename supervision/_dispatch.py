@@ -1,0 +1,215 @@
+"""Dispatchers: many actors share a small, fixed set of threads.
+
+As Akka's dispatchers schedule actors, a ``Dispatcher`` runs a
+``DispatchedActor`` on one of its threads only while the actor has messages:
+a message put in an idle actor's mailbox schedules the actor; a thread takes it,
+handles up to ``throughput`` messages one at a time and in order, and then
+gives the thread back (rescheduling the actor if more came). An actor is never
+run by two threads at once, so it handles one message at a time, as a
+``ThreadingActor`` does, but a thousand idle actors hold no thread at all.
+
+A handler that blocks (a journal commit, say) holds its thread meanwhile; size
+the dispatcher for that (the other threads go on with other actors).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import sys
+import threading
+from collections import deque
+from typing import Any
+
+import pykka
+from pykka._envelope import Envelope
+
+from supervision._actor import SupervisedActor
+
+__all__ = ["DispatchedActor", "Dispatcher"]
+
+logger = logging.getLogger("chronik.supervision")
+
+_numbers = itertools.count(1)
+
+
+class Dispatcher:
+    """A fixed set of daemon threads that run scheduled actors."""
+
+    def __init__(
+        self, threads: int = 8, *, name: str = "chronik-dispatch", throughput: int = 8
+    ) -> None:
+        if not isinstance(threads, int) or threads < 1:
+            msg = f"a dispatcher needs threads >= 1, not {threads!r}"
+            raise ValueError(msg)
+        if not isinstance(throughput, int) or throughput < 1:
+            msg = f"a dispatcher needs throughput >= 1, not {throughput!r}"
+            raise ValueError(msg)
+        self.size = threads
+        self.throughput = throughput  # messages an actor handles per turn
+        self._name = f"{name}-{next(_numbers)}"
+        self._ready: queue.SimpleQueue[DispatchedActor | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def threads(self) -> int:
+        """How many threads it has started (at most ``size``)."""
+        return len(self._threads)
+
+    def schedule(self, actor: DispatchedActor) -> None:
+        """Give ``actor`` a turn on one of the threads (it has work)."""
+        self._ready.put(actor)
+        if len(self._threads) < self.size:
+            self._grow()
+
+    def _grow(self) -> None:
+        with self._lock:
+            if self._closed or len(self._threads) >= self.size:
+                return
+            thread = threading.Thread(
+                target=self._work,
+                name=f"{self._name}-{len(self._threads) + 1}",
+                daemon=True,  # a crashed process must not wait for its actors
+            )
+            self._threads.append(thread)
+        thread.start()
+
+    def _work(self) -> None:
+        while (actor := self._ready.get()) is not None:
+            actor._dispatch_turn()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Let the threads end once the actors scheduled so far had their turn."""
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        for _ in threads:
+            self._ready.put(None)
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout)
+
+
+class _Mailbox:
+    """An actor's inbox that schedules the actor when a message comes.
+
+    Invariant: ``_scheduled`` is True from the moment the actor is handed to
+    the dispatcher until a turn ends with the mailbox empty; so at most one
+    thread runs the actor, and no message waits in an idle mailbox.
+    """
+
+    __slots__ = ("_actor", "_closed", "_lock", "_messages", "_scheduled")
+
+    def __init__(self, actor: DispatchedActor) -> None:
+        self._actor = actor
+        self._messages: deque[Envelope[Any]] = deque()
+        self._lock = threading.Lock()
+        self._scheduled = True  # until its start has run
+        self._closed = False
+
+    def put(self, envelope: Envelope[Any], /) -> None:
+        with self._lock:
+            if not self._closed:
+                self._messages.append(envelope)
+                if self._scheduled:
+                    return
+                self._scheduled = True
+        if self._closed:
+            _answer_dead(self._actor, envelope)
+            return
+        self._actor._dispatcher.schedule(self._actor)
+
+    def get(self) -> Envelope[Any]:
+        with self._lock:
+            return self._messages.popleft()
+
+    def empty(self) -> bool:
+        return not self._messages
+
+    def take(self) -> Envelope[Any] | None:
+        """The next message; ``None`` if there is none, and then the actor is
+        no longer scheduled (a message put later schedules it again)."""
+        with self._lock:
+            if self._messages:
+                return self._messages.popleft()
+            self._scheduled = False
+            return None
+
+    def keep_scheduled(self) -> bool:
+        """At the end of a turn: whether messages are left (the actor stays
+        scheduled, for another turn), else the actor is no longer scheduled."""
+        with self._lock:
+            if self._messages:
+                return True
+            self._scheduled = False
+            return False
+
+    def close(self) -> list[Envelope[Any]]:
+        """Take no more messages; those left over."""
+        with self._lock:
+            self._closed = True
+            left, self._messages = list(self._messages), deque()
+        return left
+
+
+def _answer_dead(actor: DispatchedActor, envelope: Envelope[Any]) -> None:
+    if envelope.reply_to is not None:
+        error = pykka.ActorDeadError(f"{actor.actor_ref} stopped")
+        envelope.reply_to.set_exception((pykka.ActorDeadError, error, None))
+
+
+class DispatchedActor(SupervisedActor):
+    """A ``SupervisedActor`` run by a ``Dispatcher`` instead of its own thread.
+
+    Set ``dispatcher`` before ``start`` (a class attribute, or in ``__init__``
+    before calling ``super().__init__()``).
+    """
+
+    _dispatcher: Dispatcher
+
+    def _create_actor_inbox(self) -> _Mailbox:  # type: ignore[override]
+        return _Mailbox(self)
+
+    def _start_actor_loop(self) -> None:
+        self._dispatch_started = False
+        self._dispatch_ended = False
+        self._dispatcher.schedule(self)
+
+    def _dispatch_turn(self) -> None:
+        """One turn on a dispatcher thread: start, or up to ``throughput``
+        messages, one at a time; the end of the actor once it has stopped."""
+        mailbox: _Mailbox = self.actor_inbox  # type: ignore[assignment]
+        try:
+            if not self._dispatch_started:
+                self._dispatch_started = True
+                self._actor_loop_setup()
+            for _ in range(self._dispatcher.throughput):
+                if self.actor_stopped.is_set():
+                    break
+                envelope = mailbox.take()
+                if envelope is None:
+                    return
+                try:
+                    self._supervision_handle(envelope)
+                finally:
+                    self._after_envelope(envelope.message)
+            if not self.actor_stopped.is_set():
+                if mailbox.keep_scheduled():
+                    self._dispatcher.schedule(self)
+                return
+            self._actor_loop_teardown()
+        except BaseException:  # a failure outside any handler
+            self._handle_failure(*sys.exc_info())
+            self._actor_loop_teardown()
+        self._dispatch_end(mailbox)
+
+    def _dispatch_end(self, mailbox: _Mailbox) -> None:
+        if self._dispatch_ended:
+            return
+        self._dispatch_ended = True
+        for envelope in mailbox.close():
+            _answer_dead(self, envelope)
+        self._supervision_finish()
