@@ -105,8 +105,11 @@ def converter_for(cls: type, name: str | None = None) -> Converter[Any]:
     )
 
 
-def resolve_converters(items: Iterable[ConverterLike]) -> tuple[Transcoding, ...]:
-    """Converters for ``items`` (classes are derived), each name and type once.
+def resolve_converters(
+    items: Iterable[ConverterLike], existing: Iterable[Transcoding] = ()
+) -> tuple[Transcoding, ...]:
+    """``existing`` and converters for ``items`` (classes are derived), each name
+    and type once.
 
     The same class or converter given twice counts once; two converters with
     one name, or two names for one type, raise ``DuplicateConverterError``.
@@ -115,7 +118,7 @@ def resolve_converters(items: Iterable[ConverterLike]) -> tuple[Transcoding, ...
         raise UnsupportedTypeError(repr(items), "is not a list of converters")
     by_name: dict[str, Transcoding] = {}
     by_type: dict[type, Transcoding] = {}
-    for item in items:
+    for item in [*existing, *items]:
         converter = converter_for(item) if isinstance(item, type) else item
         _check_converter(converter)
         same_name = by_name.get(converter.name)

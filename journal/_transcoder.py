@@ -72,7 +72,7 @@ class MsgpackTranscoder(JSONTranscoder):
     def add_converters(self, converters: Iterable[ConverterLike]) -> None:
         """Register user types: classes (a dataclass, attrs class, pydantic model
         or enum) or converters. Registers none of them if any is refused."""
-        resolved = resolve_converters([*self.converters, *converters])
+        resolved = resolve_converters(converters, self.converters)
         for converter in resolved:
             self.register(converter)
         self.converters = resolved
