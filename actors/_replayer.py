@@ -57,7 +57,7 @@ from aggregates import (
     RunEvent,
     WorkflowRun,
 )
-from journal import MsgpackTranscoder
+from journal import ConverterLike, MsgpackTranscoder
 
 __all__ = [
     "ReplayReport",
@@ -144,9 +144,18 @@ class Replayer:
     run's workflow is resolved by name as the runtime does (the registry, then
     ``module:function`` by import). A run whose workflow is not found is reported
     as an error of that run; the others replay.
+
+    ``converters``: the user types the histories hold, as ``ActorSystem.open``
+    takes them (a journal of an open system is read with the system's own).
     """
 
-    def __init__(self, workflows: Iterable[WorkflowDefinition] | None = None) -> None:
+    def __init__(
+        self,
+        workflows: Iterable[WorkflowDefinition] | None = None,
+        *,
+        converters: Iterable[ConverterLike] = (),
+    ) -> None:
+        self._transcoder = MsgpackTranscoder(converters)
         self._workflows: dict[str, WorkflowDefinition] | None = None
         if workflows is not None:
             self._workflows = {}
@@ -160,7 +169,7 @@ class Replayer:
         """Replay one run's history."""
         try:
             definition = self._resolve(history.workflow)
-            error = _replay(definition, history)
+            error = _replay(definition, history, self._transcoder)
         except Exception as failure:  # this run cannot replay; the others may
             return _result(history, ReplayStatus.ERROR, failure)
         if isinstance(error, NonDeterminismError | NonDeterministicEndError):
@@ -181,7 +190,8 @@ class Replayer:
         start order, or ``workflow_ids``. The journal is only read, so it may be
         in use by this process or another one meanwhile."""
         results: list[ReplayResult] = []
-        for workflow_id, history in read_histories(source, workflow_ids):
+        converters = self._transcoder.converters
+        for workflow_id, history in read_histories(source, workflow_ids, converters):
             if isinstance(history, History):
                 results.append(self.replay(history))
             else:
@@ -205,14 +215,18 @@ def _result(
     return ReplayResult(history.workflow_id, history.workflow, status, error)
 
 
-def _replay(definition: WorkflowDefinition, history: History) -> BaseException | None:
+def _replay(
+    definition: WorkflowDefinition, history: History, transcoder: MsgpackTranscoder
+) -> BaseException | None:
     """What is wrong with replaying ``history`` with ``definition``, if anything."""
     events = history.events
     recorded = _rebuild(events)
     end = _end(recorded) if recorded.is_finished else None
     run = _rebuild(events[:-1] if isinstance(events[-1], _ENDS) else events)
     handle = RunHandle(run.id, run.name, list(run.args))
-    actor = _ReplayActor(_ReplayServices(recorded.modified_on), definition, run, handle)
+    actor = _ReplayActor(
+        _ReplayServices(recorded.modified_on, transcoder), definition, run, handle
+    )
     try:
         actor.on_start()  # drives the code as far as history (and beyond) goes
     except Exception as error:
@@ -281,9 +295,9 @@ class _ReplayServices:
     """The system as a replay sees it: time stands still at history's last event;
     nothing is saved, no timer starts, no step runs, no child is spawned."""
 
-    def __init__(self, now: datetime) -> None:
+    def __init__(self, now: datetime, transcoder: MsgpackTranscoder) -> None:
         self._now = now
-        self._transcoder = MsgpackTranscoder()
+        self._transcoder = transcoder
 
     def now(self) -> datetime:
         return self._now
