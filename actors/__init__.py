@@ -69,6 +69,7 @@ from actors._retry import RetryPolicy
 from actors._saga import Saga
 from actors._system import ActorSystem
 from aggregates import NonDeterminismError, RunStatus
+from journal import Converter, converter_for
 
 __all__ = [
     "LOG_FORMAT",
@@ -81,6 +82,7 @@ __all__ = [
     "ChildFailedError",
     "Clock",
     "ContextError",
+    "Converter",
     "DefinitionError",
     "DuplicateActorError",
     "DurationError",
@@ -125,6 +127,7 @@ __all__ = [
     "WorkflowDefinition",
     "WorkflowFailedError",
     "activity",
+    "converter_for",
     "export_histories",
     "export_history",
     "load_history",

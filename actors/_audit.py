@@ -21,17 +21,22 @@ a later chronik adds): ``log`` gives their events as it decodes them, or
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final, Self
 
 import attrs
-from eventsourcing.persistence import Mapper, Notification
+from eventsourcing.persistence import Mapper, Notification, Transcoding
 from eventsourcing.utils import TopicError
 
 from actors._errors import ActorError
-from actors._history_file import JournalSource, _to_json, export_history
+from actors._history_file import (
+    JournalSource,
+    _to_json,
+    converters_of,
+    export_history,
+)
 from actors._replayer import Replayer, ReplayReport, ReplayResult, _rebuild
 from actors._system import ActorSystem
 from aggregates import (
@@ -43,7 +48,7 @@ from aggregates import (
     Started,
     WorkflowRun,
 )
-from journal import JournalReader, MsgpackTranscoder, VerifyReport
+from journal import ConverterLike, JournalReader, MsgpackTranscoder, VerifyReport
 
 __all__ = [
     "Audit",
@@ -202,17 +207,30 @@ class Follow:
 
 
 class Audit:
-    """Reads one journal for audit (a path, or the journal of an open system)."""
+    """Reads one journal for audit (a path, or the journal of an open system).
 
-    def __init__(self, source: JournalSource) -> None:
+    ``converters``: the user types its events hold, as ``ActorSystem.open``
+    takes them (an open system's own are added)."""
+
+    def __init__(
+        self, source: JournalSource, *, converters: Iterable[ConverterLike] = ()
+    ) -> None:
         path = source.path if isinstance(source, ActorSystem) else os.fspath(source)
+        transcoder = MsgpackTranscoder(converters_of(source, converters))
+        self._converters = transcoder.converters
+        self._types = {converter.type: converter for converter in self._converters}
         self._reader = JournalReader(path)
-        self._mapper = Mapper[str](transcoder=MsgpackTranscoder())
+        self._mapper = Mapper[str](transcoder=transcoder)
         self._follows: list[Follow] = []
 
     @property
     def path(self) -> str:
         return self._reader.path
+
+    @property
+    def converters(self) -> tuple[Transcoding, ...]:
+        """The converters of the user types it reads."""
+        return self._converters
 
     def last_position(self) -> int:
         """The position of the last event in the log (0 if it is empty)."""
@@ -251,7 +269,9 @@ class Audit:
 
     def history(self, workflow_id: str) -> tuple[RunEvent, ...]:
         """The run's events, oldest first (its version N is ``history[N - 1]``)."""
-        return export_history(self.path, workflow_id).events
+        return export_history(
+            self.path, workflow_id, converters=self._converters
+        ).events
 
     def state(self, workflow_id: str, at: int | None = None) -> WorkflowRun:
         """The run as it was at version ``at`` (default: now), rebuilt from its
@@ -302,7 +322,7 @@ class Audit:
                 "version": notification.originator_version,
                 "topic": notification.topic,
                 "timestamp": _to_json(timestamp, f"{where} timestamp"),
-                "state": _to_json(state, f"{where} state"),
+                "state": _to_json(state, f"{where} state", self._types),
             }
 
     # -- verification ------------------------------------------------------------
@@ -327,7 +347,7 @@ class Audit:
         chain = self._reader.verify(
             workflow_id, progress=lambda done: report(VerifyStage.CHAIN, done, events)
         )
-        replayer = replayer or Replayer()
+        replayer = replayer or Replayer(converters=self._converters)
         results: list[ReplayResult] = []
         report(VerifyStage.REPLAY, 0, len(ids))
         for done, run_id in enumerate(ids, start=1):

@@ -13,9 +13,12 @@ the journal may be open in this process or written by another one);
 and timestamp given beside it. Values JSON lacks are one-key objects with a tag,
 so they come back exactly: ``{"$bytes": base64}``, ``{"$datetime": iso}``,
 ``{"$uuid": str}``, ``{"$decimal": str}``, ``{"$tuple": [...]}``, ``{"$float":
-"nan"}`` (and infinities), and ``{"$dict": [[key, value], ...]}`` for a dict whose
-keys are not all strings, or include one starting with ``$``. Key order is kept:
-workflow code may depend on it.
+"nan"}`` (and infinities), ``{"$set": [...]}``, ``{"$frozenset": [...]}``,
+``{"$dict": [[key, value], ...]}`` for a dict whose keys are not all strings, or
+include one starting with ``$``, and ``{"$type": [name, data]}`` for a value of a
+user type: its converter's name and encoded data. Key order is kept: workflow
+code may depend on it. Reading or writing user types takes their converters
+(``converters=``, as ``ActorSystem.open`` takes them; an open system's own).
 """
 
 from __future__ import annotations
@@ -33,13 +36,18 @@ from typing import Any, Final
 from uuid import UUID
 
 import attrs
-from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoding
 from eventsourcing.utils import resolve_topic
 
 from actors._errors import ActorError, UnknownRunError
 from actors._system import ActorSystem
 from aggregates import RunEvent, Started
-from journal import JournalReader, MsgpackTranscoder
+from journal import (
+    ConverterLike,
+    JournalReader,
+    MsgpackTranscoder,
+    UnknownTypeNameError,
+)
 
 __all__ = [
     "FORMAT",
@@ -56,6 +64,8 @@ FORMAT: Final = "chronik-history/1"
 _BESIDE_STATE: Final = frozenset({"originator_id", "originator_version", "timestamp"})
 
 JournalSource = ActorSystem | str | os.PathLike[str]
+_Types = Mapping[type, Transcoding]
+_Names = Mapping[str, Transcoding]
 
 
 class HistoryFormatError(ActorError, ValueError):
@@ -79,6 +89,8 @@ class History:
 
     workflow_id: str
     events: tuple[RunEvent, ...]
+    # The converters of the user types its events hold, to write them as JSON.
+    converters: tuple[Transcoding, ...] = attrs.field(default=(), eq=False, repr=False)
 
     @property
     def workflow(self) -> str:
@@ -88,18 +100,23 @@ class History:
 
     def to_document(self) -> dict[str, Any]:
         """The history as plain JSON data (see the module's docstring)."""
+        types = {converter.type: converter for converter in self.converters}
         return {
             "format": FORMAT,
             "workflow_id": self.workflow_id,
             "workflow": self.workflow,
             "events": [
-                _event_document(event, i) for i, event in enumerate(self.events)
+                _event_document(event, i, types) for i, event in enumerate(self.events)
             ],
         }
 
     @classmethod
     def from_document(
-        cls, document: Any, *, source: str = "the history document"
+        cls,
+        document: Any,
+        *,
+        source: str = "the history document",
+        converters: Iterable[ConverterLike] = (),
     ) -> History:
         """The inverse of ``to_document``; ``HistoryFormatError`` says what is wrong."""
         if not isinstance(document, Mapping):
@@ -115,14 +132,15 @@ class History:
         events = document.get("events")
         if not isinstance(events, list) or not events:
             raise HistoryFormatError(source, "'events' is not a non-empty list")
-        mapper = Mapper[str](transcoder=MsgpackTranscoder())
+        transcoder = MsgpackTranscoder(converters)
+        mapper = Mapper[str](transcoder=transcoder)
         loaded = tuple(
             _load_event(mapper, workflow_id, item, index, source)
             for index, item in enumerate(events)
         )
         if not isinstance(loaded[0], Started):
             raise HistoryFormatError(source, "its first event is not a Started")
-        return cls(workflow_id, loaded)
+        return cls(workflow_id, loaded, transcoder.converters)
 
 
 def write_history(path: str | os.PathLike[str], history: History) -> None:
@@ -131,7 +149,9 @@ def write_history(path: str | os.PathLike[str], history: History) -> None:
     Path(path).write_text(text + "\n", encoding="utf-8")
 
 
-def load_history(path: str | os.PathLike[str]) -> History:
+def load_history(
+    path: str | os.PathLike[str], *, converters: Iterable[ConverterLike] = ()
+) -> History:
     """Read a history that ``write_history`` wrote."""
     source = f"history file {os.fspath(path)!r}"
     try:
@@ -139,25 +159,33 @@ def load_history(path: str | os.PathLike[str]) -> History:
         document = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise HistoryFormatError(source, f"it is not JSON ({error})") from None
-    return History.from_document(document, source=source)
+    return History.from_document(document, source=source, converters=converters)
 
 
-def export_history(source: JournalSource, workflow_id: str) -> History:
+def export_history(
+    source: JournalSource,
+    workflow_id: str,
+    *,
+    converters: Iterable[ConverterLike] = (),
+) -> History:
     """Run ``workflow_id``'s history from a journal (a path, or an open system).
 
     Reads without writing or locking: the journal may be in use meanwhile.
     Raises ``UnknownRunError`` if the journal holds no such run.
     """
-    (history,) = export_histories(source, [workflow_id])
+    (history,) = export_histories(source, [workflow_id], converters=converters)
     return history
 
 
 def export_histories(
-    source: JournalSource, workflow_ids: Iterable[str] | None = None
+    source: JournalSource,
+    workflow_ids: Iterable[str] | None = None,
+    *,
+    converters: Iterable[ConverterLike] = (),
 ) -> list[History]:
     """The histories of ``workflow_ids``, default every run in start order."""
     histories: list[History] = []
-    for _, history in read_histories(source, workflow_ids):
+    for _, history in read_histories(source, workflow_ids, converters):
         if not isinstance(history, History):
             raise history
         histories.append(history)
@@ -165,13 +193,16 @@ def export_histories(
 
 
 def read_histories(
-    source: JournalSource, workflow_ids: Iterable[str] | None = None
+    source: JournalSource,
+    workflow_ids: Iterable[str] | None = None,
+    converters: Iterable[ConverterLike] = (),
 ) -> Iterator[tuple[str, History | Exception]]:
     """Each run id with its history, or why it has none (``UnknownRunError`` if
     the journal holds no such run), one at a time; the journal stays open
     (read-only) until the last."""
     path = source.path if isinstance(source, ActorSystem) else os.fspath(source)
-    mapper = Mapper[str](transcoder=MsgpackTranscoder())
+    transcoder = MsgpackTranscoder(converters_of(source, converters))
+    mapper = Mapper[str](transcoder=transcoder)
     with JournalReader(path) as reader:
         ids = _run_ids(reader) if workflow_ids is None else list(workflow_ids)
         for workflow_id in ids:
@@ -183,9 +214,20 @@ def read_histories(
                 continue
             runs = [e for e in events if isinstance(e, RunEvent)]
             if runs and len(runs) == len(events) and isinstance(runs[0], Started):
-                yield workflow_id, History(workflow_id, tuple(runs))
+                yield (
+                    workflow_id,
+                    History(workflow_id, tuple(runs), transcoder.converters),
+                )
             else:
                 yield workflow_id, UnknownRunError(workflow_id)
+
+
+def converters_of(
+    source: JournalSource, converters: Iterable[ConverterLike]
+) -> list[ConverterLike]:
+    """``converters``, and an open system's own if ``source`` is one."""
+    own = source.converters if isinstance(source, ActorSystem) else ()
+    return [*own, *converters]
 
 
 def _run_ids(reader: JournalReader) -> list[str]:
@@ -197,13 +239,13 @@ def _run_ids(reader: JournalReader) -> list[str]:
 # -- events ----------------------------------------------------------------------
 
 
-def _event_document(event: RunEvent, index: int) -> dict[str, Any]:
+def _event_document(event: RunEvent, index: int, types: _Types) -> dict[str, Any]:
     state = {k: v for k, v in vars(event).items() if k not in _BESIDE_STATE}
     return {
         "type": event.TOPIC,
         "version": event.originator_version,
         "timestamp": event.timestamp.isoformat(),
-        "state": _to_json(state, f"events[{index}].state"),
+        "state": _to_json(state, f"events[{index}].state", types),
     }
 
 
@@ -230,7 +272,9 @@ def _load_event(
     if not (isinstance(event_class, type) and issubclass(event_class, RunEvent)):
         problem = f"{where} has type {topic!r}, not an event of a workflow run"
         raise HistoryFormatError(source, problem)
-    values = _from_json(dict(state), f"{where}.state", source)
+    assert isinstance(mapper.transcoder, MsgpackTranscoder)
+    names = mapper.transcoder.names
+    values = _from_json(dict(state), f"{where}.state", source, names)
     values["timestamp"] = timestamp
     # Rebuilt as the journal rebuilds its events, through eventsourcing's mapper.
     stored = StoredEvent(workflow_id, version, topic, mapper.transcoder.encode(values))
@@ -244,26 +288,48 @@ def _load_event(
 _SPECIAL_FLOATS: Final = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
-def _to_json(value: Any, where: str) -> Any:
-    """``value`` as JSON data; the tags of the module's docstring mark the rest."""
+def _to_json(value: Any, where: str, types: _Types | None = None) -> Any:
+    """``value`` as JSON data; the tags of the module's docstring mark the rest.
+    ``types``: the converters of user types, by type."""
     if value is None or type(value) in (bool, str, int):
         return value
+    converter = types.get(type(value)) if types else None
+    if converter is not None:
+        data = _to_json(converter.encode(value), where, types)
+        return {"$type": [converter.name, data]}
     if isinstance(value, float):
         return float(value) if math.isfinite(value) else {"$float": repr(value)}
-    if isinstance(value, list | tuple):
-        items = [_to_json(item, f"{where}[{i}]") for i, item in enumerate(value)]
-        return {"$tuple": items} if isinstance(value, tuple) else items
+    if isinstance(value, list | tuple | set | frozenset):
+        return _items_to_json(value, where, types)
     if isinstance(value, dict):
-        return _dict_to_json(value, where)
+        return _dict_to_json(value, where, types)
     return _scalar_to_json(value, where)
 
 
-def _dict_to_json(value: dict[Any, Any], where: str) -> Any:
+def _items_to_json(value: Any, where: str, types: _Types | None) -> Any:
+    if isinstance(value, set | frozenset):
+        items = [_to_json(x, f"{where} (an item)", types) for x in _ordered(value)]
+        return {"$frozenset" if isinstance(value, frozenset) else "$set": items}
+    items = [_to_json(x, f"{where}[{i}]", types) for i, x in enumerate(value)]
+    return {"$tuple": items} if isinstance(value, tuple) else items
+
+
+def _ordered(items: set[Any] | frozenset[Any]) -> list[Any]:
+    try:
+        return sorted(items)
+    except TypeError:  # items of types that do not compare
+        return list(items)
+
+
+def _dict_to_json(value: dict[Any, Any], where: str, types: _Types | None) -> Any:
     if all(isinstance(k, str) and not k.startswith("$") for k in value):
-        return {k: _to_json(v, f"{where}[{k!r}]") for k, v in value.items()}
+        return {k: _to_json(v, f"{where}[{k!r}]", types) for k, v in value.items()}
     return {
         "$dict": [
-            [_to_json(k, f"{where} (key {k!r})"), _to_json(v, f"{where}[{k!r}]")]
+            [
+                _to_json(k, f"{where} (key {k!r})", types),
+                _to_json(v, f"{where}[{k!r}]", types),
+            ]
             for k, v in value.items()
         ]
     }
@@ -284,36 +350,48 @@ def _scalar_to_json(value: Any, where: str) -> Any:
         return {"$decimal": str(value)}
     problem = (
         f"{where} holds a {type(value).__qualname__}, which a history document "
-        "cannot hold (plain data, bytes, datetime, UUID, Decimal and tuples only)"
+        "cannot hold (plain data, bytes, datetime, UUID, Decimal, tuples, sets and "
+        "the user types of the converters given, only)"
     )
     raise HistoryFormatError("the history", problem)
 
 
-def _from_json(value: Any, where: str, source: str) -> Any:
+def _from_json(value: Any, where: str, source: str, names: _Names) -> Any:
     if isinstance(value, list):
         return [
-            _from_json(item, f"{where}[{i}]", source) for i, item in enumerate(value)
+            _from_json(item, f"{where}[{i}]", source, names)
+            for i, item in enumerate(value)
         ]
     if not isinstance(value, dict):
         return value
     if len(value) == 1:
         ((key, payload),) = value.items()
         if key.startswith("$"):
-            return _from_tag(key, payload, where, source)
-    return {k: _from_json(v, f"{where}[{k!r}]", source) for k, v in value.items()}
+            return _from_tag(key, payload, where, source, names)
+    return {
+        k: _from_json(v, f"{where}[{k!r}]", source, names) for k, v in value.items()
+    }
 
 
-def _from_tag(tag: str, payload: Any, where: str, source: str) -> Any:
+def _from_tag(tag: str, payload: Any, where: str, source: str, names: _Names) -> Any:
+    def items() -> Any:
+        return _from_json(_as_list(payload), where, source, names)
+
     try:
-        if tag == "$tuple":
-            return tuple(_from_json(_as_list(payload), where, source))
+        if tag in _CONTAINER_TAGS:
+            return _CONTAINER_TAGS[tag](items())
         if tag == "$dict":
             return {
-                _from_json(k, where, source): _from_json(v, where, source)
+                _from_json(k, where, source, names): _from_json(v, where, source, names)
                 for k, v in _as_list(payload)
             }
+        if tag == "$type":
+            name, data = _as_list(payload)
+            if name not in names:
+                raise UnknownTypeNameError(name)
+            return names[name].decode(_from_json(data, where, source, names))
         return _SCALAR_TAGS[tag](payload)
-    except HistoryFormatError:
+    except (HistoryFormatError, UnknownTypeNameError):
         raise
     except (KeyError, TypeError, ValueError, InvalidOperation, binascii.Error) as error:
         problem = f"{where} has {{{tag!r}: {payload!r}}}, which does not decode"
@@ -334,6 +412,11 @@ def _special_float(name: str) -> float:
     return _SPECIAL_FLOATS[name]
 
 
+_CONTAINER_TAGS: Final[dict[str, Callable[[Any], Any]]] = {
+    "$tuple": tuple,
+    "$set": set,
+    "$frozenset": frozenset,
+}
 _SCALAR_TAGS: Final[dict[str, Callable[[Any], Any]]] = {
     "$bytes": _bytes,
     "$datetime": datetime.fromisoformat,

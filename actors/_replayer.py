@@ -50,7 +50,7 @@ from aggregates import (
     RunEvent,
     WorkflowRun,
 )
-from journal import MsgpackTranscoder
+from journal import ConverterLike, MsgpackTranscoder
 
 __all__ = [
     "ReplayReport",
@@ -137,9 +137,18 @@ class Replayer:
     run's workflow is resolved by name as the runtime does (the registry, then
     ``module:function`` by import). A run whose workflow is not found is reported
     as an error of that run; the others replay.
+
+    ``converters``: the user types the histories hold, as ``ActorSystem.open``
+    takes them (a journal of an open system is read with the system's own).
     """
 
-    def __init__(self, workflows: Iterable[WorkflowDefinition] | None = None) -> None:
+    def __init__(
+        self,
+        workflows: Iterable[WorkflowDefinition] | None = None,
+        *,
+        converters: Iterable[ConverterLike] = (),
+    ) -> None:
+        self._transcoder = MsgpackTranscoder(converters)
         self._workflows: dict[str, WorkflowDefinition] | None = None
         if workflows is not None:
             self._workflows = {}
@@ -153,7 +162,7 @@ class Replayer:
         """Replay one run's history."""
         try:
             definition = self._resolve(history.workflow)
-            error = _replay(definition, history)
+            error = _replay(definition, history, self._transcoder)
         except Exception as failure:  # this run cannot replay; the others may
             return _result(history, ReplayStatus.ERROR, failure)
         if isinstance(error, NonDeterminismError | NonDeterministicEndError):
@@ -174,7 +183,8 @@ class Replayer:
         start order, or ``workflow_ids``. The journal is only read, so it may be
         in use by this process or another one meanwhile."""
         results: list[ReplayResult] = []
-        for workflow_id, history in read_histories(source, workflow_ids):
+        converters = self._transcoder.converters
+        for workflow_id, history in read_histories(source, workflow_ids, converters):
             if isinstance(history, History):
                 results.append(self.replay(history))
             else:
@@ -198,13 +208,16 @@ def _result(
     return ReplayResult(history.workflow_id, history.workflow, status, error)
 
 
-def _replay(definition: WorkflowDefinition, history: History) -> BaseException | None:
+def _replay(
+    definition: WorkflowDefinition, history: History, transcoder: MsgpackTranscoder
+) -> BaseException | None:
     """What is wrong with replaying ``history`` with ``definition``, if anything."""
     events = history.events
     recorded = _rebuild(events)
     end = _end(recorded) if recorded.is_finished else None
     run = _rebuild(events[:-1] if isinstance(events[-1], _ENDS) else events)
-    instance = WorkflowInstance(definition, run, _ReplayEnv(recorded.modified_on))
+    env = _ReplayEnv(recorded.modified_on, transcoder)
+    instance = WorkflowInstance(definition, run, env)
     try:
         instance.activate(Start())  # drives the code as far as history goes
     except Exception as error:  # an engine fault: the run could not replay
@@ -258,9 +271,9 @@ class _ReplayEnv:
     """The world as a replay sees it: time stands still at history's last event,
     and every child the code spawns exists (its history replays on its own)."""
 
-    def __init__(self, now: datetime) -> None:
+    def __init__(self, now: datetime, transcoder: MsgpackTranscoder) -> None:
         self._now = now
-        self._transcoder = MsgpackTranscoder()
+        self._transcoder = transcoder
 
     def now(self) -> datetime:
         return self._now

@@ -23,7 +23,7 @@ from typing import Any, Self
 
 import pykka
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, Transcoder
 
 from actors._clock import Clock, SystemClock
 from actors._commands import command_of_kind
@@ -71,7 +71,7 @@ from aggregates import (
     RunStatus,
     WorkflowRun,
 )
-from journal import MsgpackTranscoder
+from journal import ConverterLike, JournalConfigError, MsgpackTranscoder
 from supervision import (
     Backoff,
     ChildSpec,
@@ -101,6 +101,22 @@ class _Runs(Application[str]):
     # Enables the snapshot store; the system takes the snapshots (see save).
     is_snapshotting_enabled = True
 
+    def __init__(self, env: dict[str, str], converters: Sequence[ConverterLike] = ()):
+        self.converters = converters  # read by construct_transcoder, in __init__
+        super().__init__(env)
+
+    def construct_transcoder(self) -> Transcoder:
+        transcoder = super().construct_transcoder()
+        if isinstance(transcoder, MsgpackTranscoder):
+            transcoder.add_converters(self.converters)
+        elif self.converters:
+            raise JournalConfigError(
+                "TRANSCODER_TOPIC",
+                type(transcoder).__name__,
+                "converters= needs chronik's journal.MsgpackTranscoder",
+            )
+        return transcoder
+
 
 class ActorSystem:
     """Open with ``ActorSystem.open(path)``; every unfinished run resumes by replay."""
@@ -115,12 +131,16 @@ class ActorSystem:
         idle_timeout: float | None,
         snapshot_every: int,
         max_run_restarts: int,
+        converters: Iterable[ConverterLike] = (),
     ) -> None:
         self._path = path
         self._clock = clock
-        self._app = _Runs(env={"PERSISTENCE_MODULE": "journal", "LMDB_PATH": path})
+        # The same converters encode the journal's events and normalise values.
+        self._transcoder = MsgpackTranscoder(converters)
+        self.converters = self._transcoder.converters
+        env = {"PERSISTENCE_MODULE": "journal", "LMDB_PATH": path}
+        self._app = _Runs(env, self.converters)
         self._snapshot_every = snapshot_every
-        self._transcoder = MsgpackTranscoder()
         self._index = UnfinishedRuns(self._app)
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="chronik-step")
         # The runs' actors share these threads, however many runs are active.
@@ -182,8 +202,14 @@ class ActorSystem:
         idle_timeout: float | None = 60.0,
         snapshot_every: int = 200,
         max_run_restarts: int = 3,
+        converters: Iterable[ConverterLike] = (),
     ) -> Self:
         """Open the journal at ``path`` and resume every unfinished run.
+
+        ``converters``: the user types that workflow arguments, step results,
+        signal payloads and results may hold: dataclasses, attrs classes,
+        pydantic models and enums as their class, anything else as a
+        ``journal.Converter``. Sets and frozensets need none.
 
         ``idle_timeout``: seconds a run may wait (on a timer, signal or child, with
         no step running) before it gives up its actor and thread; ``None`` keeps
@@ -203,6 +229,7 @@ class ActorSystem:
         if not isinstance(max_run_restarts, int) or max_run_restarts < 0:
             msg = f"max_run_restarts={max_run_restarts!r} must be an int >= 0"
             raise ValueError(msg)
+        converters = MsgpackTranscoder(converters).converters  # before any write
         system = cls(
             os.fspath(path),
             clock=clock or SystemClock(),
@@ -211,6 +238,7 @@ class ActorSystem:
             idle_timeout=idle_timeout,
             snapshot_every=snapshot_every,
             max_run_restarts=max_run_restarts,
+            converters=converters,
         )
         try:
             system._resume_unfinished()

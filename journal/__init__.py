@@ -6,8 +6,12 @@ events here. This module exposes exactly one ``InfrastructureFactory`` subclass,
 """
 
 from journal._audit import JournalReader, Problem, VerifyReport
+from journal._converters import Converter, ConverterLike, converter_for, default_name
 from journal._errors import (
     ChronikError,
+    ConverterDecodeError,
+    ConverterEncodeError,
+    DuplicateConverterError,
     EventConflictError,
     JournalClosedError,
     JournalConfigError,
@@ -18,6 +22,8 @@ from journal._errors import (
     TrackingConflictError,
     TrackingValueError,
     UnencodableValueError,
+    UnknownTypeNameError,
+    UnsupportedTypeError,
 )
 from journal._factory import LMDBFactory
 from journal._groupcommit import CommitStats
@@ -42,6 +48,11 @@ from journal._transcoder import MsgpackTranscoder
 __all__ = [
     "ChronikError",
     "CommitStats",
+    "Converter",
+    "ConverterDecodeError",
+    "ConverterEncodeError",
+    "ConverterLike",
+    "DuplicateConverterError",
     "EventConflictError",
     "Journal",
     "JournalClosedError",
@@ -64,7 +75,11 @@ __all__ = [
     "TrackingConflictError",
     "TrackingValueError",
     "UnencodableValueError",
+    "UnknownTypeNameError",
+    "UnsupportedTypeError",
     "VerifyReport",
+    "converter_for",
+    "default_name",
     "journal_figures",
     "publish_stats",
     "read_stats",

@@ -20,6 +20,9 @@ from eventsourcing.persistence import (
 
 __all__ = [
     "ChronikError",
+    "ConverterDecodeError",
+    "ConverterEncodeError",
+    "DuplicateConverterError",
     "EventConflictError",
     "JournalClosedError",
     "JournalConfigError",
@@ -30,6 +33,8 @@ __all__ = [
     "TrackingConflictError",
     "TrackingValueError",
     "UnencodableValueError",
+    "UnknownTypeNameError",
+    "UnsupportedTypeError",
 ]
 
 
@@ -179,5 +184,96 @@ class UnencodableValueError(ChronikError, TranscodingNotRegisteredError):
         return (
             f"cannot encode a value of type {self.type_name} at {self.location}: "
             "pass plain data (str, int, float, bool, None, bytes, list, tuple, dict, "
-            "UUID, Decimal, datetime) or register a Transcoding for this type"
+            "set, frozenset, UUID, Decimal, datetime) or register its class: "
+            f"ActorSystem.open(..., converters=[{self.type_name}]) for a dataclass, "
+            "attrs class, pydantic model or enum, a journal.Converter subclass for "
+            "any other class"
+        )
+
+
+class ConverterEncodeError(UnencodableValueError):
+    """A converter's ``encode`` raised, or returned data msgpack cannot store;
+    nothing was written."""
+
+    def __init__(
+        self, converter_name: str, type_name: str, location: str, problem: str
+    ) -> None:
+        ChronikError.__init__(self, converter_name, type_name, location, problem)
+        self.converter_name = converter_name
+        self.type_name = type_name
+        self.location = location
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return (
+            f"cannot encode the value at {self.location}: the converter "
+            f"{self.converter_name!r} {self.problem}; fix its encode so that it "
+            "returns plain data (or values of registered types)"
+        )
+
+
+class UnknownTypeNameError(ChronikError, TranscodingNotRegisteredError):
+    """Stored data names a type no converter of this transcoder is registered
+    under."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    def __str__(self) -> str:
+        return (
+            f"cannot decode a stored value of type name {self.name!r}: no converter "
+            "is registered under that name; pass the converter that wrote it, e.g. "
+            f"ActorSystem.open(..., converters=[TheClass]) (or Audit, Replayer and "
+            f"export_history with converters=...), naming it {self.name!r} if the "
+            "class has moved"
+        )
+
+
+class ConverterDecodeError(ChronikError, ValueError):
+    """A converter's ``decode`` raised on data the journal holds."""
+
+    def __init__(self, name: str, data: str, problem: str) -> None:
+        super().__init__(name, data, problem)
+        self.name = name
+        self.data = data
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return (
+            f"the converter {self.name!r} cannot decode the stored data {self.data}: "
+            f"{self.problem}; fix its decode (or the class) so it reads what was "
+            "stored"
+        )
+
+
+class UnsupportedTypeError(ChronikError, TypeError):
+    """Something passed as a converter that is neither a supported class nor a
+    converter."""
+
+    def __init__(self, what: str, problem: str) -> None:
+        super().__init__(what, problem)
+        self.what = what
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"converters=[...]: {self.what} {self.problem}"
+
+
+class DuplicateConverterError(ChronikError, ValueError):
+    """Two converters under one name (or for one type): the journal could not
+    tell their values apart."""
+
+    def __init__(self, name: str, first: str, second: str, problem: str) -> None:
+        super().__init__(name, first, second, problem)
+        self.name = name
+        self.first = first
+        self.second = second
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return (
+            f"converters=[...]: {self.first} and {self.second} {self.problem}; "
+            "pass one converter per type, each under a name of its own (a class "
+            "that moved keeps its old name with converter_for(cls, name=...))"
         )

@@ -67,15 +67,19 @@ def fail(problem: str, fix: str, *, exit_code: int = EXIT_BAD_USAGE) -> NoReturn
 
 @attrs.frozen
 class Options:
-    """What every command may use: the journal's path."""
+    """What every command may use: the journal's path, and the modules whose
+    ``converters`` list the user types its events hold."""
 
     journal: str
+    converters: tuple[str, ...] = ()
 
 
 def options(ctx: click.Context) -> Options:
     found = ctx.find_object(Options)
     if found is None:  # a command invoked outside the group (tests of one command)
-        return Options(journal=os.environ.get("CHRONIK_JOURNAL", DEFAULT_JOURNAL))
+        journal = os.environ.get("CHRONIK_JOURNAL", DEFAULT_JOURNAL)
+        modules = os.environ.get("CHRONIK_CONVERTERS", "").split()
+        return Options(journal=journal, converters=tuple(modules))
     return found
 
 
@@ -89,10 +93,19 @@ def options(ctx: click.Context) -> Options:
     type=click.Path(file_okay=False),
     help="The journal directory (or set CHRONIK_JOURNAL).",
 )
+@click.option(
+    "--converters",
+    "converters",
+    envvar="CHRONIK_CONVERTERS",
+    multiple=True,
+    metavar="M",
+    help="A module (or .py file) whose `converters` list the journal's user "
+    "types; repeatable (or set CHRONIK_CONVERTERS).",
+)
 @click.pass_context
-def cli(ctx: click.Context, journal: str) -> None:
+def cli(ctx: click.Context, journal: str, converters: tuple[str, ...]) -> None:
     """Host, operate and audit chronik workflows and their journal."""
-    ctx.obj = Options(journal=journal)
+    ctx.obj = Options(journal=journal, converters=converters)
 
 
 def main(argv: list[str] | None = None) -> int:

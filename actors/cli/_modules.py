@@ -1,6 +1,9 @@
 """Loading the modules that define workflows, as ``python -m`` would.
 
 ``chronik run`` and ``chronik verify`` take a dotted module name or a ``.py`` file.
+A module that defines ``converters`` (a list, as ``ActorSystem.open`` takes it)
+gives the journal's user types: the modules of ``run`` and ``verify`` and those of
+``chronik --converters M`` (every command) are asked.
 A file under the current directory imports under its dotted path from there; a
 file elsewhere imports under its stem, from its own directory. A script run as
 ``python app.py`` recorded its workflows as ``__main__:fn``: ``answer_as_main``
@@ -12,14 +15,23 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
-from typing import Final
+from typing import Any, Final
+
+import click
 
 from actors._definitions import WorkflowDefinition, workflow
-from actors.cli._app import debug_traceback, describe, fail
+from actors.cli._app import debug_traceback, describe, fail, options
 
-__all__ = ["FIX_CODE", "answer_as_main", "import_spec"]
+__all__ = [
+    "FIX_CODE",
+    "answer_as_main",
+    "cli_converters",
+    "converters_in",
+    "import_spec",
+]
 
 FIX_CODE: Final = "fix the module (CHRONIK_DEBUG=1 shows the traceback)"
 
@@ -68,6 +80,25 @@ def _import_name(name: str, spec: str) -> ModuleType:
     except Exception as error:
         debug_traceback()
         fail(f"importing {spec} failed: {describe(error)}", FIX_CODE)
+
+
+def cli_converters(ctx: click.Context) -> list[Any]:
+    """The converters of the modules ``chronik --converters M`` names."""
+    return converters_in([import_spec(spec) for spec in options(ctx).converters])
+
+
+def converters_in(modules: Iterable[ModuleType]) -> list[Any]:
+    """The ``converters`` the modules define, in order (none if they define none)."""
+    found: list[Any] = []
+    for module in modules:
+        converters = getattr(module, "converters", ())
+        if not isinstance(converters, list | tuple):
+            fail(
+                f"{module.__name__}.converters is {converters!r}, not a list",
+                "define converters = [TheClass, ...] as ActorSystem.open takes it",
+            )
+        found += converters
+    return found
 
 
 def answer_as_main(module: ModuleType) -> None:

@@ -43,7 +43,13 @@ from actors.cli._app import (
     one_line,
     options,
 )
-from actors.cli._modules import FIX_CODE, answer_as_main, import_spec
+from actors.cli._modules import (
+    FIX_CODE,
+    answer_as_main,
+    cli_converters,
+    converters_in,
+    import_spec,
+)
 from aggregates import (
     Cancelled,
     CancelRequested,
@@ -105,7 +111,8 @@ def run(ctx: click.Context, module: str, modules: tuple[str, ...]) -> None:
     path = options(ctx).journal
     resumed = _unfinished(path)  # before the system can end any of them
     stop = _stop_on_signals()  # from now on, Ctrl-C stops cleanly
-    system = ActorSystem.open(path)
+    converters = [*cli_converters(ctx), *converters_in(loaded)]
+    system = ActorSystem.open(path, converters=converters)
     try:
         for each in loaded:
             _configure(each, system)

@@ -29,7 +29,12 @@ from actors._definitions import resolve_workflow
 from actors._errors import UnknownRunError, UnknownWorkflowError
 from actors._history_file import History, _to_json
 from actors.cli._app import EXIT_VERIFY_FAILED, cli, fail, one_line, options
-from actors.cli._modules import answer_as_main, import_spec
+from actors.cli._modules import (
+    answer_as_main,
+    cli_converters,
+    converters_in,
+    import_spec,
+)
 from aggregates import CommandRecord, RunEvent, RunStatus, WorkflowRun
 from journal import JournalPathError
 
@@ -90,7 +95,7 @@ def history(ctx: click.Context, run_id: str, as_json: bool) -> None:
     with _open(ctx) as audit:
         found = _known(audit, run_id, lambda: audit.history(run_id))
     if as_json:
-        document = History(run_id, found).to_document()
+        document = History(run_id, found, audit.converters).to_document()
         click.echo(json.dumps(document, indent=2, allow_nan=False))
         return
     rows = [
@@ -117,7 +122,9 @@ def state(ctx: click.Context, run_id: str, at: int | None, as_json: bool) -> Non
         run = _state(audit, run_id, at)
     if as_json:
         document = _state_document(run, last)
-        click.echo(json.dumps(_to_json(document, "state"), indent=2, allow_nan=False))
+        types = {converter.type: converter for converter in audit.converters}
+        data = _to_json(document, "state", types)
+        click.echo(json.dumps(data, indent=2, allow_nan=False))
         return
     fields = _fields(run)
     fields["version"] = f"{run.version} of {last}"
@@ -157,9 +164,10 @@ def export(ctx: click.Context, start: int, stop: int | None) -> None:
 @click.pass_context
 def verify(ctx: click.Context, run_id: str | None, modules: tuple[str, ...]) -> None:
     """Check the hash chains, then replay the runs against the current code."""
-    for module in modules:
-        answer_as_main(import_spec(module))
-    with _open(ctx) as audit:
+    imported = [import_spec(module) for module in modules]
+    for module in imported:
+        answer_as_main(module)
+    with _open(ctx, converters_in(imported)) as audit:
         names = _known(audit, run_id, lambda: _workflow_names(audit, run_id))
         _resolve_workflows(names)
         with _progress_bar() as progress, _quiet_runtime():
@@ -171,10 +179,11 @@ def verify(ctx: click.Context, run_id: str | None, modules: tuple[str, ...]) -> 
 
 
 @contextlib.contextmanager
-def _open(ctx: click.Context) -> Iterator[Audit]:
+def _open(ctx: click.Context, converters: Sequence[Any] = ()) -> Iterator[Audit]:
     path = options(ctx).journal
+    given = [*cli_converters(ctx), *converters]
     try:
-        audit = Audit(path)
+        audit = Audit(path, converters=given)
     except JournalPathError as error:
         problem = f"journal {path!r} {error.problem}"
         fail(problem, "pass -j/--journal DIR (or set CHRONIK_JOURNAL) to a journal")
