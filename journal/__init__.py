@@ -5,9 +5,9 @@ events here. This module exposes exactly one ``InfrastructureFactory`` subclass,
 ``LMDBFactory``, as eventsourcing's module lookup requires.
 """
 
+from chronik_errors import ChronikError
 from journal._audit import JournalReader, Problem, VerifyReport
 from journal._errors import (
-    ChronikError,
     EventConflictError,
     JournalClosedError,
     JournalConfigError,
