@@ -80,17 +80,12 @@ Progress = Callable[[VerifyStage, int, int | None], None]
 class VersionOutOfRangeError(ActorError, IndexError):
     """A version a run's history does not have."""
 
-    def __init__(self, workflow_id: str, version: int, last: int) -> None:
-        super().__init__(workflow_id, version, last)
-        self.workflow_id = workflow_id
-        self.version = version
-        self.last = last
-
-    def __str__(self) -> str:
-        return (
-            f"run {self.workflow_id!r} has no version {self.version}; pick a "
-            f"version from 1 to {self.last}"
-        )
+    workflow_id: str
+    version: int
+    last: int
+    template = (
+        "run {workflow_id!r} has no version {version}; pick a version from 1 to {last}"
+    )
 
 
 @attrs.frozen

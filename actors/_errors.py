@@ -1,8 +1,9 @@
 """Errors of the runtime.
 
-Each error is built from its data (its ``__init__`` arguments are exactly what
-``args`` holds), so it pickles; its message names the workflow id or definition and
-says what to do. Each subclasses the built-in a caller would catch.
+Each error declares its data as fields on chronik's error base (``chronik_errors``):
+its constructor takes exactly those fields and ``args`` holds them, so it pickles;
+its message names the workflow id or definition and says what to do. Each
+subclasses the built-in a caller would catch.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Literal
 import attrs
 
 from aggregates import Command, ErrorInfo, RunStatus
-from journal import ChronikError
+from chronik_errors import ChronikError
 
 __all__ = [
     "ActorError",
@@ -49,10 +50,8 @@ class ActorError(ChronikError):
 class DefinitionError(ActorError, TypeError):
     """A workflow, step or retry policy that cannot be used: every problem at once."""
 
-    def __init__(self, target: str, problems: tuple[str, ...]) -> None:
-        super().__init__(target, problems)
-        self.target = target
-        self.problems = problems
+    target: str
+    problems: tuple[str, ...]
 
     def __str__(self) -> str:
         listed = "".join(f"\n  - {problem}" for problem in self.problems)
@@ -60,157 +59,113 @@ class DefinitionError(ActorError, TypeError):
 
 
 class DurationError(ActorError, ValueError):
-    def __init__(self, value: object, problem: str) -> None:
-        super().__init__(value, problem)
-        self.value = value
-        self.problem = problem
-
-    def __str__(self) -> str:
-        return (
-            f"duration {self.value!r} {self.problem}; pass seconds >= 0 (int or "
-            "float), a timedelta, or a string such as '30s', '15m', '24h', '7d'"
-        )
+    value: object
+    problem: str
+    template = (
+        "duration {value!r} {problem}; pass seconds >= 0 (int or "
+        "float), a timedelta, or a string such as '30s', '15m', '24h', '7d'"
+    )
 
 
 class ContextError(ActorError, RuntimeError):
     """A workflow context (or activity.info) used where it does not belong."""
 
-    def __init__(self, what: str, problem: str) -> None:
-        super().__init__(what, problem)
-        self.what = what
-        self.problem = problem
-
-    def __str__(self) -> str:
-        return f"{self.what} {self.problem}"
+    what: str
+    problem: str
+    template = "{what} {problem}"
 
 
 class StepFailed(ActorError, RuntimeError):
     """Raised inside a workflow when a step exhausted its retries."""
 
-    def __init__(
-        self, workflow_id: str, seq: int, step: str, error: ErrorInfo, attempts: int
-    ) -> None:
-        super().__init__(workflow_id, seq, step, error, attempts)
-        self.workflow_id = workflow_id
-        self.seq = seq
-        self.step = step
-        self.error = error
-        self.attempts = attempts
-
-    def __str__(self) -> str:
-        return (
-            f"workflow {self.workflow_id!r}: step {self.step!r} at seq {self.seq} "
-            f"failed after {self.attempts} attempt(s): {self.error}"
-        )
+    workflow_id: str
+    seq: int
+    step: str
+    error: ErrorInfo
+    attempts: int
+    template = (
+        "workflow {workflow_id!r}: step {step!r} at seq {seq} "
+        "failed after {attempts} attempt(s): {error}"
+    )
 
 
 class ReceiveTimeoutError(ActorError, TimeoutError):
     """Raised inside a workflow when ``ctx.receive(topic, timeout=)`` timed out."""
 
-    def __init__(self, workflow_id: str, seq: int, topic: str) -> None:
-        super().__init__(workflow_id, seq, topic)
-        self.workflow_id = workflow_id
-        self.seq = seq
-        self.topic = topic
-
-    def __str__(self) -> str:
-        return (
-            f"workflow {self.workflow_id!r}: no signal on topic {self.topic!r} "
-            f"arrived before the deadline of the receive at seq {self.seq}"
-        )
+    workflow_id: str
+    seq: int
+    topic: str
+    template = (
+        "workflow {workflow_id!r}: no signal on topic {topic!r} "
+        "arrived before the deadline of the receive at seq {seq}"
+    )
 
 
 class WorkflowFailedError(ActorError, RuntimeError):
     """``ref.result()`` of a run that failed; ``error`` is what history recorded."""
 
-    def __init__(self, workflow_id: str, error: ErrorInfo) -> None:
-        super().__init__(workflow_id, error)
-        self.workflow_id = workflow_id
-        self.error = error
-
-    def __str__(self) -> str:
-        return f"workflow run {self.workflow_id!r} failed: {self.error}"
+    workflow_id: str
+    error: ErrorInfo
+    template = "workflow run {workflow_id!r} failed: {error}"
 
 
 class RunConflictError(ActorError, ValueError):
     """A spawn reusing a run's id with another workflow or other arguments."""
 
-    def __init__(self, workflow_id: str, recorded: str, requested: str) -> None:
-        super().__init__(workflow_id, recorded, requested)
-        self.workflow_id = workflow_id
-        self.recorded = recorded
-        self.requested = requested
-
-    def __str__(self) -> str:
-        return (
-            f"workflow id {self.workflow_id!r} already names the run {self.recorded}, "
-            f"not {self.requested}; the id is an idempotency key: spawn with the "
-            "same workflow and arguments to get that run, or pick a new id"
-        )
+    workflow_id: str
+    recorded: str
+    requested: str
+    template = (
+        "workflow id {workflow_id!r} already names the run {recorded}, "
+        "not {requested}; the id is an idempotency key: spawn with the "
+        "same workflow and arguments to get that run, or pick a new id"
+    )
 
 
 class UnknownRunError(ActorError, LookupError):
-    def __init__(self, workflow_id: str) -> None:
-        super().__init__(workflow_id)
-        self.workflow_id = workflow_id
-
-    def __str__(self) -> str:
-        return (
-            f"no workflow run has id {self.workflow_id!r} in this journal; "
-            "spawn it first, or check the id"
-        )
+    workflow_id: str
+    template = (
+        "no workflow run has id {workflow_id!r} in this journal; "
+        "spawn it first, or check the id"
+    )
 
 
 class UnknownWorkflowError(ActorError, LookupError):
-    def __init__(self, name: str, problem: str) -> None:
-        super().__init__(name, problem)
-        self.name = name
-        self.problem = problem
-
-    def __str__(self) -> str:
-        return (
-            f"no workflow is named {self.name!r} ({self.problem}); import the module "
-            "that defines it with @workflow, or spawn it as 'package.module:function'"
-        )
+    name: str
+    problem: str
+    template = (
+        "no workflow is named {name!r} ({problem}); import the module "
+        "that defines it with @workflow, or spawn it as 'package.module:function'"
+    )
 
 
 class RunUnavailableError(ActorError, RuntimeError):
     """The actor of a run stopped on an error; the run resumes on the next open."""
 
-    def __init__(self, workflow_id: str, reason: str) -> None:
-        super().__init__(workflow_id, reason)
-        self.workflow_id = workflow_id
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return (
-            f"workflow run {self.workflow_id!r} is not running in this system: "
-            f"{self.reason}. Its history is intact; open the journal again to "
-            "resume it"
-        )
+    workflow_id: str
+    reason: str
+    template = (
+        "workflow run {workflow_id!r} is not running in this system: "
+        "{reason}. Its history is intact; open the journal again to "
+        "resume it"
+    )
 
 
 class DuplicateActorError(ActorError, ValueError):
     """A service or plain actor of that name already runs in the system."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-    def __str__(self) -> str:
-        return (
-            f"an actor or service named {self.name!r} already runs in this system; "
-            f"use system.actor({self.name!r}) to reach it, or pick another name"
-        )
+    name: str
+    template = (
+        "an actor or service named {name!r} already runs in this system; "
+        "use system.actor({name!r}) to reach it, or pick another name"
+    )
 
 
 class UnknownActorError(ActorError, LookupError):
     """No service or plain actor of that name in the system."""
 
-    def __init__(self, name: str, known: tuple[str, ...]) -> None:
-        super().__init__(name, known)
-        self.name = name
-        self.known = known
+    name: str
+    known: tuple[str, ...]
 
     def __str__(self) -> str:
         return (
@@ -221,29 +176,20 @@ class UnknownActorError(ActorError, LookupError):
 
 
 class SystemClosedError(ActorError, RuntimeError):
-    def __init__(self, path: str) -> None:
-        super().__init__(path)
-        self.path = path
-
-    def __str__(self) -> str:
-        return f"the actor system on {self.path!r} is closed; open it again to use it"
+    path: str
+    template = "the actor system on {path!r} is closed; open it again to use it"
 
 
 class SystemFailedError(SystemClosedError):
     """The system stopped itself: a failure escalated to the root of its
     supervision tree (``cause``, also this error's ``__cause__``)."""
 
-    def __init__(self, path: str, cause: str) -> None:
-        super().__init__(path)
-        self.args = (path, cause)  # pickles as its constructor's arguments
-        self.cause = cause
-
-    def __str__(self) -> str:
-        return (
-            f"the actor system on {self.path!r} stopped after a failure escalated to "
-            f"the root of its supervision tree: {self.cause}. Fix the cause (see the "
-            "log), then open the journal again: unfinished runs resume by replay"
-        )
+    cause: str
+    template = (
+        "the actor system on {path!r} stopped after a failure escalated to "
+        "the root of its supervision tree: {cause}. Fix the cause (see the "
+        "log), then open the journal again: unfinished runs resume by replay"
+    )
 
 
 class StepTimeoutError(ActorError, TimeoutError):
@@ -256,18 +202,10 @@ class StepTimeoutError(ActorError, TimeoutError):
     the next retry could not fit, or None when an attempt was cut short.
     """
 
-    def __init__(
-        self,
-        step: str,
-        timeout: float,
-        kind: Literal["start_to_close", "schedule_to_close"] = "start_to_close",
-        cause: str | None = None,
-    ) -> None:
-        super().__init__(step, timeout, kind, cause)
-        self.step = step
-        self.timeout = timeout
-        self.kind = kind
-        self.cause = cause
+    step: str
+    timeout: float
+    kind: Literal["start_to_close", "schedule_to_close"] = "start_to_close"
+    cause: str | None = None
 
     def __str__(self) -> str:
         if self.kind == "start_to_close":
@@ -290,16 +228,12 @@ class StepTimeoutError(ActorError, TimeoutError):
 
 
 class ResultTimeoutError(ActorError, TimeoutError):
-    def __init__(self, workflow_id: str, timeout: float | None) -> None:
-        super().__init__(workflow_id, timeout)
-        self.workflow_id = workflow_id
-        self.timeout = timeout
-
-    def __str__(self) -> str:
-        return (
-            f"workflow run {self.workflow_id!r} did not finish within "
-            f"{self.timeout} s; it goes on running: call result() again to wait more"
-        )
+    workflow_id: str
+    timeout: float | None
+    template = (
+        "workflow run {workflow_id!r} did not finish within "
+        "{timeout} s; it goes on running: call result() again to wait more"
+    )
 
 
 class WorkflowCancelled(ChronikError):
@@ -309,53 +243,37 @@ class WorkflowCancelled(ChronikError):
     if it escapes, the run ends ``cancelled``.
     """
 
-    def __init__(self, workflow_id: str, reason: str) -> None:
-        super().__init__(workflow_id, reason)
-        self.workflow_id = workflow_id
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return f"workflow run {self.workflow_id!r} was asked to cancel: {self.reason}"
+    workflow_id: str
+    reason: str
+    template = "workflow run {workflow_id!r} was asked to cancel: {reason}"
 
 
 class RunCancelledError(ChronikError, RuntimeError):
     """``ref.result()`` of a run that ended cancelled."""
 
-    def __init__(self, workflow_id: str, reason: str) -> None:
-        super().__init__(workflow_id, reason)
-        self.workflow_id = workflow_id
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return f"workflow run {self.workflow_id!r} was cancelled: {self.reason}"
+    workflow_id: str
+    reason: str
+    template = "workflow run {workflow_id!r} was cancelled: {reason}"
 
 
 class ChildFailedError(ChronikError, RuntimeError):
     """Raised in a parent workflow that awaited a child run which failed or was
     cancelled; ``error`` is what the child's history recorded."""
 
-    def __init__(
-        self, workflow_id: str, seq: int, child_id: str, error: ErrorInfo
-    ) -> None:
-        super().__init__(workflow_id, seq, child_id, error)
-        self.workflow_id = workflow_id
-        self.seq = seq
-        self.child_id = child_id
-        self.error = error
-
-    def __str__(self) -> str:
-        return (
-            f"workflow {self.workflow_id!r}: child run {self.child_id!r} started at "
-            f"seq {self.seq} did not complete: {self.error}"
-        )
+    workflow_id: str
+    seq: int
+    child_id: str
+    error: ErrorInfo
+    template = (
+        "workflow {workflow_id!r}: child run {child_id!r} started at "
+        "seq {seq} did not complete: {error}"
+    )
 
 
 class UnknownQueryError(ChronikError, LookupError):
-    def __init__(self, workflow_id: str, name: str, known: tuple[str, ...]) -> None:
-        super().__init__(workflow_id, name, known)
-        self.workflow_id = workflow_id
-        self.name = name
-        self.known = known
+    workflow_id: str
+    name: str
+    known: tuple[str, ...]
 
     def __str__(self) -> str:
         known = ", ".join(repr(name) for name in self.known) or "none"
@@ -369,15 +287,10 @@ class UnknownQueryError(ChronikError, LookupError):
 class QueryError(ChronikError, RuntimeError):
     """A query handler raised; ``error`` describes what it raised."""
 
-    def __init__(self, workflow_id: str, name: str, error: ErrorInfo) -> None:
-        super().__init__(workflow_id, name, error)
-        self.workflow_id = workflow_id
-        self.name = name
-        self.error = error
-
-    def __str__(self) -> str:
-        run = self.workflow_id
-        return f"query {self.name!r} of workflow run {run!r} raised {self.error}"
+    workflow_id: str
+    name: str
+    error: ErrorInfo
+    template = "query {name!r} of workflow run {workflow_id!r} raised {error}"
 
 
 @attrs.frozen
@@ -397,18 +310,10 @@ class NonDeterministicEndError(ActorError, RuntimeError):
     """Workflow code ends where its history goes on, or goes on (or waits) where
     its finished history ends. ``requested`` is ``None`` when the code waits."""
 
-    def __init__(
-        self,
-        workflow_id: str,
-        seq: int,
-        recorded: Command | RunEnd,
-        requested: Command | RunEnd | None,
-    ) -> None:
-        super().__init__(workflow_id, seq, recorded, requested)
-        self.workflow_id = workflow_id
-        self.seq = seq
-        self.recorded = recorded
-        self.requested = requested
+    workflow_id: str
+    seq: int
+    recorded: Command | RunEnd
+    requested: Command | RunEnd | None
 
     def __str__(self) -> str:
         asks = (

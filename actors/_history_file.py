@@ -71,10 +71,8 @@ _Names = Mapping[str, Transcoding]
 class HistoryFormatError(ActorError, ValueError):
     """A history document (or file) that is not one ``write_history`` makes."""
 
-    def __init__(self, source: str, problem: str) -> None:
-        super().__init__(source, problem)
-        self.source = source
-        self.problem = problem
+    source: str
+    problem: str
 
     def __str__(self) -> str:
         return (

@@ -38,7 +38,8 @@ from actors._hostlock import HostLock
 from actors._index import UnfinishedRuns
 from actors._ref import RunRef
 from aggregates import RunFinishedError, WorkflowRun
-from journal import ChronikError, JournalClosedError
+from chronik_errors import ChronikError
+from journal import JournalClosedError
 
 __all__ = [
     "INBOX_ID",

@@ -5,10 +5,10 @@ events here. This module exposes exactly one ``InfrastructureFactory`` subclass,
 ``LMDBFactory``, as eventsourcing's module lookup requires.
 """
 
+from chronik_errors import ChronikError
 from journal._audit import JournalReader, Problem, VerifyReport
 from journal._converters import Converter, ConverterLike, converter_for, default_name
 from journal._errors import (
-    ChronikError,
     ConverterDecodeError,
     ConverterEncodeError,
     DuplicateConverterError,

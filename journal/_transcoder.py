@@ -199,7 +199,9 @@ def _find_unencodable(
                 f"returned data holding a {type_name} at {found.location}, which "
                 "msgpack cannot store"
             )
-        return ConverterEncodeError(name, type_name, found.location, problem)
+        return ConverterEncodeError(
+            type_name, found.location, converter_name=name, problem=problem
+        )
     return UnencodableValueError(_type_name(obj), "value")
 
 

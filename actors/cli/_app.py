@@ -15,7 +15,7 @@ from typing import Any, Final, NoReturn
 import attrs
 import click
 
-from journal import ChronikError
+from chronik_errors import ChronikError
 
 __all__ = [
     "EXIT_BAD_USAGE",

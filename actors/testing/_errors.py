@@ -1,7 +1,8 @@
 """Errors of the testing toolkit.
 
-As everywhere in chronik, each error is built from its data (``args`` are its
-``__init__`` arguments, so it pickles) and its message says what to do.
+As everywhere in chronik, each error declares its data as fields (its constructor
+takes exactly them and ``args`` holds them, so it pickles) and its message says what
+to do.
 """
 
 from __future__ import annotations
@@ -20,9 +21,15 @@ __all__ = [
 class InjectedCrash(ActorError, RuntimeError):
     """The crash a test injected: the system that hit it writes nothing more."""
 
+    what: str  # what crashed, e.g. "a commit crashed after it was durable"
+    template = "{what}"
+
 
 class InjectedStepFailure(ActorError, RuntimeError):
     """A transient failure a fault plan injected into a step attempt."""
+
+    what: str  # where it was injected
+    template = "{what}"
 
 
 class StuckRunError(ActorError, TimeoutError):
@@ -32,19 +39,15 @@ class StuckRunError(ActorError, TimeoutError):
     a child), so the test can send the signal or fix the step.
     """
 
-    def __init__(self, subject: str, timeout: float, waiting_on: str) -> None:
-        super().__init__(subject, timeout, waiting_on)
-        self.subject = subject
-        self.timeout = timeout
-        self.waiting_on = waiting_on
-
-    def __str__(self) -> str:
-        return (
-            f"{self.subject} got nowhere within {self.timeout} s of real time: it "
-            f"waits on {self.waiting_on}. Time skips only while every run waits on "
-            "a timer: send the signals it needs first, or check that its steps "
-            "return"
-        )
+    subject: str
+    timeout: float
+    waiting_on: str
+    template = (
+        "{subject} got nowhere within {timeout} s of real time: it "
+        "waits on {waiting_on}. Time skips only while every run waits on "
+        "a timer: send the signals it needs first, or check that its steps "
+        "return"
+    )
 
 
 class CrashSafetyError(ActorError, AssertionError):
@@ -55,23 +58,17 @@ class CrashSafetyError(ActorError, AssertionError):
     the system did until it crashed.
     """
 
-    def __init__(
-        self, workflow_id: str, plan: str, description: str, what: str, trace: str
-    ) -> None:
-        super().__init__(workflow_id, plan, description, what, trace)
-        self.workflow_id = workflow_id
-        self.plan = plan
-        self.description = description
-        self.what = what
-        self.trace = trace
-
-    def __str__(self) -> str:
-        return (
-            f"workflow run {self.workflow_id!r} is not crash-safe: {self.what}\n"
-            f"fault plan:\n{self.description}\n"
-            f"what happened:\n{self.trace}\n"
-            f"reproduce with: crash_test.check({self.plan})"
-        )
+    workflow_id: str
+    plan: str
+    description: str
+    what: str
+    trace: str
+    template = (
+        "workflow run {workflow_id!r} is not crash-safe: {what}\n"
+        "fault plan:\n{description}\n"
+        "what happened:\n{trace}\n"
+        "reproduce with: crash_test.check({plan})"
+    )
 
 
 class FaultFreeRunError(ActorError, RuntimeError):
@@ -79,15 +76,11 @@ class FaultFreeRunError(ActorError, RuntimeError):
     it did not finish, or broke the invariant. Fix the test (send the signals
     the run needs) or the invariant first."""
 
-    def __init__(self, workflow_id: str, problem: str, trace: str) -> None:
-        super().__init__(workflow_id, problem, trace)
-        self.workflow_id = workflow_id
-        self.problem = problem
-        self.trace = trace
-
-    def __str__(self) -> str:
-        return (
-            f"the fault-free run {self.workflow_id!r}, which faulty runs are "
-            f"compared with, went wrong: {self.problem}\nwhat happened:\n"
-            f"{self.trace}"
-        )
+    workflow_id: str
+    problem: str
+    trace: str
+    template = (
+        "the fault-free run {workflow_id!r}, which faulty runs are "
+        "compared with, went wrong: {problem}\nwhat happened:\n"
+        "{trace}"
+    )

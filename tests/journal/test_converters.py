@@ -404,7 +404,7 @@ def test_a_converter_whose_decode_fails_is_named() -> None:
     "error",
     [
         UnencodableValueError("t", "value"),
-        ConverterEncodeError("n", "t", "value", "raised X"),
+        ConverterEncodeError("t", "value", converter_name="n", problem="raised X"),
         UnknownTypeNameError("n"),
         ConverterDecodeError("n", "[1]", "ValueError()"),
         UnsupportedTypeError("x", "is not a class"),
