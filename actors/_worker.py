@@ -284,7 +284,7 @@ class _SyncRun(_Run):
             thread.name = name
         if watch is not None:
             if not watch.end("on time"):
-                self._came_back_late(watch)
+                context.run(self._came_back_late, watch)
                 return False
             worker.watchdog.cancel(watch.entry)
         if error is None:
@@ -319,7 +319,11 @@ class _SyncRun(_Run):
             self.wait_then_attempt(delay)
 
     def _still_overrunning(self, watch: _Watch) -> None:
-        if watch.claim_report():
+        if not watch.claim_report():
+            return
+        scope = RunScope(self.job.workflow_id, self.job.seq, watch.info.attempt)
+        token = enter_scope(scope)
+        try:
             logger.warning(
                 "step %s attempt %d (idempotency key %s) has overrun its %.3g s "
                 "limit by %.3g s and still holds a worker thread: Python cannot "
@@ -330,6 +334,8 @@ class _SyncRun(_Run):
                 watch.limit.seconds,
                 watch.overrun(),
             )
+        finally:
+            leave_scope(token)
 
     def _came_back_late(self, watch: _Watch) -> None:
         self.worker.watchdog.cancel(watch.entry)
