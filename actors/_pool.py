@@ -69,12 +69,17 @@ class StepPool:
             self._condition.notify_all()
 
     def drain(self) -> None:
-        """Take no more tasks, drop the queued ones, wait for the running ones
-        (not those that overran: their outcome is settled) and end the idle
-        threads. A thread held by an overrunning attempt ends when it returns."""
+        """Take no more tasks, drop those waiting for a thread, wait for the
+        running ones (not those that overran: their outcome is settled) and end
+        the idle threads. A thread held by an overrunning attempt ends when it
+        returns."""
         with self._condition:
             self._closing = True
-            self._queue.clear()
+            # A task with a thread free for it is under way: only those waiting
+            # for a thread are queued work.
+            free = len(self._threads) - self._busy - self._overrunning
+            while len(self._queue) > max(free, 0):
+                self._queue.pop()
             self._condition.notify_all()
             self._condition.wait_for(
                 lambda: self._busy <= 0 and len(self._threads) <= self._overrunning

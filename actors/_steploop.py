@@ -83,7 +83,9 @@ class StepLoop:
         job, worker = run.job, run.worker
         if job.delay > 0 and not await self._wait(run, job.delay):
             return
-        while not worker.closing:  # a closing worker starts no attempt
+        # Started before the worker began closing: no thread to wait for, so
+        # not queued. Only a retry wait is dropped when it closes.
+        while True:
             limit, context = run.begin()
             loop = asyncio.get_running_loop()
             task = loop.create_task(_call(job.step, job.args), context=context)

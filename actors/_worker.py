@@ -15,8 +15,10 @@ has overrun by ``overrun_warning_after`` seconds, whichever comes first).
 
 Every failed attempt that will be retried is reported (``AttemptFailed``) as it
 fails, then the end once (``StepOutcome``, with ``failures`` empty: the reports
-are the failures). A worker that is closing starts no attempt and reports no
-retry: what was not recorded runs again when the journal is reopened.
+are the failures). A worker that is closing takes no step, drops the attempts
+waiting for a thread or for their retry wait, and reports no retry: what was not
+recorded runs again when the journal is reopened. A step handed over while a
+thread (or the loop) was free for it is under way, and runs.
 """
 
 from __future__ import annotations
@@ -124,8 +126,9 @@ class Worker:
             _SyncRun(self, job, report).wait_then_attempt(job.delay)
 
     def close(self, wait: bool = True) -> None:
-        """Take no more work and drop the queued attempts and retry waits (they
-        run again when the journal is reopened); the running attempts finish and
+        """Take no more work and drop the attempts waiting for a thread or a
+        retry wait (they run again when the journal is reopened); the attempts
+        under way finish and
         report; then the threads end (those of overrunning attempts when they
         return). With ``wait=False`` this winds down in the background."""
         self._closing.set()
