@@ -128,9 +128,9 @@ class Worker:
     def close(self, wait: bool = True) -> None:
         """Take no more work and drop the attempts waiting for a thread or a
         retry wait (they run again when the journal is reopened); the attempts
-        under way finish and
-        report; then the threads end (those of overrunning attempts when they
-        return). With ``wait=False`` this winds down in the background."""
+        under way finish and report; then the threads end (those of overrunning
+        attempts when they return). With ``wait=False`` this winds down in the
+        background."""
         self._closing.set()
         if not wait:
             threading.Thread(target=self._wind_down, daemon=True).start()
