@@ -24,6 +24,12 @@ class Clock(abc.ABC):
     def sleep(self, seconds: float) -> None:
         """Wait between retry attempts."""
 
+    def retry_wait(self, seconds: float) -> float:
+        """Note a wait of ``seconds`` before a step's next attempt; return the
+        real seconds to let pass first. The worker schedules the attempt for
+        then, so no thread sleeps through the wait."""
+        return seconds
+
     @abc.abstractmethod
     def drive(self, timers: TimerService) -> Callable[[], None]:
         """Fire ``timers`` when they fall due, until the returned stop is called."""
@@ -56,7 +62,7 @@ class SystemClock(Clock):
 
 class ManualClock(Clock):
     """Time moves only when a test calls ``advance``, which fires the due timers
-    before it returns. Retry sleeps return at once; ``sleeps`` lists them."""
+    before it returns. Retry waits are over at once; ``sleeps`` lists them."""
 
     def __init__(self, start: datetime | None = None) -> None:
         self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
@@ -74,6 +80,11 @@ class ManualClock(Clock):
     def sleep(self, seconds: float) -> None:
         with self._lock:
             self.sleeps.append(seconds)
+
+    def retry_wait(self, seconds: float) -> float:
+        """Listed in ``sleeps`` like a sleep, and over at once."""
+        self.sleep(seconds)
+        return 0.0
 
     def advance(self, duration: Duration) -> None:
         """Move time forward and fire every timer now due."""

@@ -10,6 +10,7 @@ import attrs
 from aggregates import ErrorInfo
 
 __all__ = [
+    "AttemptFailed",
     "AttemptFailure",
     "CancelRun",
     "ChildDone",
@@ -28,6 +29,18 @@ class AttemptFailure:
     attempt: int
     error: ErrorInfo
     at: datetime
+
+
+@attrs.frozen
+class AttemptFailed:
+    """Attempt ``attempt`` of step ``seq`` failed with ``error`` at ``at``; the
+    worker tries again in ``retry_in`` seconds (as asked of the clock)."""
+
+    seq: int
+    attempt: int
+    error: ErrorInfo
+    at: datetime
+    retry_in: float
 
 
 @attrs.frozen

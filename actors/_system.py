@@ -17,10 +17,10 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Self
 
+import attrs
 import pykka
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Transcoder
@@ -49,12 +49,15 @@ from actors._inbox import OperatorInbox
 from actors._index import UnfinishedRuns
 from actors._logs import install_filters
 from actors._messages import (
+    AttemptFailed,
+    AttemptFailure,
     CancelRun,
     ChildDone,
     DeliverSignal,
     Passivate,
     Query,
     Reply,
+    StepOutcome,
     TimerDue,
     WorkerFailed,
 )
@@ -62,8 +65,8 @@ from actors._metrics import Metrics, SystemStats, journal_of
 from actors._publisher import StatsPublisher
 from actors._ref import RunHandle, RunRef
 from actors._run_actor import RunActor
-from actors._steps import run_step
 from actors._timers import TimerService
+from actors._worker import StepJob, Worker, WorkerError
 from aggregates import (
     ErrorInfo,
     RunFinishedError,
@@ -142,7 +145,6 @@ class ActorSystem:
         self._app = _Runs(env, self.converters)
         self._snapshot_every = snapshot_every
         self._index = UnfinishedRuns(self._app)
-        self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="chronik-step")
         # The runs' actors share these threads, however many runs are active.
         self._dispatcher = Dispatcher(dispatcher_threads, name="chronik-runs")
         self._timers = TimerService(clock.now, self._fire_timer)
@@ -163,6 +165,9 @@ class ActorSystem:
         self.restarts = 0  # how many times a supervisor replaced a run's actor
         install_filters()  # log records name their run (chronik's loggers)
         self._metrics = Metrics(journal_of(self._app.recorder))  # see stats()
+        self._worker = Worker(
+            max_workers, clock=clock, normalise=self.normalise, metrics=self._metrics
+        )
         self._publisher = StatsPublisher(self._metrics.journal, self.stats)
         self._max_run_restarts = max_run_restarts
         self._failure: BaseException | None = None  # escalated to the root
@@ -848,30 +853,20 @@ class ActorSystem:
     ) -> None:
         if self._closing.is_set():
             return  # not recorded: it runs when the journal is reopened
+        failures: list[AttemptFailure] = []
 
-        def attempt() -> None:
-            try:
-                outcome = run_step(
-                    step,
-                    args,
-                    workflow_id,
-                    seq,
-                    clock=self._clock,
-                    normalise=self.normalise,
-                    stopping=self._closing,
-                    metrics=self._metrics,
+        def report(message: AttemptFailed | StepOutcome | WorkerError) -> None:
+            # The actor is told only the outcome, with every failed attempt.
+            if isinstance(message, AttemptFailed):
+                failures.append(
+                    AttemptFailure(message.attempt, message.error, message.at)
                 )
-            except Exception as error:
-                _tell(reply_to, WorkerFailed(seq, error))
-                return
-            if outcome is not None:
-                _tell(reply_to, outcome)
+            elif isinstance(message, StepOutcome):
+                _tell(reply_to, attrs.evolve(message, failures=tuple(failures)))
+            else:
+                _tell(reply_to, WorkerFailed(message.seq, message.error))
 
-        try:
-            self._pool.submit(attempt)
-        except RuntimeError:
-            if not self._closing.is_set():
-                raise
+        self._worker.submit(StepJob(step, args, workflow_id, seq), report)
 
     def _fire_timer(self, workflow_id: str, seq: int) -> None:
         self._tell(workflow_id, TimerDue(seq))
@@ -915,7 +910,7 @@ class ActorSystem:
         self._stop_timers()
         # Running attempts finish and their actors record them; queued ones are
         # dropped and run again when the journal is reopened.
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._worker.close(wait=True)
         with self._route_lock:
             actors = [h.actor for h in self._live.values() if h.actor is not None]
         for future in [actor.stop(block=False) for actor in actors]:
