@@ -45,6 +45,7 @@ from actors._errors import (
     WorkflowCancelled,
 )
 from actors._messages import (
+    AttemptFailed,
     CancelRun,
     ChildDone,
     DeliverSignal,
@@ -56,6 +57,7 @@ from actors._messages import (
 from actors._metrics import Metrics
 from aggregates import (
     CommandKind,
+    CommandRecord,
     ErrorInfo,
     NonDeterminismError,
     RunError,
@@ -66,7 +68,7 @@ from aggregates import (
     WorkflowRun,
 )
 
-__all__ = ["Effects", "InstanceEnv", "Start", "WorkflowInstance"]
+__all__ = ["Effects", "InstanceEnv", "Start", "StepToRun", "WorkflowInstance"]
 
 logger = logging.getLogger("chronik.actors")
 
@@ -92,6 +94,19 @@ class Start:
     """Run the workflow's code from its start, replaying what history holds."""
 
 
+@attrs.frozen
+class StepToRun:
+    """A step for the worker; ``attempts`` failed attempts are recorded already
+    (the last at ``last_failed_at``), so it goes on from attempt attempts + 1."""
+
+    step: ActivityDefinition
+    args: tuple[Any, ...]
+    seq: int
+    attempts: int = 0
+    scheduled_at: datetime | None = None  # None: scheduled by this activation
+    last_failed_at: datetime | None = None
+
+
 @attrs.define
 class Effects:
     """What one activation asks of its host, in this order: commit the run's
@@ -99,7 +114,7 @@ class Effects:
 
     commit: bool = False
     children: list[WorkflowRun] = attrs.Factory(list)  # committed, then started
-    steps: list[tuple[ActivityDefinition, tuple[Any, ...], int]] = attrs.Factory(list)
+    steps: list[StepToRun] = attrs.Factory(list)
     timers: list[tuple[int, datetime]] = attrs.Factory(list)
     watch: list[str] = attrs.Factory(list)  # children whose end to report
     cancels: list[str] = attrs.Factory(list)  # children to cancel
@@ -149,6 +164,7 @@ class WorkflowInstance:
         self._handlers: dict[type, Callable[[Any], Reply | None]] = {
             Start: self._apply_start,
             StepOutcome: self._apply_step_outcome,
+            AttemptFailed: self._apply_attempt_failed,
             TimerDue: self._apply_timer_due,
             DeliverSignal: self._apply_deliver_signal,
             ChildDone: self._apply_child_done,
@@ -238,11 +254,28 @@ class WorkflowInstance:
         return self._env.now()
 
     def submit_step(
-        self, step: ActivityDefinition, args: tuple[Any, ...], seq: int
+        self,
+        step: ActivityDefinition,
+        args: tuple[Any, ...],
+        seq: int,
+        record: CommandRecord | None,
     ) -> None:
-        if not self._read_only:
-            self._in_flight.add(seq)
-            self._effects.steps.append((step, args, seq))
+        if self._read_only:
+            return
+        self._in_flight.add(seq)
+        if record is None:
+            self._effects.steps.append(StepToRun(step, args, seq))
+        else:
+            self._effects.steps.append(
+                StepToRun(
+                    step,
+                    args,
+                    seq,
+                    record.attempts,
+                    record.issued_at,
+                    record.last_failed_at,
+                )
+            )
 
     def add_timer(self, seq: int, fire_at: datetime) -> None:
         if not self._read_only:
@@ -301,6 +334,19 @@ class WorkflowInstance:
             extra = {"seq": seq, "attempt": attempt}
             logger.debug("step %s %s", run.command_at(seq).name, how, extra=extra)
         self._progress()
+
+    def _apply_attempt_failed(self, failed: AttemptFailed) -> None:
+        """Record a failed attempt that will be retried, durably, at once: the
+        attempt count, backoff and budget then survive a crash."""
+        run, seq = self._run, failed.seq
+        if run.is_finished or not run.is_open(seq):
+            return  # the run ended while the step ran (it was cancelled)
+        if failed.attempt <= run.attempts_at(seq):
+            return  # recorded already (an attempt of an earlier activation)
+        run.fail_step(
+            seq, failed.error, attempt=failed.attempt, final=False, at=failed.at
+        )
+        self._settle()
 
     def _apply_timer_due(self, message: TimerDue) -> None:
         seq, run = message.seq, self._run

@@ -29,7 +29,7 @@ class CallStep(Command):
         if record is None:
             run.schedule_step(seq, step.name, self.args, at=driver.now())
         if record is None or record.is_open:
-            driver.submit_step(step, self.args, seq)
+            driver.submit_step(step, self.args, seq, record)
         return (seq,)
 
     def answer_failed(self, driver: Driver, seq: int) -> Answer:
