@@ -243,6 +243,13 @@ async def awaits_later(ctx: WorkflowContext) -> list[Any]:
 
 
 @workflow
+async def holds_a_receive(ctx: WorkflowContext) -> str:
+    ctx.receive("approval")  # held when the cancel comes: abandoned, not forgotten
+    await ctx.sleep(3600.0)
+    return "slept"
+
+
+@workflow
 async def hundred_steps(ctx: WorkflowContext) -> int:
     for _ in range(100):
         await ctx.call(noop)

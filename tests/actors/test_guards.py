@@ -24,6 +24,7 @@ from actors import (
     NondeterministicCallError,
     Replayer,
     ReplayStatus,
+    RunCancelledError,
     UnawaitedCommandError,
     UnknownWorkflowError,
     WorkflowContext,
@@ -37,6 +38,7 @@ from actors._instance import WorkflowInstance
 from aggregates import ErrorInfo
 from tests.actors import _guard_workflows as flows
 from tests.cli.conftest import chronik
+from tests.replay._support import wait_for as wait_until
 
 FLOWS_FILE = flows.__file__
 
@@ -273,6 +275,16 @@ def test_a_command_never_awaited_before_the_code_raised_fails_with_both(
 def test_commands_made_first_and_awaited_later_are_fine(system: ActorSystem) -> None:
     result = system.spawn(flows.awaits_later, id="later").result(timeout=10)
     assert result == [3, [4, None]]
+
+
+def test_a_command_held_unawaited_when_the_run_is_cancelled_leaves_it_cancelled(
+    system: ActorSystem,
+) -> None:
+    ref = system.spawn(flows.holds_a_receive, id="held")
+    wait_until(lambda: system.history("held").next_seq == 2)  # asleep
+    ref.cancel("no longer needed")
+    with pytest.raises(RunCancelledError):
+        ref.result(timeout=10)
 
 
 def test_the_error_pickles_with_its_fields() -> None:
