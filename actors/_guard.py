@@ -24,6 +24,7 @@ import _thread
 import asyncio
 import datetime
 import functools
+import gc
 import logging
 import os
 import random
@@ -191,6 +192,7 @@ _EXEMPT = frozenset(
         "warnings",
         "importlib",
         "zipimport",
+        "weakref",
     }
 )
 # Modules that wrap a forbidden call: the error names the call the workflow
@@ -299,12 +301,16 @@ class Guard:
     def _hit(self, frame: FrameType, rule: _Rule, caller: FrameType | None) -> None:
         name, where = rule.name, caller
         # Walk out to the coroutine's frame: the call the workflow made, and
-        # whether chronik, logging or an import made it on its behalf.
+        # whether chronik, logging or an import made it on its behalf, or a
+        # callback the interpreter ran in passing (garbage collection).
+        interrupts = _interrupt_codes()
         current: FrameType | None = caller
         while current is not None:
             module = str(current.f_globals.get("__name__", ""))
             root = module.partition(".")[0]
-            if root in _EXEMPT:
+            if root in _EXEMPT or current.f_code in interrupts:
+                return
+            if current.f_code.co_name == "__del__":
                 return
             if root in _WRAPPERS and current is not self._top:
                 name, where = _call_name(module, current.f_code), current.f_back
@@ -333,6 +339,18 @@ class Guard:
         if self.error is None:
             self.error = error
         raise error
+
+
+def _interrupt_codes() -> set[Any]:
+    """The code of what the interpreter calls between any two instructions of
+    the workflow's code, not because the code called it: gc callbacks (a
+    profiler's clock), besides finalisers (``__del__``, ``weakref``)."""
+    codes = set()
+    for callback in gc.callbacks:
+        code = getattr(getattr(callback, "__func__", callback), "__code__", None)
+        if code is not None:
+            codes.add(code)
+    return codes
 
 
 def _call_name(module: str, code: Any) -> str:

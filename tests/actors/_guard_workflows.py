@@ -7,6 +7,7 @@ import _thread
 import asyncio
 import contextlib
 import datetime
+import gc
 import logging
 import os
 import random
@@ -198,6 +199,18 @@ async def logs_and_prints(ctx: WorkflowContext) -> str:
         logger.exception("an exception from workflow code")
     print("printed from workflow code")
     return "logged"
+
+
+class _Timed:
+    def __del__(self) -> None:
+        time.time()  # a finaliser the interpreter runs in passing
+
+
+@workflow
+async def collects_garbage(ctx: WorkflowContext) -> str:
+    _Timed()  # dropped at once: its __del__ runs inside the workflow's code
+    gc.collect()  # runs the gc callbacks (a profiler's clock) inside it too
+    return "collected"
 
 
 @workflow

@@ -4,6 +4,7 @@ code runs (live and on replay); ``@workflow(guard=, allow=)`` lets them through.
 
 from __future__ import annotations
 
+import gc
 import logging
 import pickle
 import random
@@ -156,6 +157,23 @@ def test_logging_a_traceback_and_printing_in_workflow_code_keep_working(
     assert "an exception from workflow code" in messages
     assert "shown with its traceback" in caplog.text
     assert "printed from workflow code" in capsys.readouterr().out
+
+
+def test_gc_callbacks_and_finalisers_that_read_the_clock_inside_workflow_code_are_fine(
+    system: ActorSystem,
+) -> None:
+    ticks: list[float] = []
+
+    def timed_gc(phase: str, info: dict[str, int]) -> None:
+        ticks.append(time.perf_counter())
+
+    gc.callbacks.append(timed_gc)
+    try:
+        ref = system.spawn(flows.collects_garbage, id="gc")
+        assert ref.result(timeout=10) == "collected"
+    finally:
+        gc.callbacks.remove(timed_gc)
+    assert ticks
 
 
 def test_a_profile_function_set_before_is_called_meanwhile_and_put_back() -> None:
