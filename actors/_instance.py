@@ -27,6 +27,7 @@ import attrs
 from actors._commands import (
     Answer,
     Command,
+    Gather,
     Patched,
     RecordedValue,
     Request,
@@ -41,9 +42,11 @@ from actors._errors import (
     QueryError,
     RunConflictError,
     RunEnd,
+    UnawaitedCommandError,
     UnknownQueryError,
     WorkflowCancelled,
 )
+from actors._guard import Guard
 from actors._messages import (
     AttemptFailed,
     CancelRun,
@@ -155,6 +158,10 @@ class WorkflowInstance:
         self._seq = 0
         self._thread: threading.Thread | None = None  # running the code, if any
         self._nondeterminism: NonDeterminismError | None = None
+        self._guard = Guard(run.id, definition.guard, definition.allow)
+        # Invariant: the requests the code made and has not awaited yet, in the
+        # order it made them, with where it made them.
+        self._unawaited: dict[int, tuple[Request, str]] = {}
         self._in_flight: set[int] = set()  # steps handed (or to hand) to the worker
         self._wait: _Wait | None = None  # None while the coroutine runs or ended
         self._cancel_thrown = False
@@ -240,6 +247,15 @@ class WorkflowInstance:
 
     def set_query(self, name: str, handler: Callable[..., Any]) -> None:
         self._queries[name] = handler
+
+    def track(self, request: Request, location: str) -> None:
+        if isinstance(request, Gather):  # its leaves are awaited with it
+            for leaf in request.requests:
+                self._unawaited.pop(id(leaf), None)
+        self._unawaited[id(request)] = (request, location)
+
+    def untrack(self, request: Request) -> None:
+        self._unawaited.pop(id(request), None)
 
     # -- the driver the commands talk to (see actors._commands.Driver) ---------------
 
@@ -432,12 +448,14 @@ class WorkflowInstance:
 
     def _resume(self, answer: Answer | None) -> None:
         while self._coroutine is not None and answer is not None:
+            coroutine, guard = self._coroutine, self._guard
+            guarded = guard.enter(getattr(coroutine, "cr_frame", None))
             try:
                 self._thread = threading.current_thread()
                 if answer.error is not None:
-                    request = self._coroutine.throw(answer.error)
+                    request = coroutine.throw(answer.error)
                 else:
-                    request = self._coroutine.send(answer.value)
+                    request = coroutine.send(answer.value)
             except StopIteration as stop:
                 self._end(result=stop.value)
                 return
@@ -445,9 +463,12 @@ class WorkflowInstance:
                 self._end(error=error)
                 return
             finally:
+                if guarded:
+                    guard.exit()
                 self._thread = None
-            if self._nondeterminism is not None:
-                self._end(error=self._nondeterminism)
+            fatal = self._nondeterminism or guard.error
+            if fatal is not None:  # even if the code caught it
+                self._end(error=fatal)
                 return
             try:
                 answer = self._await(request)
@@ -465,6 +486,7 @@ class WorkflowInstance:
             isinstance(request, Command) and not request.awaitable
         ):
             return Answer(error=_not_a_command(self.workflow_id, request))
+        self._unawaited.pop(id(request), None)
         try:
             wait = _Wait(request, request.issue(self))
         except RunConflictError as error:
@@ -479,6 +501,8 @@ class WorkflowInstance:
 
     def _throw_cancel(self, wait: _Wait) -> Answer:
         self._cancel_thrown = True
+        # What the code holds unawaited now, cancelling abandons: not a mistake.
+        self._unawaited.clear()
         for seq in wait.seqs:  # children the cancelled await was waiting on
             record = self._run.command_at(seq)
             command_of_kind(record.kind).on_cancel(self, record)
@@ -495,6 +519,8 @@ class WorkflowInstance:
         now = self._env.now()
         if self._nondeterminism is not None:  # even if the code caught it
             error = self._nondeterminism
+        elif self._guard.error is not None:
+            error = self._guard.error
         elif (
             not isinstance(error, NonDeterminismError)
             and self._seq + 1 < self._run.next_seq  # history goes on past the end
@@ -508,6 +534,8 @@ class WorkflowInstance:
             error = NonDeterministicEndError(
                 self.workflow_id, self._seq + 1, recorded, ended
             )
+        elif self._unawaited:
+            error = self._unawaited_error(error)
         if error is None:
             try:
                 self._env.check_encodable(result)
@@ -520,6 +548,15 @@ class WorkflowInstance:
         else:
             self._run.fail(ErrorInfo.from_exception(error), at=now)
             self.failure = error
+
+    def _unawaited_error(self, raised: BaseException | None) -> UnawaitedCommandError:
+        request, location = next(iter(self._unawaited.values()))
+        what = None if raised is None else f"{type(raised).__name__}: {raised}"
+        error = UnawaitedCommandError(
+            self.workflow_id, request.describe(), location, what
+        )
+        error.__cause__ = raised
+        return error
 
     def _settle(self) -> None:
         """Fill in what the host must commit, and how the run stands now."""

@@ -86,6 +86,10 @@ class Request:
     def __await__(self) -> Generator[Request, Any, Any]:
         return (yield self)
 
+    def describe(self) -> str:
+        """The call that made it, as the code wrote it: ``ctx.sleep(60.0)``."""
+        return type(self).__name__
+
     def issue(self, driver: Driver) -> tuple[int, ...]:
         """Record the command (or check it against history): its seqs."""
         raise NotImplementedError

@@ -22,6 +22,9 @@ class CallStep(Command):
     args: tuple[Any, ...]
     best_effort: bool = False
 
+    def describe(self) -> str:
+        return f"ctx.call({self.step.name})"
+
     def issue(self, driver: Driver) -> tuple[int, ...]:
         seq = driver.take_seq()
         run, step = driver.run, self.step
