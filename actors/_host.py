@@ -23,11 +23,13 @@ from actors._clock import Clock
 from actors._definitions import WorkflowDefinition
 from actors._instance import Effects, InstanceEnv, StepToRun
 from actors._messages import AttemptFailed, CancelRun, StepOutcome, WorkerFailed
+from actors._pool import on_pool_thread
 from actors._ref import RunHandle
 from actors._timers import TimerService
 from actors._worker import StepJob, Worker, WorkerError
 from aggregates import RunSnapshot, WorkflowRun
 from journal import MsgpackTranscoder
+from supervision import inline_turns
 
 if TYPE_CHECKING:
     from actors._router import Router
@@ -160,6 +162,11 @@ class SystemHost:
         def report(message: AttemptFailed | StepOutcome | WorkerError) -> None:
             if isinstance(message, WorkerError):
                 _tell(reply_to, WorkerFailed(message.seq, message.error))
+            elif on_pool_thread():
+                # The step is done with its thread: the run's actor handles its
+                # outcome here, if idle, with no hand-off to a dispatcher thread.
+                with inline_turns():
+                    _tell(reply_to, message)
             else:
                 _tell(reply_to, message)
 

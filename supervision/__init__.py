@@ -19,7 +19,7 @@ made to report their failures by ``supervised``::
 
 from supervision._actor import SupervisedActor, supervised
 from supervision._clock import Cancel, Clock, ManualClock, SystemClock
-from supervision._dispatch import DispatchedActor, Dispatcher
+from supervision._dispatch import DispatchedActor, Dispatcher, inline_turns
 from supervision._errors import (
     ActorCrashedError,
     ChildStartError,
@@ -66,6 +66,7 @@ __all__ = [
     "UnknownChildError",
     "UnknownMessageError",
     "UnsupervisedActorError",
+    "inline_turns",
     "start_supervisor",
     "supervised",
 ]

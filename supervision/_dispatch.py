@@ -27,11 +27,39 @@ from pykka._envelope import Envelope
 
 from supervision._actor import SupervisedActor
 
-__all__ = ["DispatchedActor", "Dispatcher"]
+__all__ = ["DispatchedActor", "Dispatcher", "inline_turns"]
 
 logger = logging.getLogger("chronik.supervision")
 
 _numbers = itertools.count(1)
+
+
+class _Inline(threading.local):
+    """Whether this thread may run an actor's turn itself, and whether it is."""
+
+    allowed = False
+    running = False
+
+
+_inline = _Inline()
+
+
+class inline_turns:
+    """On this thread, a message that schedules an idle actor runs the actor's
+    turn here and now, instead of handing it to a dispatcher thread.
+
+    For threads whose work ends in telling an actor (a step's worker thread
+    after the step returned): the hand-off to another thread, and its wake-up,
+    is saved. An actor is still never run by two threads at once, and a turn
+    never runs inside another (the second is scheduled as usual).
+    """
+
+    def __enter__(self) -> None:
+        self._before = _inline.allowed
+        _inline.allowed = True
+
+    def __exit__(self, *exc: object) -> None:
+        _inline.allowed = self._before
 
 
 class Dispatcher:
@@ -119,6 +147,13 @@ class _Mailbox:
                 self._scheduled = True
         if self._closed:
             _answer_dead(self._actor, envelope)
+            return
+        if _inline.allowed and not _inline.running:
+            _inline.running = True
+            try:
+                self._actor._dispatch_turn()
+            finally:
+                _inline.running = False
             return
         self._actor._dispatcher.schedule(self._actor)
 
