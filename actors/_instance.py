@@ -168,16 +168,6 @@ class WorkflowInstance:
         self._queries: dict[str, Callable[..., Any]] = {}
         self.failure: BaseException | None = None  # why the run failed, if it did
         self._effects = Effects()
-        self._handlers: dict[type, Callable[[Any], Reply | None]] = {
-            Start: self._apply_start,
-            StepOutcome: self._apply_step_outcome,
-            AttemptFailed: self._apply_attempt_failed,
-            TimerDue: self._apply_timer_due,
-            DeliverSignal: self._apply_deliver_signal,
-            ChildDone: self._apply_child_done,
-            CancelRun: self._apply_cancel_run,
-            Query: self._apply_query,
-        }
 
     @property
     def run(self) -> WorkflowRun:
@@ -203,14 +193,14 @@ class WorkflowInstance:
     def activate(self, message: object) -> Effects:
         """Apply ``message``; what the host must do about it. An exception is an
         engine fault: what the message caused is then not to be committed."""
-        handler = self._handlers.get(type(message))
-        if handler is None:
+        name = _HANDLERS.get(type(message))
+        if name is None:
             raise TypeError(
                 f"workflow run {self.workflow_id!r} got a message of unknown "
                 f"type {type(message).__qualname__}"
             )
         self._effects = effects = Effects()
-        effects.reply = handler(message)
+        effects.reply = getattr(self, name)(message)
         return effects
 
     def close(self) -> None:
@@ -574,6 +564,19 @@ class WorkflowInstance:
             not isinstance(event, StepScheduled) or event.seq not in self._in_flight
             for event in self._run.pending_events
         )
+
+
+_HANDLERS: dict[type, str] = {
+    Start: "_apply_start",
+    StepOutcome: "_apply_step_outcome",
+    AttemptFailed: "_apply_attempt_failed",
+    TimerDue: "_apply_timer_due",
+    DeliverSignal: "_apply_deliver_signal",
+    ChildDone: "_apply_child_done",
+    CancelRun: "_apply_cancel_run",
+    Query: "_apply_query",
+}
+"""The method that applies each kind of message (one table, not one per run)."""
 
 
 def _not_a_command(workflow_id: str, request: object) -> TypeError:

@@ -32,6 +32,7 @@ from supervision._errors import (
     UnknownMessageError,
     UnsupervisedActorError,
 )
+from supervision._flag import LazyEvent
 from supervision._info import ChildInfo, ChildStatus, SupervisorInfo
 from supervision._refs import SupervisedRef, SupervisorRef, start_supervisor
 from supervision._spec import Backoff, ChildSpec, Restart, Strategy, SupervisorFlags
@@ -50,6 +51,7 @@ __all__ = [
     "DispatchedActor",
     "Dispatcher",
     "DuplicateChildError",
+    "LazyEvent",
     "ManualClock",
     "Restart",
     "RestartIntensityError",

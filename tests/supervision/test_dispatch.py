@@ -224,3 +224,18 @@ class Relay(DispatchedActor):
         if message != "ready":
             self._target.tell(message)
         return None
+
+
+def test_dispatched_actors_are_counted_by_their_dispatcher_not_in_pykkas_registry(
+    dispatcher: Dispatcher,
+) -> None:
+    refs = [Recorder.start(dispatcher) for _ in range(50)]
+    refs[-1].ask("get", timeout=TIMEOUT)
+    assert dispatcher.actors == 50
+    assert not set(refs) & set(pykka.ActorRegistry.get_all())
+    for ref in refs:
+        ref.stop(timeout=TIMEOUT)
+    deadline = time.monotonic() + TIMEOUT
+    while dispatcher.actors and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert dispatcher.actors == 0

@@ -1,4 +1,8 @@
-"""Workflows that are not deterministic: they read state outside ctx."""
+"""Workflows that are not deterministic: they read state outside ctx.
+
+Those that call the clock, ``random`` or ``uuid`` turn the determinism guard off
+(``guard="off"``), which would otherwise fail them at the call: the crash tester
+must catch what the guard is told not to, or cannot, see."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ CALLS = [0]  # a module-level counter that no reset puts back
 SEEN: dict[str, int] = {}  # a dict mutated by every run
 
 
-@workflow(name="tests.testing.coin_flip")
+@workflow(name="tests.testing.coin_flip", guard="off")
 async def coin_flip(ctx: WorkflowContext, order: str) -> str:
     """Which step runs depends on ``random.random()``."""
     await ctx.call(reserve, order)
@@ -25,14 +29,14 @@ async def coin_flip(ctx: WorkflowContext, order: str) -> str:
     return "slept"
 
 
-@workflow(name="tests.testing.stamped")
+@workflow(name="tests.testing.stamped", guard="off")
 async def stamped(ctx: WorkflowContext, order: str) -> dict[str, Any]:
     """Records ``time.time()`` in its result."""
     reservation = await ctx.call(reserve, order)
     return {"reservation": reservation, "at": time.time()}
 
 
-@workflow(name="tests.testing.fresh_ids")
+@workflow(name="tests.testing.fresh_ids", guard="off")
 async def fresh_ids(ctx: WorkflowContext) -> str:
     """Passes ``uuid.uuid4()`` to a step, which echoes it."""
     reservation: str = await ctx.call(reserve, str(uuid.uuid4()))
