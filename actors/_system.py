@@ -11,7 +11,6 @@ runs' actors share), under one supervision tree.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import os
 import threading
@@ -29,10 +28,8 @@ from actors._definitions import (
     resolve_workflow,
 )
 from actors._errors import (
-    DuplicateActorError,
     SystemClosedError,
     SystemFailedError,
-    UnknownActorError,
     UnknownRunError,
 )
 from actors._host import SystemHost
@@ -44,6 +41,7 @@ from actors._messages import (
     TimerDue,
 )
 from actors._metrics import Metrics, SystemStats, journal_of
+from actors._named import NamedActors
 from actors._publisher import StatsPublisher
 from actors._ref import RunHandle, RunRef
 from actors._router import Router
@@ -54,16 +52,10 @@ from aggregates import (
 )
 from journal import ConverterLike, JournalConfigError, MsgpackTranscoder
 from supervision import (
-    Backoff,
-    ChildSpec,
     Dispatcher,
-    DuplicateChildError,
-    Restart,
     Strategy,
-    SupervisedRef,
     Supervisor,
     SupervisorFlags,
-    SupervisorInfo,
     start_supervisor,
 )
 
@@ -99,7 +91,7 @@ class _Runs(Application[str]):
         return transcoder
 
 
-class ActorSystem:
+class ActorSystem(NamedActors):
     """Open with ``ActorSystem.open(path)``; every unfinished run resumes by replay.
 
     The facade users touch: it owns the journal, and its parts do the work: the
@@ -142,10 +134,6 @@ class ActorSystem:
         self._publisher = StatsPublisher(self._metrics.journal, self.stats)
         self._failure: BaseException | None = None  # escalated to the root
         self._stopped = threading.Event()  # closed, by close() or a failure
-        self._names: dict[str, tuple[str, ...]] = {}  # actor name -> tree path
-        self._names_lock = threading.Lock()
-        self._waiting: dict[str, ChildSpec] = {}  # services not started yet
-        self._actor_numbers = itertools.count(1)
         self._supervisor = start_supervisor(
             [
                 Supervisor.child_spec("runs", (), RUNS_FLAGS),
@@ -159,6 +147,7 @@ class ActorSystem:
             on_escalate=self._escalated,
         )
         self._supervisor.wait_quiet()
+        NamedActors.__init__(self)
         self._router = Router(
             self._app,
             self._supervisor.supervisor("runs"),
@@ -403,124 +392,6 @@ class ActorSystem:
 
     def _ref(self, handle: RunHandle) -> RunRef:
         return RunRef(handle, self)
-
-    # -- plain actors and services ------------------------------------------------
-
-    def service(
-        self,
-        name: str,
-        actor_class: type[pykka.ThreadingActor],
-        *args: Any,
-        auto_start: bool = True,
-        restart: Restart = Restart.PERMANENT,
-        max_restarts: int = 3,
-        period: float = 5.0,
-        backoff: Backoff | None = None,
-        shutdown: float | None = 5.0,
-        **kwargs: Any,
-    ) -> SupervisedRef:
-        """Keep ``actor_class(*args, **kwargs)`` alive under the system, by name.
-
-        It gets a supervisor of its own: restarted by ``restart`` at most
-        ``max_restarts`` times in ``period`` seconds (after ``backoff`` pauses),
-        past which the failure escalates and stops the system
-        (``SystemFailedError``). The ref stays valid across restarts; with
-        ``auto_start=False`` the service starts at ``start_service(name)``.
-        """
-        self._check_open()
-        actor = ChildSpec.for_actor(
-            name,
-            actor_class,
-            args=args,
-            kwargs=kwargs,
-            restart=restart,
-            shutdown=shutdown,
-        )
-        flags = SupervisorFlags(
-            max_restarts=max_restarts, period=period, backoff=backoff
-        )
-        spec = Supervisor.child_spec(name, (actor,), flags)
-        ref = self._claim_name(name, ("services", name, name))
-        if auto_start:
-            self._start_named(name, "services", spec)
-        else:
-            self._waiting[name] = spec
-        return ref
-
-    def start_service(self, name: str) -> SupervisedRef:
-        """Start the service ``name`` registered with ``auto_start=False``."""
-        self._check_open()
-        spec = self._waiting.pop(name, None)
-        if spec is None:
-            raise UnknownActorError(name, tuple(sorted(self._names)))
-        self._start_named(name, "services", spec)
-        return self.actor(name)
-
-    def spawn_actor(
-        self,
-        actor_class: type[pykka.ThreadingActor],
-        *args: Any,
-        name: str | None = None,
-        restart: Restart = Restart.TRANSIENT,
-        shutdown: float | None = 5.0,
-        **kwargs: Any,
-    ) -> SupervisedRef:
-        """Start a plain (not durable) actor under the system's ``actors``
-        supervisor, restarted by ``restart``; reachable by ``name``."""
-        self._check_open()
-        if name is None:
-            name = f"{actor_class.__name__}-{next(self._actor_numbers)}"
-        spec = ChildSpec.for_actor(
-            name,
-            actor_class,
-            args=args,
-            kwargs=kwargs,
-            restart=restart,
-            shutdown=shutdown,
-        )
-        ref = self._claim_name(name, ("actors", name))
-        self._start_named(name, "actors", spec)
-        return ref
-
-    def actor(self, name: str) -> SupervisedRef:
-        """The service or plain actor ``name``: a ref valid across restarts."""
-        self._check_open()
-        path = self._names.get(name)
-        if path is None:
-            raise UnknownActorError(name, tuple(sorted(self._names)))
-        return self._supervisor.child(*path)
-
-    def tree(self) -> SupervisorInfo:
-        """The live supervision tree: runs, plain actors and services, with
-        restart counts and last failures, as frozen data."""
-        return self._supervisor.tree()
-
-    def format_tree(self) -> str:
-        return self._supervisor.format_tree()
-
-    def _claim_name(self, name: str, path: tuple[str, ...]) -> SupervisedRef:
-        """Reserve ``name`` for the child at ``path``. A name taken under the
-        same supervisor is that supervisor's to refuse (a plain actor that has
-        exited for good has left it, and its name is free again)."""
-        if not isinstance(name, str) or not name or "/" in name:
-            msg = f"an actor name is a non-empty str without '/', not {name!r}"
-            raise ValueError(msg)
-        with self._names_lock:
-            taken = self._names.get(name)
-            if taken is not None and (taken[0] != path[0] or name in self._waiting):
-                raise DuplicateActorError(name)
-            self._names[name] = path
-        return self._supervisor.child(*path)
-
-    def _start_named(self, name: str, under: str, spec: ChildSpec) -> None:
-        try:
-            self._supervisor.supervisor(under).start_child(spec)
-        except DuplicateChildError:
-            raise DuplicateActorError(name) from None  # it keeps its name
-        except BaseException:
-            with self._names_lock:
-                del self._names[name]
-            raise
 
     def _fire_timer(self, workflow_id: str, seq: int) -> None:
         self._router.tell(workflow_id, TimerDue(seq))
