@@ -636,7 +636,11 @@ class Results:
     reopened: dict[str, Any] | None
 
 
-def run(root: Path, scale: Scale, peers: Peers | None) -> Results:
+def run(
+    root: Path, scale: Scale, peers: Peers | None, built: Path | None = None
+) -> Results:
+    """``built``: a journal of ``scale.reopen_runs`` waiting runs built beforehand
+    (``--build-reopen``), copied here and reopened; else built here."""
     seq = sequential(root, scale)
     rounds = [concurrent(root / f"concurrent-{i}", scale) for i in range(scale.rounds)]
     batch = [
@@ -653,11 +657,18 @@ def run(root: Path, scale: Scale, peers: Peers | None) -> Results:
         active = scale_child("active", root / "active", scale.active_runs)
     reopened = None
     if scale.reopen_runs:
-        built = scale_child("build", root / "reopen", scale.reopen_runs)
+        if built is None:
+            building = scale_child("build", root / "reopen", scale.reopen_runs)
+        else:
+            shutil.copytree(built, root / "reopen")
+            building = {"built_beforehand": str(built)}
         reopened = (
-            built
-            if "error" in built
-            else {**built, **scale_child("reopen", root / "reopen", scale.reopen_runs)}
+            building
+            if "error" in building
+            else {
+                **building,
+                **scale_child("reopen", root / "reopen", scale.reopen_runs),
+            }
         )
     results = Results([], seq, rounds, batch, sig, recovered, async_s, active, reopened)
     return attrs.evolve(results, rows=rows(results, scale, peers))
@@ -981,6 +992,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         " (minutes)",
     )
     parser.add_argument(
+        "--build-reopen",
+        type=Path,
+        metavar="DIR",
+        help="only build a journal of --reopen-runs (default 100,000) waiting runs "
+        "in DIR, for --reopen-journal, and exit",
+    )
+    parser.add_argument(
+        "--reopen-journal",
+        type=Path,
+        metavar="DIR",
+        help="reopen a copy of this journal (built by --build-reopen with the same "
+        "code and --reopen-runs) instead of building one in the run",
+    )
+    parser.add_argument(
         "--peers",
         type=Path,
         help="a directory of the peer harness's results ($RESULTS_BASE: runN/"
@@ -1020,11 +1045,17 @@ def scale_from(args: argparse.Namespace) -> Scale:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     scale = scale_from(args)
+    if args.build_reopen is not None:
+        runs = scale.reopen_runs or BIG["reopen_runs"]
+        print(json.dumps(scale_child("build", args.build_reopen, runs)))
+        return 0
+    if args.reopen_journal is not None and not scale.reopen_runs:
+        scale = attrs.evolve(scale, reopen_runs=BIG["reopen_runs"])
     peers = None if args.peers is None else read_peers(args.peers)
     root = Path(tempfile.mkdtemp(prefix=".bench-workflows-", dir=args.tmp_dir))
     try:
         print("\n".join(machine_info(root)), end="\n\n", flush=True)
-        results = run(root, scale, peers)
+        results = run(root, scale, peers, args.reopen_journal)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print("\n".join(table(results.rows)))
