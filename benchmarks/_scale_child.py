@@ -5,8 +5,8 @@ RSS and threads are its own.
         opens with idle_timeout=None, starts RUNS runs that each wait on a signal,
         and once every one waits prints one JSON line: threads and RSS.
     python -m benchmarks._scale_child build JOURNAL RUNS
-        starts RUNS runs that each wait on a signal (they passivate as they
-        idle), closes, and prints the seconds it took.
+        starts RUNS runs that each wait on a signal and, once all wait, prints
+        the seconds it took and exits without closing.
     python -m benchmarks._scale_child reopen JOURNAL RUNS
         opens the journal built by ``build`` and prints the open's seconds, RSS
         and threads right after it and 2 s later.
@@ -63,10 +63,10 @@ def run_id(index: int) -> str:
     return f"waiting-{index:06d}"
 
 
-def start_waiting(system: ActorSystem, runs: int) -> None:
+def start_waiting(system: ActorSystem, runs: int, offset: int = 0) -> None:
     many = getattr(system, "spawn_many", None)
-    for first in range(0, runs, _CHUNK):
-        ids = [run_id(i) for i in range(first, min(first + _CHUNK, runs))]
+    for first in range(offset, offset + runs, _CHUNK):
+        ids = [run_id(i) for i in range(first, min(first + _CHUNK, offset + runs))]
         if many is not None:
             many(wait_for_go, [(i, []) for i in ids])
         else:
@@ -89,12 +89,23 @@ def active(journal: str, runs: int) -> None:
 
 
 def build(journal: str, runs: int) -> None:
+    """Once every run waits the process exits without closing, as a crash would:
+    each commit is durable already. With a dispatcher every run stays resident
+    (passivating or closing 100,000 actors costs more than starting them: pykka's
+    registry removes each from a list); code with a thread per run (no
+    ``dispatcher_threads``) passivates each chunk before the next, to stay under
+    the thread limit."""
     began = time.perf_counter()
-    system = open_system(journal, idle_timeout=1.0)
-    start_waiting(system, runs)
-    wait_until_waiting(journal, [run_id(i) for i in range(runs)], limit=3600.0)
-    system.close()
+    threaded = option_default("dispatcher_threads") is None
+    system = open_system(journal, idle_timeout=0.5 if threaded else None)
+    for first in range(0, runs, _CHUNK):
+        count = min(_CHUNK, runs - first)
+        start_waiting(system, count, first)
+        wait_until_waiting(journal, [run_id(first + i) for i in range(count)])
+        while threaded and system.live_runs > _CHUNK:
+            time.sleep(0.1)
     print(json.dumps({"build_s": time.perf_counter() - began}), flush=True)
+    os._exit(0)
 
 
 def reopen(journal: str, runs: int) -> None:
