@@ -10,10 +10,12 @@ from history or runs it live.
 from __future__ import annotations
 
 import random
+import sys
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol
+from types import FrameType
+from typing import Any, Protocol, TypeVar
 
 from actors._commands import (
     CallStep,
@@ -30,6 +32,7 @@ from actors._definitions import (
     resolve_workflow,
 )
 from actors._duration import Duration, to_seconds
+from actors._guard import unguarded
 from aggregates import ValueKind
 
 __all__ = [
@@ -59,10 +62,19 @@ class WorkflowRuntime(Protocol):
     def record_value(self, kind: ValueKind, make: Callable[[], Any]) -> Any:
         """The recorded value at the next seq, or ``make()`` recorded there."""
 
+    @unguarded
     def patched(self, patch_id: str) -> bool:
         """Whether this run takes the new code path of ``patch_id``."""
 
+    @unguarded
     def set_query(self, name: str, handler: Callable[..., Any]) -> None: ...
+
+    def track(self, request: Request, location: str) -> None:
+        """``request`` was made at ``location``: the code must await it (or
+        pass it to a gather it awaits) before it ends."""
+
+    def untrack(self, request: Request) -> None:
+        """``request`` may stay unawaited (a saga's compensation)."""
 
 
 Leaf = CallStep | Sleep | Receive | SpawnChild
@@ -79,6 +91,7 @@ class WorkflowContext:
     def workflow_id(self) -> str:
         return self._runtime.workflow_id
 
+    @unguarded
     def call(
         self, step: Callable[..., Any], *args: Any, best_effort: bool = False
     ) -> CallStep:
@@ -90,21 +103,24 @@ class WorkflowContext:
         self._runtime.check_inside("ctx.call()")
         definition = as_activity(step)
         self._runtime.check_encodable(list(args))
-        return CallStep(definition, args, bool(best_effort))
+        return self._track(CallStep(definition, args, bool(best_effort)))
 
+    @unguarded
     def sleep(self, duration: Duration) -> Sleep:
         """A durable timer: ``await ctx.sleep("24h")``."""
         self._runtime.check_inside("ctx.sleep()")
-        return Sleep(to_seconds(duration))
+        return self._track(Sleep(to_seconds(duration)))
 
+    @unguarded
     def sleep_until(self, when: datetime) -> Sleep:
         """A durable timer to a time (timezone-aware); a past time fires at once."""
         self._runtime.check_inside("ctx.sleep_until()")
         if not isinstance(when, datetime) or when.utcoffset() is None:
             msg = f"ctx.sleep_until({when!r}) needs a timezone-aware datetime"
             raise TypeError(msg)
-        return Sleep(until=when)
+        return self._track(Sleep(until=when))
 
+    @unguarded
     def receive(self, topic: str, timeout: Duration | None = None) -> Receive:
         """The next signal on ``topic``, in the order signals were acknowledged.
 
@@ -114,8 +130,10 @@ class WorkflowContext:
         if not isinstance(topic, str) or not topic:
             msg = f"ctx.receive topic {topic!r} must be a non-empty str"
             raise TypeError(msg)
-        return Receive(topic, None if timeout is None else to_seconds(timeout))
+        seconds = None if timeout is None else to_seconds(timeout)
+        return self._track(Receive(topic, seconds))
 
+    @unguarded
     def spawn(
         self,
         workflow: WorkflowDefinition | str,
@@ -141,8 +159,9 @@ class WorkflowContext:
             msg = f"ctx.spawn id {id!r} must be a non-empty str"
             raise TypeError(msg)
         self._runtime.check_encodable(list(args))
-        return SpawnChild(definition, args, id, bool(detached))
+        return self._track(SpawnChild(definition, args, id, bool(detached)))
 
+    @unguarded
     def gather(self, *requests: Request, return_exceptions: bool = False) -> Gather:
         """Await steps, timers, receives and children together.
 
@@ -158,7 +177,8 @@ class WorkflowContext:
                 f"requests (not awaited yet), not {wrong[0]!r}"
             )
             raise TypeError(msg)
-        return Gather(tuple(requests), bool(return_exceptions))  # type: ignore[arg-type]
+        gather = Gather(tuple(requests), bool(return_exceptions))  # type: ignore[arg-type]
+        return self._track(gather)
 
     def patched(self, patch_id: str) -> bool:
         """``True`` if this run takes the code path added by ``patch_id``.
@@ -188,6 +208,7 @@ class WorkflowContext:
             raise TypeError(msg)
         self._runtime.set_query(name, handler)
 
+    @unguarded
     def now(self) -> datetime:
         """The current time of the system's clock, recorded."""
         self._runtime.check_inside("ctx.now()")
@@ -196,13 +217,34 @@ class WorkflowContext:
         )
         return value
 
+    @unguarded
     def uuid4(self) -> uuid.UUID:
         self._runtime.check_inside("ctx.uuid4()")
         value: uuid.UUID = self._runtime.record_value(ValueKind.UUID, uuid.uuid4)
         return value
 
+    @unguarded
     def random(self) -> float:
         """A float in [0, 1), recorded."""
         self._runtime.check_inside("ctx.random()")
         value: float = self._runtime.record_value(ValueKind.RANDOM, random.random)
         return value
+
+    def _track(self, request: _R) -> _R:
+        """Note where the code made ``request``: it must await it."""
+        frame = sys._getframe(1)
+        while frame.f_back is not None and _in_chronik(frame):
+            frame = frame.f_back
+        self._runtime.track(request, f"{frame.f_code.co_filename}:{frame.f_lineno}")
+        return request
+
+    def _untrack(self, request: Request) -> None:
+        """``request`` may stay unawaited: a saga holds its compensations."""
+        self._runtime.untrack(request)
+
+
+_R = TypeVar("_R", bound=Request)
+
+
+def _in_chronik(frame: FrameType) -> bool:
+    return str(frame.f_globals.get("__name__", "")).partition(".")[0] == "actors"

@@ -10,12 +10,13 @@ import importlib
 import inspect
 import math
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeGuard, overload
 
 import attrs
 
 from actors._errors import ContextError, DefinitionError, UnknownWorkflowError
+from actors._guard import GuardMode, check_allow, check_guard_mode
 from actors._info import ActivityInfo, current_info
 from actors._retry import RetryPolicy
 
@@ -63,10 +64,16 @@ class ActivityDefinition:
 
 @attrs.frozen
 class WorkflowDefinition:
-    """A workflow: an ``async def fn(ctx, *args)``, registered under ``name``."""
+    """A workflow: an ``async def fn(ctx, *args)``, registered under ``name``.
+
+    ``guard`` and ``allow``: what the determinism guard does about calls a
+    replay cannot repeat (see ``actors._guard``).
+    """
 
     fn: WorkflowFunction
     name: str
+    guard: GuardMode = "raise"
+    allow: frozenset[str] = frozenset()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -216,18 +223,36 @@ _registry_lock = threading.Lock()
 def workflow(fn: WorkflowFunction, /) -> WorkflowDefinition: ...
 @overload
 def workflow(
-    *, name: str | None = None
+    *,
+    name: str | None = None,
+    guard: GuardMode = "raise",
+    allow: Iterable[str] = (),
 ) -> Callable[[WorkflowFunction], WorkflowDefinition]: ...
-def workflow(fn: WorkflowFunction | None = None, /, *, name: str | None = None) -> Any:
+def workflow(
+    fn: WorkflowFunction | None = None,
+    /,
+    *,
+    name: str | None = None,
+    guard: GuardMode = "raise",
+    allow: Iterable[str] = (),
+) -> Any:
     """Register an ``async def fn(ctx, *args)`` as a workflow.
 
     Its name defaults to ``"module:qualname"``, which ``spawn`` and a reopened
     system resolve by import. Registering a name again replaces the definition:
     runs of that name replay against the newest code.
+
+    While its code runs, a call a replay cannot repeat (``time.time()``,
+    ``random.random()``, ``open(...)``, ...) fails the run with
+    ``NondeterministicCallError``: ``guard="warn"`` logs it instead (once per
+    run and call), ``guard="off"`` lets everything through, and ``allow`` lets
+    through the calls or categories it names (``allow=("time.time", "io")``).
+    A bad value raises ``GuardSettingError`` (a ``ValueError``) here.
     """
+    mode, allowed = check_guard_mode(guard), check_allow(allow)
 
     def decorate(fn: WorkflowFunction) -> WorkflowDefinition:
-        definition = _make_workflow(fn, name)
+        definition = attrs.evolve(_make_workflow(fn, name), guard=mode, allow=allowed)
         with _registry_lock:
             _registry[definition.name] = definition
         return definition

@@ -22,7 +22,9 @@ __all__ = [
     "DefinitionError",
     "DuplicateActorError",
     "DurationError",
+    "GuardSettingError",
     "NonDeterministicEndError",
+    "NondeterministicCallError",
     "QueryError",
     "ReceiveTimeoutError",
     "ResultTimeoutError",
@@ -34,6 +36,7 @@ __all__ = [
     "StepTimeoutError",
     "SystemClosedError",
     "SystemFailedError",
+    "UnawaitedCommandError",
     "UnknownActorError",
     "UnknownQueryError",
     "UnknownRunError",
@@ -328,3 +331,53 @@ class NonDeterministicEndError(ActorError, RuntimeError):
             "it ran with, or guard the change with ctx.patched(...) so that runs "
             "recorded before it keep their old path"
         )
+
+
+class UnawaitedCommandError(ActorError, TypeError):
+    """Workflow code made a command (``ctx.call``, ``ctx.sleep``, ...) and ended
+    without awaiting it, so it never ran. ``raised`` is what the code raised
+    instead of returning, if it raised."""
+
+    workflow_id: str
+    command: str
+    location: str
+    raised: str | None = None
+
+    def __str__(self) -> str:
+        ended = (
+            "returned"
+            if self.raised is None
+            else f"raised {self.raised} before awaiting it"
+        )
+        return (
+            f"workflow {self.workflow_id!r} made {self.command} at {self.location} "
+            f"and never awaited it, so it never ran (the code {ended}); write "
+            "`await` before it, or pass it to an awaited ctx.gather(...)"
+        )
+
+
+class NondeterministicCallError(ActorError, RuntimeError):
+    """Workflow code called something that a replay cannot repeat (the clock,
+    randomness, blocking I/O, a thread): ``fix`` says what to call instead."""
+
+    workflow_id: str
+    call: str
+    fix: str
+    location: str
+    template = (
+        "workflow {workflow_id!r} called {call} at {location} while its code ran; "
+        "a replay of the run would not get the same: {fix}. If the workflow "
+        "must, allow it with @workflow(allow=({call!r},)) or @workflow(guard='warn')"
+    )
+
+
+class GuardSettingError(ActorError, ValueError):
+    """A bad ``guard=`` or ``allow=`` of ``@workflow``."""
+
+    setting: str
+    value: object
+    choices: tuple[str, ...]
+
+    def __str__(self) -> str:
+        choices = ", ".join(repr(choice) for choice in self.choices)
+        return f"@workflow({self.setting}=...): {self.value!r} is not one of {choices}"

@@ -9,20 +9,30 @@ goes through here too; this is where ownership of runs will be checked.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pykka
+from eventsourcing.application import Application
 
+from actors._clock import Clock
 from actors._definitions import WorkflowDefinition
-from actors._instance import Effects, InstanceEnv
+from actors._instance import Effects, InstanceEnv, StepToRun
+from actors._messages import AttemptFailed, CancelRun, StepOutcome, WorkerFailed
+from actors._pool import on_pool_thread
 from actors._ref import RunHandle
-from aggregates import WorkflowRun
+from actors._timers import TimerService
+from actors._worker import StepJob, Worker, WorkerError
+from aggregates import RunSnapshot, WorkflowRun
+from journal import MsgpackTranscoder
+from supervision import inline_turns
 
 if TYPE_CHECKING:
-    from actors._system import ActorSystem
+    from actors._router import Router
 
 __all__ = ["RunHost", "SystemHost"]
 
@@ -50,16 +60,41 @@ class RunHost(InstanceEnv, Protocol):
 
 
 class SystemHost:
-    """The host of the runs of one ``ActorSystem``."""
+    """The host of the runs of one ``ActorSystem``: the journal, the worker and
+    the timers are its own; the registry of runs is the router's."""
 
-    def __init__(self, system: ActorSystem) -> None:
-        self._system = system
+    def __init__(
+        self,
+        app: Application[str],
+        router: Router,
+        worker: Worker,
+        timers: TimerService,
+        *,
+        clock: Clock,
+        transcoder: MsgpackTranscoder,
+        snapshot_every: int,
+        closing: threading.Event,
+    ) -> None:
+        self._app = app
+        self._router = router
+        self._worker = worker
+        self._timers = timers
+        self._clock = clock
+        self._transcoder = transcoder
+        self._snapshot_every = snapshot_every
+        self._closing = closing
+
+    # -- what an instance reads ------------------------------------------------------
 
     def now(self) -> datetime:
-        return self._system.now()
+        return self._clock.now()
 
     def check_encodable(self, value: Any) -> None:
-        self._system.check_encodable(value)
+        self._transcoder.encode(value)
+
+    def normalise(self, value: Any) -> Any:
+        """``value`` as history will hold it; unencodable values raise here."""
+        return self._transcoder.decode(self._transcoder.encode(value))
 
     def new_child(
         self,
@@ -68,39 +103,117 @@ class SystemHost:
         definition: WorkflowDefinition,
         args: tuple[Any, ...],
     ) -> WorkflowRun | None:
-        return self._system.new_child(parent_id, child_id, definition, args)
+        args_list = self.normalise(list(args))
+        return self._router.new_child(
+            parent_id, child_id, definition, args_list, at=self._clock.now()
+        )
+
+    # -- effects -----------------------------------------------------------------------
 
     def apply(
         self, run: WorkflowRun, effects: Effects, reply_to: pykka.ActorRef[Any]
     ) -> None:
-        system = self._system
         if effects.commit:
-            system.save(run, *effects.children)
+            self.commit(run, *effects.children)
             if effects.children:
-                system.start_runs(effects.children)
-        for step, args, seq in effects.steps:
+                self._router.start_runs(effects.children)
+        now = self._clock.now() if effects.steps else None
+        for step in effects.steps:
             if logger.isEnabledFor(logging.DEBUG):
-                logger.debug("step %s scheduled", step.name, extra={"seq": seq})
-            system.submit_step(step, args, run.id, seq, reply_to)
+                extra = {"seq": step.seq}
+                logger.debug("step %s scheduled", step.step.name, extra=extra)
+            assert now is not None
+            self.submit_step(_job(run.id, step, now), reply_to)
         for seq, fire_at in effects.timers:
-            system.add_timer(run.id, seq, fire_at)
+            self._timers.add(run.id, seq, fire_at)
         for child_id in effects.watch:
-            system.watch_child(run.id, child_id)
+            self._router.watch_child(run.id, child_id)
         for child_id in effects.cancels:
             reason = f"parent {run.id!r} was cancelled: {run.cancel_reason}"
-            system.cancel_run(child_id, reason)
+            self._router.tell(child_id, CancelRun(reason))
+
+    def commit(self, run: WorkflowRun, *children: WorkflowRun) -> None:
+        """Append the runs' pending events in one commit; snapshot when due.
+
+        This is ``Application.save`` without its bookkeeping, which costs more
+        than the commit, and with snapshots taken from the aggregate in hand
+        rather than rebuilt from the journal.
+        """
+        mapper = self._app.mapper
+        events = list(run.collect_events())
+        for child in children:
+            events += child.collect_events()
+        self._app.recorder.insert_events([mapper.to_stored_event(e) for e in events])
+        every = self._snapshot_every
+        if any(
+            e.originator_id == run.id and e.originator_version % every == 0
+            for e in events
+        ):
+            snapshot = RunSnapshot.take(run)
+            assert self._app.snapshots is not None
+            self._app.snapshots.put([snapshot])
+
+    def submit_step(self, job: StepJob, reply_to: pykka.ActorRef[Any]) -> None:
+        """Run ``job`` on the worker; tell ``reply_to`` each failed attempt that
+        will be retried (recorded at once) and then the outcome."""
+        if self._closing.is_set():
+            return  # not recorded: it runs when the journal is reopened
+
+        def report(message: AttemptFailed | StepOutcome | WorkerError) -> None:
+            if isinstance(message, WorkerError):
+                _tell(reply_to, WorkerFailed(message.seq, message.error))
+            elif on_pool_thread():
+                # The step is done with its thread: the run's actor handles its
+                # outcome here, if idle, with no hand-off to a dispatcher thread.
+                with inline_turns():
+                    _tell(reply_to, message)
+            else:
+                _tell(reply_to, message)
+
+        self._worker.submit(job, report)
+
+    # -- the run's life --------------------------------------------------------------
 
     def run_finished(self, run: WorkflowRun) -> None:
-        self._system.run_finished(run)
+        self._router.run_finished(run)
 
     def run_broken(self, workflow_id: str) -> None:
-        self._system.run_broken(workflow_id)
+        self._router.run_broken(workflow_id)
 
     def may_restart(self, handle: RunHandle) -> bool:
-        return self._system.may_restart(handle)
+        return self._router.may_restart(handle)
 
     def load_run(self, workflow_id: str) -> WorkflowRun:
-        return self._system.load_run(workflow_id)
+        return self._router.load_run(workflow_id)
 
     def passivate(self, workflow_id: str, inbox_empty: Callable[[], bool]) -> bool:
-        return self._system.passivate(workflow_id, inbox_empty)
+        return self._router.passivate(workflow_id, inbox_empty)
+
+
+def _job(workflow_id: str, step: StepToRun, now: datetime) -> StepJob:
+    """The worker's job for ``step``: a step history holds already goes on from
+    its next attempt, with its budget spent since it was scheduled and what is
+    left of the backoff after its last failed attempt."""
+    if step.scheduled_at is None:
+        return StepJob(step.step, step.args, workflow_id, step.seq)
+    spent = max(0.0, (now - step.scheduled_at).total_seconds())
+    delay = 0.0
+    if step.attempts and step.last_failed_at is not None:
+        since = (now - step.last_failed_at).total_seconds()
+        delay = max(0.0, step.step.retry.delay(step.attempts) - since)
+    return StepJob(
+        step.step,
+        step.args,
+        workflow_id,
+        step.seq,
+        first_attempt=step.attempts + 1,
+        spent=spent,
+        delay=delay,
+    )
+
+
+def _tell(actor: pykka.ActorRef[Any], message: Any) -> None:
+    # A stopped actor's run resumes by replay on the next open; the message
+    # (a step outcome, a timer fire) is then redone from history.
+    with contextlib.suppress(pykka.ActorDeadError):
+        actor.tell(message)

@@ -27,6 +27,7 @@ import attrs
 from actors._commands import (
     Answer,
     Command,
+    Gather,
     Patched,
     RecordedValue,
     Request,
@@ -41,10 +42,13 @@ from actors._errors import (
     QueryError,
     RunConflictError,
     RunEnd,
+    UnawaitedCommandError,
     UnknownQueryError,
     WorkflowCancelled,
 )
+from actors._guard import Guard
 from actors._messages import (
+    AttemptFailed,
     CancelRun,
     ChildDone,
     DeliverSignal,
@@ -56,6 +60,7 @@ from actors._messages import (
 from actors._metrics import Metrics
 from aggregates import (
     CommandKind,
+    CommandRecord,
     ErrorInfo,
     NonDeterminismError,
     RunError,
@@ -66,7 +71,7 @@ from aggregates import (
     WorkflowRun,
 )
 
-__all__ = ["Effects", "InstanceEnv", "Start", "WorkflowInstance"]
+__all__ = ["Effects", "InstanceEnv", "Start", "StepToRun", "WorkflowInstance"]
 
 logger = logging.getLogger("chronik.actors")
 
@@ -92,6 +97,19 @@ class Start:
     """Run the workflow's code from its start, replaying what history holds."""
 
 
+@attrs.frozen
+class StepToRun:
+    """A step for the worker; ``attempts`` failed attempts are recorded already
+    (the last at ``last_failed_at``), so it goes on from attempt attempts + 1."""
+
+    step: ActivityDefinition
+    args: tuple[Any, ...]
+    seq: int
+    attempts: int = 0
+    scheduled_at: datetime | None = None  # None: scheduled by this activation
+    last_failed_at: datetime | None = None
+
+
 @attrs.define
 class Effects:
     """What one activation asks of its host, in this order: commit the run's
@@ -99,7 +117,7 @@ class Effects:
 
     commit: bool = False
     children: list[WorkflowRun] = attrs.Factory(list)  # committed, then started
-    steps: list[tuple[ActivityDefinition, tuple[Any, ...], int]] = attrs.Factory(list)
+    steps: list[StepToRun] = attrs.Factory(list)
     timers: list[tuple[int, datetime]] = attrs.Factory(list)
     watch: list[str] = attrs.Factory(list)  # children whose end to report
     cancels: list[str] = attrs.Factory(list)  # children to cancel
@@ -140,21 +158,16 @@ class WorkflowInstance:
         self._seq = 0
         self._thread: threading.Thread | None = None  # running the code, if any
         self._nondeterminism: NonDeterminismError | None = None
+        self._guard = Guard(run.id, definition.guard, definition.allow)
+        # Invariant: the requests the code made and has not awaited yet, in the
+        # order it made them, with where it made them.
+        self._unawaited: dict[int, tuple[Request, str]] = {}
         self._in_flight: set[int] = set()  # steps handed (or to hand) to the worker
         self._wait: _Wait | None = None  # None while the coroutine runs or ended
         self._cancel_thrown = False
         self._queries: dict[str, Callable[..., Any]] = {}
         self.failure: BaseException | None = None  # why the run failed, if it did
         self._effects = Effects()
-        self._handlers: dict[type, Callable[[Any], Reply | None]] = {
-            Start: self._apply_start,
-            StepOutcome: self._apply_step_outcome,
-            TimerDue: self._apply_timer_due,
-            DeliverSignal: self._apply_deliver_signal,
-            ChildDone: self._apply_child_done,
-            CancelRun: self._apply_cancel_run,
-            Query: self._apply_query,
-        }
 
     @property
     def run(self) -> WorkflowRun:
@@ -180,14 +193,14 @@ class WorkflowInstance:
     def activate(self, message: object) -> Effects:
         """Apply ``message``; what the host must do about it. An exception is an
         engine fault: what the message caused is then not to be committed."""
-        handler = self._handlers.get(type(message))
-        if handler is None:
+        name = _HANDLERS.get(type(message))
+        if name is None:
             raise TypeError(
                 f"workflow run {self.workflow_id!r} got a message of unknown "
                 f"type {type(message).__qualname__}"
             )
         self._effects = effects = Effects()
-        effects.reply = handler(message)
+        effects.reply = getattr(self, name)(message)
         return effects
 
     def close(self) -> None:
@@ -225,6 +238,15 @@ class WorkflowInstance:
     def set_query(self, name: str, handler: Callable[..., Any]) -> None:
         self._queries[name] = handler
 
+    def track(self, request: Request, location: str) -> None:
+        if isinstance(request, Gather):  # its leaves are awaited with it
+            for leaf in request.requests:
+                self._unawaited.pop(id(leaf), None)
+        self._unawaited[id(request)] = (request, location)
+
+    def untrack(self, request: Request) -> None:
+        self._unawaited.pop(id(request), None)
+
     # -- the driver the commands talk to (see actors._commands.Driver) ---------------
 
     def take_seq(self) -> int:
@@ -238,11 +260,28 @@ class WorkflowInstance:
         return self._env.now()
 
     def submit_step(
-        self, step: ActivityDefinition, args: tuple[Any, ...], seq: int
+        self,
+        step: ActivityDefinition,
+        args: tuple[Any, ...],
+        seq: int,
+        record: CommandRecord | None,
     ) -> None:
-        if not self._read_only:
-            self._in_flight.add(seq)
-            self._effects.steps.append((step, args, seq))
+        if self._read_only:
+            return
+        self._in_flight.add(seq)
+        if record is None:
+            self._effects.steps.append(StepToRun(step, args, seq))
+        else:
+            self._effects.steps.append(
+                StepToRun(
+                    step,
+                    args,
+                    seq,
+                    record.attempts,
+                    record.issued_at,
+                    record.last_failed_at,
+                )
+            )
 
     def add_timer(self, seq: int, fire_at: datetime) -> None:
         if not self._read_only:
@@ -301,6 +340,19 @@ class WorkflowInstance:
             extra = {"seq": seq, "attempt": attempt}
             logger.debug("step %s %s", run.command_at(seq).name, how, extra=extra)
         self._progress()
+
+    def _apply_attempt_failed(self, failed: AttemptFailed) -> None:
+        """Record a failed attempt that will be retried, durably, at once: the
+        attempt count, backoff and budget then survive a crash."""
+        run, seq = self._run, failed.seq
+        if run.is_finished or not run.is_open(seq):
+            return  # the run ended while the step ran (it was cancelled)
+        if failed.attempt <= run.attempts_at(seq):
+            return  # recorded already (an attempt of an earlier activation)
+        run.fail_step(
+            seq, failed.error, attempt=failed.attempt, final=False, at=failed.at
+        )
+        self._settle()
 
     def _apply_timer_due(self, message: TimerDue) -> None:
         seq, run = message.seq, self._run
@@ -386,12 +438,14 @@ class WorkflowInstance:
 
     def _resume(self, answer: Answer | None) -> None:
         while self._coroutine is not None and answer is not None:
+            coroutine, guard = self._coroutine, self._guard
+            guarded = guard.enter(getattr(coroutine, "cr_frame", None))
             try:
                 self._thread = threading.current_thread()
                 if answer.error is not None:
-                    request = self._coroutine.throw(answer.error)
+                    request = coroutine.throw(answer.error)
                 else:
-                    request = self._coroutine.send(answer.value)
+                    request = coroutine.send(answer.value)
             except StopIteration as stop:
                 self._end(result=stop.value)
                 return
@@ -399,9 +453,12 @@ class WorkflowInstance:
                 self._end(error=error)
                 return
             finally:
+                if guarded:
+                    guard.exit()
                 self._thread = None
-            if self._nondeterminism is not None:
-                self._end(error=self._nondeterminism)
+            fatal = self._nondeterminism or guard.error
+            if fatal is not None:  # even if the code caught it
+                self._end(error=fatal)
                 return
             try:
                 answer = self._await(request)
@@ -419,6 +476,7 @@ class WorkflowInstance:
             isinstance(request, Command) and not request.awaitable
         ):
             return Answer(error=_not_a_command(self.workflow_id, request))
+        self._unawaited.pop(id(request), None)
         try:
             wait = _Wait(request, request.issue(self))
         except RunConflictError as error:
@@ -433,6 +491,8 @@ class WorkflowInstance:
 
     def _throw_cancel(self, wait: _Wait) -> Answer:
         self._cancel_thrown = True
+        # What the code holds unawaited now, cancelling abandons: not a mistake.
+        self._unawaited.clear()
         for seq in wait.seqs:  # children the cancelled await was waiting on
             record = self._run.command_at(seq)
             command_of_kind(record.kind).on_cancel(self, record)
@@ -449,6 +509,8 @@ class WorkflowInstance:
         now = self._env.now()
         if self._nondeterminism is not None:  # even if the code caught it
             error = self._nondeterminism
+        elif self._guard.error is not None:
+            error = self._guard.error
         elif (
             not isinstance(error, NonDeterminismError)
             and self._seq + 1 < self._run.next_seq  # history goes on past the end
@@ -462,6 +524,8 @@ class WorkflowInstance:
             error = NonDeterministicEndError(
                 self.workflow_id, self._seq + 1, recorded, ended
             )
+        elif self._unawaited:
+            error = self._unawaited_error(error)
         if error is None:
             try:
                 self._env.check_encodable(result)
@@ -474,6 +538,15 @@ class WorkflowInstance:
         else:
             self._run.fail(ErrorInfo.from_exception(error), at=now)
             self.failure = error
+
+    def _unawaited_error(self, raised: BaseException | None) -> UnawaitedCommandError:
+        request, location = next(iter(self._unawaited.values()))
+        what = None if raised is None else f"{type(raised).__name__}: {raised}"
+        error = UnawaitedCommandError(
+            self.workflow_id, request.describe(), location, what
+        )
+        error.__cause__ = raised
+        return error
 
     def _settle(self) -> None:
         """Fill in what the host must commit, and how the run stands now."""
@@ -491,6 +564,19 @@ class WorkflowInstance:
             not isinstance(event, StepScheduled) or event.seq not in self._in_flight
             for event in self._run.pending_events
         )
+
+
+_HANDLERS: dict[type, str] = {
+    Start: "_apply_start",
+    StepOutcome: "_apply_step_outcome",
+    AttemptFailed: "_apply_attempt_failed",
+    TimerDue: "_apply_timer_due",
+    DeliverSignal: "_apply_deliver_signal",
+    ChildDone: "_apply_child_done",
+    CancelRun: "_apply_cancel_run",
+    Query: "_apply_query",
+}
+"""The method that applies each kind of message (one table, not one per run)."""
 
 
 def _not_a_command(workflow_id: str, request: object) -> TypeError:

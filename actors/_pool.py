@@ -21,6 +21,18 @@ Task = Callable[[], bool]
 """Runs one attempt; False when it overran, so its thread should end."""
 
 
+class _PoolThread(threading.local):
+    pool: StepPool | None = None  # the pool this thread works for, if any
+
+
+_this_thread = _PoolThread()
+
+
+def on_pool_thread() -> bool:
+    """Whether the current thread is a step pool's."""
+    return _this_thread.pool is not None
+
+
 class StepPool:
     def __init__(self, max_workers: int) -> None:
         if max_workers < 1:
@@ -54,7 +66,13 @@ class StepPool:
         with self._condition:
             if self._closing:
                 return False
+            # A task put by one of this pool's own threads (the run its step
+            # reported to asked for its next step) is taken by that thread
+            # when it returns, with no wake-up, unless others wait already.
+            mine = _this_thread.pool is self and not self._queue
             self._queue.append(task)
+            if mine:
+                return True
             if self._idle:
                 self._condition.notify()
             elif len(self._threads) < self.max_workers:
@@ -93,6 +111,7 @@ class StepPool:
 
     def _work(self) -> None:
         me = threading.current_thread()
+        _this_thread.pool = self
         while (task := self._take()) is not None:
             on_time = task()
             with self._condition:

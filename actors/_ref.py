@@ -13,6 +13,7 @@ import pykka
 from actors._errors import ResultTimeoutError, RunUnavailableError
 from actors._messages import CancelRun, DeliverSignal, Query, Reply
 from aggregates import RunStatus, WorkflowRun
+from supervision import LazyEvent
 
 __all__ = ["RunHandle", "RunRef"]
 
@@ -38,13 +39,13 @@ class RunHandle:
         self.status = RunStatus.RUNNING
         self.result: Any = None
         self.error: BaseException | None = None
-        self.done = threading.Event()
+        self.done = LazyEvent()
         # The run as last read from the journal while it had no actor: the next
         # activation replays it instead of reading it again. Cleared on attach.
         self.loaded: WorkflowRun | None = None
         self.activations = 0  # actors started for it by activation (not restart)
         self.restarts = 0  # actors started for it by its supervisor after a fault
-        self.faults: deque[float] = deque()  # monotonic times of recent faults
+        self.faults: deque[float] | None = None  # monotonic times of recent faults
         # Invariant: _stash is empty unless actor is a dead incarnation that a
         # supervisor is replacing; the replacement takes it on attach.
         self._stash: list[Any] = []
@@ -97,10 +98,13 @@ class RunHandle:
 
     def fault(self, now: float, period: float) -> int:
         """Count a fault of the run's actor at ``now``; how many in ``period``."""
-        self.faults.append(now)
-        while now - self.faults[0] > period:
-            self.faults.popleft()
-        return len(self.faults)
+        faults = self.faults
+        if faults is None:
+            faults = self.faults = deque()
+        faults.append(now)
+        while now - faults[0] > period:
+            faults.popleft()
+        return len(faults)
 
     def break_off(self, error: BaseException) -> None:
         """The run's actor stopped on ``error``: the run stays unfinished on disk."""

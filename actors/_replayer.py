@@ -17,7 +17,12 @@ Then the replay is compared with the history:
   cancelled) than history did, or still waiting where history ended, is a
   ``NonDeterministicEndError``;
 - past the end of an *unfinished* history the code may ask for anything: the run
-  has not got there yet.
+  has not got there yet;
+- code that, where history holds a run that went on or completed, calls what a
+  replay cannot repeat (``NondeterministicCallError``) or ends with a command it
+  made and never awaited (``UnawaitedCommandError``): recorded before the
+  runtime checked these, the run did what its code did not say. A history that
+  recorded the same failure replays fine.
 
 Nothing is written to the journal, which is read through a read-only reader.
 """
@@ -34,8 +39,10 @@ import attrs
 
 from actors._definitions import WorkflowDefinition, resolve_workflow
 from actors._errors import (
+    NondeterministicCallError,
     NonDeterministicEndError,
     RunEnd,
+    UnawaitedCommandError,
     UnknownWorkflowError,
 )
 from actors._history_file import History, read_histories
@@ -60,6 +67,8 @@ __all__ = [
 ]
 
 _ENDS = (Completed, Failed, Cancelled)
+_GUARDS = (NondeterministicCallError, UnawaitedCommandError)
+_NON_DETERMINISTIC = (NonDeterminismError, NonDeterministicEndError, *_GUARDS)
 
 
 class ReplayStatus(StrEnum):
@@ -70,8 +79,9 @@ class ReplayStatus(StrEnum):
 
 @attrs.frozen
 class ReplayResult:
-    """How one run replayed. ``error`` is a ``NonDeterminismError`` or a
-    ``NonDeterministicEndError`` if non-deterministic, else what kept the run
+    """How one run replayed. ``error`` is a ``NonDeterminismError``, a
+    ``NonDeterministicEndError``, a ``NondeterministicCallError`` or an
+    ``UnawaitedCommandError`` if non-deterministic, else what kept the run
     from replaying (``UnknownWorkflowError``, ``UnknownRunError``, ...)."""
 
     workflow_id: str
@@ -165,7 +175,7 @@ class Replayer:
             error = _replay(definition, history, self._transcoder)
         except Exception as failure:  # this run cannot replay; the others may
             return _result(history, ReplayStatus.ERROR, failure)
-        if isinstance(error, NonDeterminismError | NonDeterministicEndError):
+        if isinstance(error, _NON_DETERMINISTIC):
             return _result(history, ReplayStatus.NON_DETERMINISTIC, error)
         if error is not None:
             return _result(history, ReplayStatus.ERROR, error)
@@ -222,8 +232,11 @@ def _replay(
         instance.activate(Start())  # drives the code as far as history goes
     except Exception as error:  # an engine fault: the run could not replay
         return error
-    if isinstance(instance.failure, NonDeterminismError | NonDeterministicEndError):
-        return instance.failure
+    failure = instance.failure
+    if isinstance(failure, NonDeterminismError | NonDeterministicEndError):
+        return failure
+    if isinstance(failure, _GUARDS) and not _failed_with(end, failure):
+        return failure
     return _compare_ends(recorded, end, run, instance.seq)
 
 
@@ -251,6 +264,15 @@ def _compare_ends(
     if end is None:
         return None  # the run has not got this far yet: the code may go on
     return NonDeterministicEndError(recorded.id, last + 1, end, at_end)
+
+
+def _failed_with(end: RunEnd | None, error: BaseException) -> bool:
+    """Whether history's end is a failure with ``error``'s type."""
+    return (
+        end is not None
+        and end.error is not None
+        and end.error.type == type(error).__qualname__
+    )
 
 
 def _rebuild(events: Iterable[RunEvent]) -> WorkflowRun:

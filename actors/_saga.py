@@ -53,7 +53,9 @@ class Saga:
         msgpack cannot encode raise ``UnencodableValueError``. The request
         ``ctx.call`` makes issues no command until rollback awaits it.
         """
-        self._pending.append(self._ctx.call(step, *args))
+        request = self._ctx.call(step, *args)
+        self._ctx._untrack(request)  # awaited only if the saga rolls back
+        self._pending.append(request)
 
     @property
     def pending(self) -> int:

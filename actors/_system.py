@@ -1,10 +1,11 @@
-"""``ActorSystem``: the journal, the runs' actors, the step pool and the timers.
+"""``ActorSystem``: the facade users touch (open, spawn, ref, history, service,
+spawn_actor, close).
 
-A run is *live* (an actor drives it), *passive* (on disk only: waiting on a timer,
-a signal or a child with nothing in flight, past the idle timeout) or finished.
-Every message for a run goes through ``_route``, which activates a passive run by
-replay; passivation and routing hold the same lock, so no message is lost to an
-actor that is stopping.
+It opens the journal and builds the parts that do the work: the ``Router`` (the
+registry of runs, activation by replay, passivation), the ``SystemHost`` (all a
+run's actor sees: one commit per message, then steps, timers and children), the
+``Worker`` (steps), the ``TimerService`` and the ``Dispatcher`` (the threads the
+runs' actors share), under one supervision tree.
 """
 
 from __future__ import annotations
@@ -15,63 +16,40 @@ import logging
 import os
 import threading
 import time
-import weakref
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any, Self
 
-import attrs
 import pykka
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Transcoder
 
 from actors._clock import Clock, SystemClock
-from actors._commands import command_of_kind
 from actors._definitions import (
-    ActivityDefinition,
     WorkflowDefinition,
     resolve_workflow,
 )
 from actors._errors import (
     DuplicateActorError,
-    RunCancelledError,
-    RunConflictError,
-    RunUnavailableError,
     SystemClosedError,
     SystemFailedError,
     UnknownActorError,
     UnknownRunError,
-    UnknownWorkflowError,
-    WorkflowFailedError,
 )
 from actors._host import SystemHost
 from actors._inbox import OperatorInbox
 from actors._index import UnfinishedRuns
 from actors._logs import install_filters
 from actors._messages import (
-    AttemptFailed,
-    AttemptFailure,
-    CancelRun,
-    ChildDone,
-    DeliverSignal,
-    Passivate,
-    Query,
     Reply,
-    StepOutcome,
     TimerDue,
-    WorkerFailed,
 )
 from actors._metrics import Metrics, SystemStats, journal_of
 from actors._publisher import StatsPublisher
 from actors._ref import RunHandle, RunRef
-from actors._run_actor import RunActor
+from actors._router import Router
 from actors._timers import TimerService
-from actors._worker import StepJob, Worker, WorkerError
+from actors._worker import Worker
 from aggregates import (
-    ErrorInfo,
-    RunFinishedError,
-    RunSnapshot,
-    RunStatus,
     WorkflowRun,
 )
 from journal import ConverterLike, JournalConfigError, MsgpackTranscoder
@@ -122,7 +100,13 @@ class _Runs(Application[str]):
 
 
 class ActorSystem:
-    """Open with ``ActorSystem.open(path)``; every unfinished run resumes by replay."""
+    """Open with ``ActorSystem.open(path)``; every unfinished run resumes by replay.
+
+    The facade users touch: it owns the journal, and its parts do the work: the
+    ``Router`` (the registry of runs, activation by replay, passivation), the
+    ``SystemHost`` (what runs' actors see: commits, steps, timers), the
+    ``Worker`` (steps) and the ``Dispatcher`` (the threads runs' actors share).
+    """
 
     def __init__(
         self,
@@ -143,7 +127,6 @@ class ActorSystem:
         self.converters = self._transcoder.converters
         env = {"PERSISTENCE_MODULE": "journal", "LMDB_PATH": path}
         self._app = _Runs(env, self.converters)
-        self._snapshot_every = snapshot_every
         self._index = UnfinishedRuns(self._app)
         # The runs' actors share these threads, however many runs are active.
         self._dispatcher = Dispatcher(dispatcher_threads, name="chronik-runs")
@@ -151,28 +134,16 @@ class ActorSystem:
         self._idle_timeout = idle_timeout
         self._closing = threading.Event()
         self._closed = False
-        self._route_lock = threading.RLock()
-        # Handles anyone still holds (a ref, an actor): one object per run.
-        self._handles: weakref.WeakValueDictionary[str, RunHandle] = (
-            weakref.WeakValueDictionary()
-        )
-        # Invariant: exactly the runs with a live, unfinished actor are here.
-        self._live: dict[str, RunHandle] = {}
-        # Runs whose actor broke off (or whose code is gone), kept so that their
-        # refs keep saying why until a message activates them again.
-        self._broken: dict[str, RunHandle] = {}
-        self.passivations = 0  # how many times a run gave up its actor
-        self.restarts = 0  # how many times a supervisor replaced a run's actor
         install_filters()  # log records name their run (chronik's loggers)
         self._metrics = Metrics(journal_of(self._app.recorder))  # see stats()
         self._worker = Worker(
             max_workers, clock=clock, normalise=self.normalise, metrics=self._metrics
         )
         self._publisher = StatsPublisher(self._metrics.journal, self.stats)
-        self._max_run_restarts = max_run_restarts
         self._failure: BaseException | None = None  # escalated to the root
         self._stopped = threading.Event()  # closed, by close() or a failure
         self._names: dict[str, tuple[str, ...]] = {}  # actor name -> tree path
+        self._names_lock = threading.Lock()
         self._waiting: dict[str, ChildSpec] = {}  # services not started yet
         self._actor_numbers = itertools.count(1)
         self._supervisor = start_supervisor(
@@ -188,13 +159,37 @@ class ActorSystem:
             on_escalate=self._escalated,
         )
         self._supervisor.wait_quiet()
-        self._runs = self._supervisor.supervisor("runs")
+        self._router = Router(
+            self._app,
+            self._supervisor.supervisor("runs"),
+            self._dispatcher,
+            self._metrics,
+            max_run_restarts=max_run_restarts,
+            closing=self._closing,
+            check_open=self._check_open,
+        )
+        self._host = self._make_host(snapshot_every)
+        self._router.host = self._host  # what the runs' actors see of the system
         self._stop_timers = clock.drive(self._timers)
         self._housekeeper = threading.Thread(
             target=self._housekeep, name="chronik-housekeeping", daemon=True
         )
         self._inbox: OperatorInbox | None = None  # requests of other processes
-        self._host = SystemHost(self)  # what the runs' actors see of the system
+
+    def _make_host(self, snapshot_every: int) -> SystemHost:
+        return SystemHost(**self._host_parts(snapshot_every))
+
+    def _host_parts(self, snapshot_every: int) -> dict[str, Any]:
+        return {
+            "app": self._app,
+            "router": self._router,
+            "worker": self._worker,
+            "timers": self._timers,
+            "clock": self._clock,
+            "transcoder": self._transcoder,
+            "snapshot_every": snapshot_every,
+            "closing": self._closing,
+        }
 
     @classmethod
     def open(
@@ -269,15 +264,25 @@ class ActorSystem:
 
     @property
     def live_runs(self) -> int:
-        """How many runs have an actor (and a thread) now."""
-        return len(self._live)
+        """How many runs have an actor now."""
+        return self._router.live_runs
+
+    @property
+    def passivations(self) -> int:
+        """How many times a run gave up its actor."""
+        return self._router.passivations
+
+    @property
+    def restarts(self) -> int:
+        """How many times a supervisor replaced a run's actor."""
+        return self._router.restarts
 
     def stats(self) -> SystemStats:
         """What this system has done since it opened (counters, commit groups)."""
         return self._metrics.snapshot(
-            live_runs=len(self._live),
-            run_restarts=self.restarts,
-            passivations=self.passivations,
+            live_runs=self._router.live_runs,
+            run_restarts=self._router.restarts,
+            passivations=self._router.passivations,
         )
 
     # -- runs -----------------------------------------------------------------------
@@ -292,24 +297,24 @@ class ActorSystem:
         self._check_open()
         definition = self._definition(workflow)
         args_list = self.normalise(list(args))
-        handle = self._find(id) if isinstance(id, str) and id else None
+        handle = self._router.find(id) if isinstance(id, str) and id else None
         if handle is None:
             run = WorkflowRun.start(
                 id, definition.name, args_list, at=self._clock.now()
             )
             try:
                 # Outside the lock, so that concurrent spawns share a commit.
-                self.save(run)
+                self._host.commit(run)
             except IntegrityError:  # spawned meanwhile, by a thread or a process
-                handle = self._find(id)
+                handle = self._router.find(id)
                 assert handle is not None
             else:
                 self._metrics.add("runs_started")
-                with self._route_lock:
-                    handle = self._handle_of(run)
-                    self._start(definition, run)
+                with self._router.lock:
+                    handle = self._router.handle_of(run)
+                    self._router.start(definition, run)
                 return self._ref(handle)
-        self._check_same(handle, definition.name, args_list)
+        self._router.check_same(handle, definition.name, args_list)
         return self._ref(handle)
 
     def spawn_many(
@@ -333,12 +338,14 @@ class ActorSystem:
             msg = f"spawn_many got the ids {repeated!r} more than once"
             raise ValueError(msg)
         found = {
-            run_id: self._find(run_id) for run_id in ids if isinstance(run_id, str)
+            run_id: self._router.find(run_id)
+            for run_id in ids
+            if isinstance(run_id, str)
         }
         for run_id, args in wanted:
             handle = found.get(run_id)
             if handle is not None:
-                self._check_same(handle, definition.name, args)
+                self._router.check_same(handle, definition.name, args)
         now = self._clock.now()
         new = [
             WorkflowRun.start(run_id, definition.name, args, at=now)
@@ -347,14 +354,14 @@ class ActorSystem:
         ]
         if new:
             try:
-                self.save(new[0], *new[1:])
+                self._host.commit(new[0], *new[1:])
             except IntegrityError:  # one was spawned meanwhile: go one by one
                 return [self.spawn(definition, *args, id=i) for i, args in wanted]
             self._metrics.add("runs_started", len(new))
-        with self._route_lock:
+        with self._router.lock:
             for run in new:
-                self._start(definition, run)
-            started = {run.id: self._handle_of(run) for run in new}
+                self._router.start(definition, run)
+            started = {run.id: self._router.handle_of(run) for run in new}
         return [
             self._ref(started.get(run_id) or found[run_id])  # type: ignore[arg-type]
             for run_id in ids
@@ -372,10 +379,7 @@ class ActorSystem:
     def ref(self, workflow_id: str) -> RunRef:
         """The run ``workflow_id``, from any thread; ``UnknownRunError`` if none."""
         self._check_open()
-        handle = self._handles.get(workflow_id)
-        if handle is None:
-            with self._route_lock:
-                handle = self._find(workflow_id)
+        handle = self._router.find(workflow_id)
         if handle is None:
             raise UnknownRunError(workflow_id)
         return self._ref(handle)
@@ -384,7 +388,7 @@ class ActorSystem:
         """Run ``workflow_id`` as its journal holds it now: commands, outcomes,
         signals, status. A copy to read; changing it changes nothing."""
         self._check_open()
-        run = self._get_run(workflow_id)
+        run = self._router.get_run(workflow_id)
         if run is None:
             raise UnknownRunError(workflow_id)
         return run
@@ -393,225 +397,12 @@ class ActorSystem:
         """``value`` as history will hold it; unencodable values raise here."""
         return self._transcoder.decode(self._transcoder.encode(value))
 
+    def ask(self, handle: RunHandle, message: Any, timeout: float | None) -> Reply:
+        """Deliver ``message`` to run ``handle``'s actor; wait for its reply."""
+        return self._router.ask(handle, message, timeout)
+
     def _ref(self, handle: RunHandle) -> RunRef:
         return RunRef(handle, self)
-
-    def _find(self, workflow_id: str) -> RunHandle | None:
-        """The handle of run ``workflow_id``, read from the journal if need be."""
-        handle = self._handles.get(workflow_id)
-        if handle is not None:
-            return handle
-        run = self._get_run(workflow_id)
-        if run is None:
-            return None
-        with self._route_lock:
-            return self._handle_of(run)
-
-    def _get_run(self, workflow_id: str) -> WorkflowRun | None:
-        try:
-            run: WorkflowRun = self._app.repository.get(workflow_id)
-        except AggregateNotFoundError:
-            return None
-        return run
-
-    def _handle_of(self, run: WorkflowRun) -> RunHandle:
-        handle = self._handles.get(run.id)
-        if handle is None:
-            handle = RunHandle(run.id, run.name, list(run.args))
-            self._handles[run.id] = handle
-        if run.is_finished and not handle.finished:
-            status, result, error = _ending(run)
-            handle.finish(status, result, error)
-        elif handle.actor is None and not run.is_finished:
-            handle.loaded = run
-        return handle
-
-    def _start(
-        self, definition: WorkflowDefinition, run: WorkflowRun
-    ) -> pykka.ActorRef[Any]:
-        """Start the run's actor under the ``runs`` supervisor. Hold the lock.
-
-        The supervisor runs the factory in its own thread and never waits for a
-        run's actor while it does, so holding the route lock here is safe; it
-        waits for actors only when it stops them (closing, giving up), and
-        ``close`` stops the runs' actors itself first.
-        """
-        handle = self._handle_of(run)
-        if not run.is_finished:
-            self._live[run.id] = handle
-            self._broken.pop(run.id, None)
-        handle.activations += 1
-        started: list[pykka.ActorRef[Any]] = []
-
-        def start() -> pykka.ActorRef[Any]:
-            # Never raises: a restart reads the journal in the actor's on_start,
-            # where a failure is one more fault of the run, not of this factory.
-            if started:
-                handle.restarts += 1
-                self.restarts += 1
-            actor = RunActor.start(
-                self._host,
-                definition,
-                run,
-                handle,
-                dispatcher=self._dispatcher,
-                reload=bool(started),
-                metrics=self._metrics,
-            )
-            started.append(actor)
-            return actor
-
-        child_id = _child_id(run.id, handle.activations)
-        self._runs.start_child(ChildSpec(child_id, start, Restart.TRANSIENT))
-        return started[0]
-
-    @staticmethod
-    def _check_same(handle: RunHandle, name: str, args: list[Any]) -> None:
-        if (handle.name, handle.args) != (name, args):
-            raise RunConflictError(
-                handle.workflow_id,
-                f"{handle.name}{tuple(handle.args)!r}",
-                f"{name}{tuple(args)!r}",
-            )
-
-    def _resume_unfinished(self) -> None:
-        """Activate runs with work to do; the others wait passive for a message."""
-        for workflow_id in sorted(self._index.load()):
-            run = self._get_run(workflow_id)
-            if run is None or run.is_finished:
-                continue
-            for seq, fire_at in run.pending_timers.items():
-                self._timers.add(workflow_id, seq, fire_at)
-            if _has_work(run):
-                with (
-                    self._route_lock,
-                    contextlib.suppress(
-                        UnknownWorkflowError, RunFinishedError, RunUnavailableError
-                    ),
-                ):
-                    # A run whose code is gone reports it on its handle (ref.result)
-                    # and does not keep the journal's other runs from resuming; a
-                    # child its parent's replay started may have finished by now.
-                    self._activate(self._handle_of(run), run)
-        self._index.checkpoint(self._clock.now())
-
-    # -- routing messages to runs -------------------------------------------------
-
-    def ask(self, handle: RunHandle, message: Any, timeout: float | None) -> Reply:
-        """Deliver ``message`` to the run's actor and wait for its reply.
-
-        An actor that dies before answering (a fault: its supervisor replaces it
-        by replay) is asked again in its replacement, until ``timeout``; the
-        messages are idempotent (a signal by its id, a cancel, a query)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        retried = False
-        while True:
-            self._check_open()
-            try:
-                actor, reply = self._ask_once(handle, message, deadline)
-            except RunFinishedError:
-                if retried and (answer := self._answer_from_history(handle, message)):
-                    return answer
-                raise
-            if reply is not None and not reply.retry:
-                return reply
-            retried = True
-            if deadline is not None and time.monotonic() >= deadline:
-                raise pykka.Timeout(f"{handle.workflow_id!r} was being restarted")
-            handle.wait_replaced(actor, deadline)
-
-    def _answer_from_history(self, handle: RunHandle, message: Any) -> Reply | None:
-        """A retried signal or cancel whose first ask was recorded, in the commit
-        that also ended the run, before the actor faulted: it took effect."""
-        run = self._get_run(handle.workflow_id)
-        if run is None:
-            return None
-        if isinstance(message, DeliverSignal) and message.signal_id in run.signal_ids:
-            return Reply(message.signal_id)
-        if isinstance(message, CancelRun) and run.cancel_requested:
-            return Reply()
-        return None
-
-    def _ask_once(
-        self, handle: RunHandle, message: Any, deadline: float | None
-    ) -> tuple[pykka.ActorRef[Any], Reply | None]:
-        read_only = None
-        with self._route_lock:
-            if handle.finished and isinstance(message, Query):
-                read_only = self._replay_finished(handle)
-                actor = read_only
-            else:
-                actor = self._activate(handle)
-            future = actor.ask(message, block=False)
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        try:
-            reply: Reply = future.get(timeout=timeout)
-        except pykka.ActorDeadError:
-            if handle.finished:
-                action = f"handle {type(message).__name__}"
-                raise RunFinishedError(
-                    handle.workflow_id, handle.status, action
-                ) from None
-            # Died first: replaced by its supervisor, broken off or passivated.
-            return actor, None
-        finally:
-            if read_only is not None:
-                read_only.stop(block=False)
-        return actor, reply
-
-    def _tell(self, workflow_id: str, message: Any) -> None:
-        """Deliver ``message`` to an unfinished run, activating it; else drop it."""
-        if self._closing.is_set():
-            return  # redone from history when the journal is reopened
-        with self._route_lock:
-            handle = self._find(workflow_id)
-            if handle is None or handle.finished:
-                return
-            try:
-                self._activate(handle)
-            except (RunUnavailableError, RunFinishedError, UnknownWorkflowError):
-                return  # it resumes (or reports why not) on the next open
-            handle.tell(message)
-
-    def _activate(
-        self, handle: RunHandle, run: WorkflowRun | None = None
-    ) -> pykka.ActorRef[Any]:
-        """The run's live actor, started by replay if it has none. Hold the lock."""
-        if handle.actor is not None:
-            return handle.actor
-        self._check_open()
-        action = "take messages"
-        if handle.finished:
-            raise RunFinishedError(handle.workflow_id, handle.status, action)
-        run = run or handle.loaded or self._get_run(handle.workflow_id)
-        if run is None:
-            raise UnknownRunError(handle.workflow_id)
-        if run.is_finished:
-            self._handle_of(run)
-            raise RunFinishedError(handle.workflow_id, run.status, action)
-        try:
-            definition = resolve_workflow(run.name)
-        except UnknownWorkflowError as error:
-            handle.break_off(error)  # ref.result() says why it cannot resume
-            self._broken[handle.workflow_id] = handle
-            raise
-        # The ref, even if on_start has already ended the run (a later ask then
-        # finds the actor dead and reports how the run ended).
-        return self._start(definition, run)
-
-    def _replay_finished(self, handle: RunHandle) -> pykka.ActorRef[Any]:
-        run = self._get_run(handle.workflow_id)
-        assert run is not None
-        assert run.is_finished
-        definition = resolve_workflow(run.name)
-        return RunActor.start(
-            self._host,
-            definition,
-            run,
-            handle,
-            dispatcher=self._dispatcher,
-            read_only=True,
-        )
 
     # -- plain actors and services ------------------------------------------------
 
@@ -714,7 +505,7 @@ class ActorSystem:
         if not isinstance(name, str) or not name or "/" in name:
             msg = f"an actor name is a non-empty str without '/', not {name!r}"
             raise ValueError(msg)
-        with self._route_lock:
+        with self._names_lock:
             taken = self._names.get(name)
             if taken is not None and (taken[0] != path[0] or name in self._waiting):
                 raise DuplicateActorError(name)
@@ -727,149 +518,24 @@ class ActorSystem:
         except DuplicateChildError:
             raise DuplicateActorError(name) from None  # it keeps its name
         except BaseException:
-            with self._route_lock:
+            with self._names_lock:
                 del self._names[name]
             raise
 
-    # -- services for the runs' actors ------------------------------------------
-
-    def now(self) -> datetime:
-        return self._clock.now()
-
-    def save(self, run: WorkflowRun, *children: WorkflowRun) -> None:
-        """Append the runs' pending events in one commit; snapshot when due.
-
-        This is ``Application.save`` without its bookkeeping, which costs more
-        than the commit, and with snapshots taken from the aggregate in hand
-        rather than rebuilt from the journal.
-        """
-        mapper = self._app.mapper
-        events = list(run.collect_events())
-        for child in children:
-            events += child.collect_events()
-        self._app.recorder.insert_events([mapper.to_stored_event(e) for e in events])
-        every = self._snapshot_every
-        if any(
-            e.originator_id == run.id and e.originator_version % every == 0
-            for e in events
-        ):
-            snapshot = RunSnapshot.take(run)
-            assert self._app.snapshots is not None
-            self._app.snapshots.put([snapshot])
-
-    def check_encodable(self, value: Any) -> None:
-        self._transcoder.encode(value)
-
-    def add_timer(self, workflow_id: str, seq: int, fire_at: datetime) -> None:
-        self._timers.add(workflow_id, seq, fire_at)
-
-    def new_child(
-        self,
-        parent_id: str,
-        child_id: str,
-        definition: WorkflowDefinition,
-        args: tuple[Any, ...],
-    ) -> WorkflowRun | None:
-        args_list = self.normalise(list(args))
-        with self._route_lock:
-            existing = self._find(child_id)
-            if existing is not None:
-                self._check_same(existing, definition.name, args_list)
-                return None
-            return WorkflowRun.start(
-                child_id,
-                definition.name,
-                args_list,
-                parent_id=parent_id,
-                at=self._clock.now(),
-            )
-
-    def start_runs(self, runs: list[WorkflowRun]) -> None:
-        self._metrics.add("runs_started", len(runs))  # saved with their parent
-        with self._route_lock:
-            for run in runs:
-                if not self._closing.is_set():
-                    self._start(resolve_workflow(run.name), run)
-
-    def watch_child(self, parent_id: str, child_id: str) -> None:
-        """The parent waits on the child: tell it if the child has ended, else
-        make sure the child runs (its start may have been lost to a fault)."""
-        with self._route_lock:
-            child = self._find(child_id)
-            if child is not None and not child.finished:
-                with contextlib.suppress(
-                    RunUnavailableError, RunFinishedError, UnknownWorkflowError
-                ):
-                    self._activate(child)
-        if child is not None and child.finished:
-            self._tell(parent_id, _child_done(child_id, child))
-
-    def cancel_run(self, workflow_id: str, reason: str) -> None:
-        self._tell(workflow_id, CancelRun(reason))
-
-    def run_finished(self, run: WorkflowRun) -> None:
-        with self._route_lock:
-            self._live.pop(run.id, None)
-            handle = self._handle_of(run)
-        if run.parent_id is not None:
-            self._tell(run.parent_id, _child_done(run.id, handle))
-
-    def run_broken(self, workflow_id: str) -> None:
-        with self._route_lock:
-            handle = self._live.pop(workflow_id, None)
-            if handle is not None:
-                self._broken[workflow_id] = handle
-
-    def load_run(self, workflow_id: str) -> WorkflowRun:
-        run = self._get_run(workflow_id)
-        if run is None:
-            raise UnknownRunError(workflow_id)
-        return run
-
-    def may_restart(self, handle: RunHandle) -> bool:
-        faults = handle.fault(time.monotonic(), RUNS_FLAGS.period)
-        if self._closing.is_set():
-            return False  # nothing restarts while the system closes
-        return faults <= self._max_run_restarts
-
-    def passivate(self, workflow_id: str, inbox_empty: Any) -> bool:
-        with self._route_lock:
-            handle = self._live.get(workflow_id)
-            if handle is None or not inbox_empty():
-                return False
-            del self._live[workflow_id]
-            handle.actor = None
-            handle.idle_since = None
-            self.passivations += 1
-            return True
-
-    def submit_step(
-        self,
-        step: ActivityDefinition,
-        args: tuple[Any, ...],
-        workflow_id: str,
-        seq: int,
-        reply_to: pykka.ActorRef[Any],
-    ) -> None:
-        if self._closing.is_set():
-            return  # not recorded: it runs when the journal is reopened
-        failures: list[AttemptFailure] = []
-
-        def report(message: AttemptFailed | StepOutcome | WorkerError) -> None:
-            # The actor is told only the outcome, with every failed attempt.
-            if isinstance(message, AttemptFailed):
-                failures.append(
-                    AttemptFailure(message.attempt, message.error, message.at)
-                )
-            elif isinstance(message, StepOutcome):
-                _tell(reply_to, attrs.evolve(message, failures=tuple(failures)))
-            else:
-                _tell(reply_to, WorkerFailed(message.seq, message.error))
-
-        self._worker.submit(StepJob(step, args, workflow_id, seq), report)
-
     def _fire_timer(self, workflow_id: str, seq: int) -> None:
-        self._tell(workflow_id, TimerDue(seq))
+        self._router.tell(workflow_id, TimerDue(seq))
+
+    def _resume_unfinished(self) -> None:
+        """Arm every unfinished run's timers; activate the runs with work to do
+        (the others wait passive for a message)."""
+        for workflow_id in sorted(self._index.load()):
+            run = self._router.get_run(workflow_id)
+            if run is None or run.is_finished:
+                continue
+            for seq, fire_at in run.pending_timers.items():
+                self._timers.add(workflow_id, seq, fire_at)
+            self._router.resume(run)
+        self._index.checkpoint(self._clock.now())
 
     # -- housekeeping -------------------------------------------------------------
 
@@ -880,19 +546,10 @@ class ActorSystem:
         last_checkpoint = time.monotonic()
         while not self._closing.wait(period):
             if idle is not None:
-                self._passivate_idle(idle)
+                self._router.passivate_idle(idle)
             if time.monotonic() - last_checkpoint > 60.0:
                 self._index.checkpoint(self._clock.now())
                 last_checkpoint = time.monotonic()
-
-    def _passivate_idle(self, idle_timeout: float) -> None:
-        now = time.monotonic()
-        with self._route_lock:
-            handles = list(self._live.values())
-        for handle in handles:
-            since, actor = handle.idle_since, handle.actor
-            if since is not None and actor is not None and now - since >= idle_timeout:
-                _tell(actor, Passivate(since))
 
     # -- closing --------------------------------------------------------------------
 
@@ -911,8 +568,8 @@ class ActorSystem:
         # Running attempts finish and their actors record them; queued ones are
         # dropped and run again when the journal is reopened.
         self._worker.close(wait=True)
-        with self._route_lock:
-            actors = [h.actor for h in self._live.values() if h.actor is not None]
+        handles = self._router.live_handles()
+        actors = [h.actor for h in handles if h.actor is not None]
         for future in [actor.stop(block=False) for actor in actors]:
             future.get()
         try:
@@ -948,8 +605,7 @@ class ActorSystem:
         )
         error = SystemFailedError(self._path, repr(cause))
         error.__cause__ = cause
-        with self._route_lock:
-            handles = list(self._live.values())
+        handles = self._router.live_handles()
         for handle in handles:  # their result() would otherwise wait forever
             handle.break_off(error)
         # Not on the root's thread: close() waits for the tree to stop.
@@ -966,45 +622,6 @@ class ActorSystem:
             raise SystemClosedError(self._path)
 
 
-def _child_id(workflow_id: str, activation: int) -> str:
-    """The run's id in the ``runs`` supervisor: unique per activation (the
-    previous activation's actor may not have left yet), without ``/``."""
-    escaped = workflow_id.replace("%", "%25").replace("/", "%2F")
-    return f"{escaped}#{activation}"
-
-
-def _has_work(run: WorkflowRun) -> bool:
-    """Whether an unfinished run needs its actor now, not only on a message."""
-    open_commands = run.open_commands
-    if not open_commands:
-        return True  # started, or ended in code, but its next events were lost
-    return any(
-        command_of_kind(record.kind).needs_actor(run, record)
-        for record in open_commands
-    )
-
-
-def _ending(run: WorkflowRun) -> tuple[RunStatus, Any, BaseException | None]:
-    if run.status is RunStatus.COMPLETED:
-        return run.status, run.result, None
-    if run.status is RunStatus.CANCELLED:
-        return run.status, None, RunCancelledError(run.id, run.cancel_reason or "")
-    assert run.error is not None
-    return run.status, None, WorkflowFailedError(run.id, run.error)
-
-
-def _child_done(child_id: str, child: RunHandle) -> ChildDone:
-    if child.status is RunStatus.COMPLETED:
-        return ChildDone(child_id, child.result, None)
-    error = child.error
-    if isinstance(error, WorkflowFailedError):
-        return ChildDone(child_id, None, error.error)
-    assert error is not None
-    return ChildDone(child_id, None, ErrorInfo.from_exception(error))
-
-
 def _tell(actor: pykka.ActorRef[Any], message: Any) -> None:
-    # A stopped actor's run resumes by replay on the next open; the message
-    # (a step outcome, a timer fire) is then redone from history.
     with contextlib.suppress(pykka.ActorDeadError):
         actor.tell(message)

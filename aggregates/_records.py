@@ -9,7 +9,7 @@ frozen views below, built from that state on demand.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import attrs
 
@@ -95,6 +95,7 @@ class CommandRecord:
     attempts: int = 0
     last_error: ErrorInfo | None = None
     outcome: Outcome | None = None
+    last_failed_at: datetime | None = None  # when the last failed attempt failed
 
     @property
     def kind(self) -> CommandKind:
@@ -122,6 +123,7 @@ class CommandRecord:
             state["attempts"],
             None if last_error is None else ErrorInfo.from_dict(last_error),
             None if outcome is None else Outcome.from_state(outcome),
+            state.get("failed_at"),  # absent from snapshots older than the key
         )
 
 
@@ -157,6 +159,7 @@ class CommandState(TypedDict):
     attempts: int
     last_error: dict[str, Any] | None
     outcome: OutcomeState | None
+    failed_at: NotRequired[datetime | None]
 
 
 class SignalState(TypedDict):

@@ -236,6 +236,7 @@ class RunState(BaseAggregate[str]):
         state = self._commands[event.seq - 1]
         state["attempts"] = event.attempt
         state["last_error"] = event.error
+        state["failed_at"] = event.timestamp
         if event.final:
             self._resolve(
                 event.seq, event.timestamp, OutcomeKind.FAILED, error=event.error

@@ -55,7 +55,7 @@ async def long_run(ctx: WorkflowContext, steps: int) -> str:
 
 
 def _crash_the_probe_commit_once(system: ActorSystem) -> None:
-    save = system.save
+    save = system._host.commit
 
     def save_or_crash(run: WorkflowRun, *children: WorkflowRun) -> None:
         probe_done = any(
@@ -70,7 +70,7 @@ def _crash_the_probe_commit_once(system: ActorSystem) -> None:
             raise _Fault(f"the probe's commit of {run.id} crashed")
         save(run, *children)
 
-    system.save = save_or_crash  # type: ignore[method-assign]
+    system._host.commit = save_or_crash  # type: ignore[method-assign]
 
 
 def run_restart_samples(trials: int, warmup: int) -> tuple[list[float], list[float]]:

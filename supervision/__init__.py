@@ -19,7 +19,7 @@ made to report their failures by ``supervised``::
 
 from supervision._actor import SupervisedActor, supervised
 from supervision._clock import Cancel, Clock, ManualClock, SystemClock
-from supervision._dispatch import DispatchedActor, Dispatcher
+from supervision._dispatch import DispatchedActor, Dispatcher, inline_turns
 from supervision._errors import (
     ActorCrashedError,
     ChildStartError,
@@ -32,6 +32,7 @@ from supervision._errors import (
     UnknownMessageError,
     UnsupervisedActorError,
 )
+from supervision._flag import LazyEvent
 from supervision._info import ChildInfo, ChildStatus, SupervisorInfo
 from supervision._refs import SupervisedRef, SupervisorRef, start_supervisor
 from supervision._spec import Backoff, ChildSpec, Restart, Strategy, SupervisorFlags
@@ -50,6 +51,7 @@ __all__ = [
     "DispatchedActor",
     "Dispatcher",
     "DuplicateChildError",
+    "LazyEvent",
     "ManualClock",
     "Restart",
     "RestartIntensityError",
@@ -66,6 +68,7 @@ __all__ = [
     "UnknownChildError",
     "UnknownMessageError",
     "UnsupervisedActorError",
+    "inline_turns",
     "start_supervisor",
     "supervised",
 ]

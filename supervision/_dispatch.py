@@ -26,12 +26,41 @@ import pykka
 from pykka._envelope import Envelope
 
 from supervision._actor import SupervisedActor
+from supervision._flag import LazyEvent
 
-__all__ = ["DispatchedActor", "Dispatcher"]
+__all__ = ["DispatchedActor", "Dispatcher", "inline_turns"]
 
 logger = logging.getLogger("chronik.supervision")
 
 _numbers = itertools.count(1)
+
+
+class _Inline(threading.local):
+    """Whether this thread may run an actor's turn itself, and whether it is."""
+
+    allowed = False
+    running = False
+
+
+_inline = _Inline()
+
+
+class inline_turns:
+    """On this thread, a message that schedules an idle actor runs the actor's
+    turn here and now, instead of handing it to a dispatcher thread.
+
+    For threads whose work ends in telling an actor (a step's worker thread
+    after the step returned): the hand-off to another thread, and its wake-up,
+    is saved. An actor is still never run by two threads at once, and a turn
+    never runs inside another (the second is scheduled as usual).
+    """
+
+    def __enter__(self) -> None:
+        self._before = _inline.allowed
+        _inline.allowed = True
+
+    def __exit__(self, *exc: object) -> None:
+        _inline.allowed = self._before
 
 
 class Dispatcher:
@@ -53,6 +82,16 @@ class Dispatcher:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._actors = 0  # started and not yet ended
+
+    @property
+    def actors(self) -> int:
+        """How many of its actors have started and not yet ended."""
+        return self._actors
+
+    def _count(self, change: int) -> None:
+        with self._lock:
+            self._actors += change
 
     @property
     def threads(self) -> int:
@@ -105,7 +144,8 @@ class _Mailbox:
 
     def __init__(self, actor: DispatchedActor) -> None:
         self._actor = actor
-        self._messages: deque[Envelope[Any]] = deque()
+        # None while empty: an idle actor's mailbox holds no deque (~0.7 KiB).
+        self._messages: deque[Envelope[Any]] | None = None
         self._lock = threading.Lock()
         self._scheduled = True  # until its start has run
         self._closed = False
@@ -113,6 +153,8 @@ class _Mailbox:
     def put(self, envelope: Envelope[Any], /) -> None:
         with self._lock:
             if not self._closed:
+                if self._messages is None:
+                    self._messages = deque()
                 self._messages.append(envelope)
                 if self._scheduled:
                     return
@@ -120,21 +162,39 @@ class _Mailbox:
         if self._closed:
             _answer_dead(self._actor, envelope)
             return
+        if _inline.allowed and not _inline.running:
+            _inline.running = True
+            try:
+                self._actor._dispatch_turn()
+            finally:
+                _inline.running = False
+            return
         self._actor._dispatcher.schedule(self._actor)
 
     def get(self) -> Envelope[Any]:
         with self._lock:
-            return self._messages.popleft()
+            if not self._messages:
+                raise IndexError("get from an empty mailbox")
+            return self._take()
 
     def empty(self) -> bool:
         return not self._messages
+
+    def _take(self) -> Envelope[Any]:
+        """The first message; hold the lock, and know there is one."""
+        messages = self._messages
+        assert messages
+        envelope = messages.popleft()
+        if not messages:
+            self._messages = None
+        return envelope
 
     def take(self) -> Envelope[Any] | None:
         """The next message; ``None`` if there is none, and then the actor is
         no longer scheduled (a message put later schedules it again)."""
         with self._lock:
             if self._messages:
-                return self._messages.popleft()
+                return self._take()
             self._scheduled = False
             return None
 
@@ -151,7 +211,7 @@ class _Mailbox:
         """Take no more messages; those left over."""
         with self._lock:
             self._closed = True
-            left, self._messages = list(self._messages), deque()
+            left, self._messages = list(self._messages or ()), None
         return left
 
 
@@ -170,12 +230,37 @@ class DispatchedActor(SupervisedActor):
 
     _dispatcher: Dispatcher
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Its ref reads the same flag (pykka's ref copies the attribute).
+        stopped = LazyEvent()
+        self.actor_stopped = stopped  # type: ignore[assignment]
+        self.actor_ref.actor_stopped = stopped  # type: ignore[assignment]
+
+    @classmethod
+    def start(cls, *args: Any, **kwargs: Any) -> pykka.ActorRef[Any]:
+        """As ``pykka.Actor.start``, but not in pykka's ``ActorRegistry``: its
+        removal scans a list, which thousands of runs' actors would make slow
+        (their dispatcher counts them; ``ActorRegistry.stop_all`` skips them)."""
+        actor = cls(*args, **kwargs)
+        actor._start_actor_loop()
+        return actor.actor_ref
+
+    def _stop(self) -> None:
+        self._supervision_begin_exit()
+        self.actor_stopped.set()
+        try:
+            self.on_stop()
+        except Exception:
+            self._handle_failure(*sys.exc_info())
+
     def _create_actor_inbox(self) -> _Mailbox:  # type: ignore[override]
         return _Mailbox(self)
 
     def _start_actor_loop(self) -> None:
         self._dispatch_started = False
         self._dispatch_ended = False
+        self._dispatcher._count(1)
         self._dispatcher.schedule(self)
 
     def _dispatch_turn(self) -> None:
@@ -212,4 +297,7 @@ class DispatchedActor(SupervisedActor):
         self._dispatch_ended = True
         for envelope in mailbox.close():
             _answer_dead(self, envelope)
-        self._supervision_finish()
+        try:
+            self._supervision_finish()
+        finally:
+            self._dispatcher._count(-1)

@@ -18,7 +18,13 @@ from supervision._spec import ChildSpec, SupervisorFlags
 from supervision._supervisor import EscalationHandler, Supervisor
 from supervision._tree import Handle, Path, Tree
 
-__all__ = ["SupervisedRef", "SupervisorRef", "start_supervisor"]
+__all__ = ["FIRST_START_WAIT", "SupervisedRef", "SupervisorRef", "start_supervisor"]
+
+# Seconds a tell waits for a child's first incarnation while its supervisor
+# starts it (asynchronously: a nested supervisor starts its children in its own
+# on_start), so a ref handed back at a start may be told at once. A child that
+# never starts gets ChildUnavailableError after it, never a hang.
+FIRST_START_WAIT = 5.0
 
 
 class SupervisedRef:
@@ -54,16 +60,24 @@ class SupervisedRef:
         ref = self.current()
         return ref is not None and ref.is_alive()
 
-    def tell(self, message: Any, *, wait: float = 0.0) -> None:
+    def tell(self, message: Any, *, wait: float | None = None) -> None:
         """Send ``message`` to the current incarnation, waiting up to ``wait``
         seconds for one. At most once, as any tell: if that incarnation dies before
         handling it, the message is lost.
 
+        A child whose first incarnation is still being started (a ref just
+        returned by ``start_child``, or a child of a supervisor starting now) is
+        waited for up to ``wait`` or ``FIRST_START_WAIT`` seconds, whichever is
+        longer, so a fresh ref may be told at once; one that is restarting only
+        up to ``wait`` (default 0: not at all).
+
         Raises ``ChildUnavailableError`` when no incarnation takes it in time."""
-        deadline = time.monotonic() + wait
+        now = time.monotonic()
+        deadline = now + (wait or 0.0)
+        first_deadline = now + max(wait or 0.0, FIRST_START_WAIT)
         stale: pykka.ActorRef[Any] | None = None
         while True:
-            ref = self._tree.wait(self._path, stale, deadline)
+            ref = self._tree.wait(self._path, stale, deadline, first_deadline)
             try:
                 ref.tell(message)
             except pykka.ActorDeadError:

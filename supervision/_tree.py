@@ -97,6 +97,9 @@ class Tree:
         # Invariant: a path is a key of _refs exactly while a child spec lives
         # there; its value is the incarnation that may take messages, or None.
         self._refs: dict[Path, pykka.ActorRef[Any] | None] = {}
+        # Invariant: _starting holds the paths of _refs whose first incarnation
+        # has not claimed its link yet (a child being started, not restarted).
+        self._starting: set[Path] = set()
         # Invariant: _below[path] holds the ids of the paths opened directly
         # below path and not closed since (an entry only while there are some),
         # so closing a subtree costs its size, not the tree's.
@@ -114,7 +117,9 @@ class Tree:
 
     def open(self, path: Path) -> None:
         with self._changed:
-            self._refs.setdefault(path, None)
+            if path not in self._refs:
+                self._refs[path] = None
+                self._starting.add(path)
             if path:
                 self._below.setdefault(path[:-1], set()).add(path[-1])
 
@@ -122,6 +127,7 @@ class Tree:
         with self._changed:
             if path in self._refs:
                 self._refs[path] = ref
+                self._starting.discard(path)
                 self._changed.notify_all()
 
     def clear_if(self, path: Path, ref: pykka.ActorRef[Any]) -> None:
@@ -141,6 +147,7 @@ class Tree:
             while closing:
                 below = closing.pop()
                 self._refs.pop(below, None)
+                self._starting.discard(below)
                 self._snapshots.pop(below, None)
                 closing.extend((*below, child) for child in self._below.pop(below, ()))
             self._changed.notify_all()
@@ -149,6 +156,7 @@ class Tree:
         with self._changed:
             self._stopped = reason
             self._refs.clear()
+            self._starting.clear()
             self._changed.notify_all()
 
     def current(self, path: Path) -> pykka.ActorRef[Any] | None:
@@ -156,21 +164,28 @@ class Tree:
             return self._refs.get(path)
 
     def wait(
-        self, path: Path, stale: pykka.ActorRef[Any] | None, deadline: float
+        self,
+        path: Path,
+        stale: pykka.ActorRef[Any] | None,
+        deadline: float,
+        first_deadline: float | None = None,
     ) -> pykka.ActorRef[Any]:
         """The incarnation at ``path`` once there is one other than ``stale``,
-        waiting until ``deadline`` (on ``time.monotonic``) at most."""
-
-        def ready() -> bool:
-            ref = self._refs.get(path)
-            return self._stopped is not None or (ref is not None and ref is not stale)
-
+        waiting until ``deadline`` (on ``time.monotonic``) at most, or until
+        ``first_deadline`` if later while the child's first incarnation is
+        still being started."""
         with self._changed:
-            self._changed.wait_for(ready, max(0.0, deadline - time.monotonic()))
-            ref = self._refs.get(path)
-            if ref is None or ref is stale or self._stopped is not None:
-                raise self._unavailable(path)
-            return ref
+            while True:
+                ref = self._refs.get(path)
+                if self._stopped is None and ref is not None and ref is not stale:
+                    return ref
+                until = deadline
+                if first_deadline is not None and path in self._starting:
+                    until = max(deadline, first_deadline)
+                remaining = until - time.monotonic()
+                if self._stopped is not None or remaining <= 0:
+                    raise self._unavailable(path)
+                self._changed.wait(remaining)
 
     def _unavailable(self, path: Path) -> ChildUnavailableError:
         if self._stopped is not None:
@@ -180,6 +195,13 @@ class Tree:
                 self.name_of(path),
                 "no child lives at this path (not started yet, terminated, or its "
                 "supervisor stopped)",
+            )
+        if path in self._starting:
+            return ChildUnavailableError(
+                self.name_of(path),
+                "its first incarnation has not started in time (its supervisor "
+                "is still starting it, or cannot: see its last failure in the "
+                "tree)",
             )
         return ChildUnavailableError(
             self.name_of(path), "it has no live incarnation yet (it is restarting)"

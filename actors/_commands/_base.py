@@ -59,8 +59,15 @@ class Driver(Protocol):
     def set_seq(self, seq: int) -> None: ...
     def now(self) -> datetime: ...
     def submit_step(
-        self, step: ActivityDefinition, args: tuple[Any, ...], seq: int
-    ) -> None: ...
+        self,
+        step: ActivityDefinition,
+        args: tuple[Any, ...],
+        seq: int,
+        record: CommandRecord | None,
+    ) -> None:
+        """Run the step; ``record`` is history's, if it holds the step already
+        (its failed attempts count: the step goes on from the next one)."""
+
     def add_timer(self, seq: int, fire_at: datetime) -> None: ...
     def new_child(
         self, child_id: str, definition: WorkflowDefinition, args: tuple[Any, ...]
@@ -78,6 +85,10 @@ class Request:
 
     def __await__(self) -> Generator[Request, Any, Any]:
         return (yield self)
+
+    def describe(self) -> str:
+        """The call that made it, as the code wrote it: ``ctx.sleep(60.0)``."""
+        return type(self).__name__
 
     def issue(self, driver: Driver) -> tuple[int, ...]:
         """Record the command (or check it against history): its seqs."""

@@ -23,6 +23,9 @@ class SpawnChild(Command):
     child_id: str | None
     detached: bool
 
+    def describe(self) -> str:
+        return f"ctx.spawn({self.workflow.name})"
+
     def issue(self, driver: Driver) -> tuple[int, ...]:
         # The seq is taken only once the child is accepted: a RunConflictError
         # thrown into the code leaves no command behind.

@@ -16,6 +16,10 @@ class Gather(Request):
     requests: tuple[Command, ...]
     return_exceptions: bool
 
+    def describe(self) -> str:
+        leaves = ", ".join(leaf.describe() for leaf in self.requests)
+        return f"ctx.gather({leaves})"
+
     def issue(self, driver: Driver) -> tuple[int, ...]:
         return tuple(seq for leaf in self.requests for seq in leaf.issue(driver))
 

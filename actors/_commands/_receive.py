@@ -20,6 +20,9 @@ class Receive(Command):
     topic: str
     timeout: float | None
 
+    def describe(self) -> str:
+        return f"ctx.receive({self.topic!r})"
+
     def issue(self, driver: Driver) -> tuple[int, ...]:
         seq = driver.take_seq()
         record = driver.run.check_replay(seq, CommandKind.RECEIVE, self.topic)

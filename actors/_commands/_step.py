@@ -22,6 +22,9 @@ class CallStep(Command):
     args: tuple[Any, ...]
     best_effort: bool = False
 
+    def describe(self) -> str:
+        return f"ctx.call({self.step.name})"
+
     def issue(self, driver: Driver) -> tuple[int, ...]:
         seq = driver.take_seq()
         run, step = driver.run, self.step
@@ -29,7 +32,7 @@ class CallStep(Command):
         if record is None:
             run.schedule_step(seq, step.name, self.args, at=driver.now())
         if record is None or record.is_open:
-            driver.submit_step(step, self.args, seq)
+            driver.submit_step(step, self.args, seq, record)
         return (seq,)
 
     def answer_failed(self, driver: Driver, seq: int) -> Answer:

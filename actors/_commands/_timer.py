@@ -21,6 +21,11 @@ class Sleep(Command):
     seconds: float = 0.0
     until: datetime | None = None
 
+    def describe(self) -> str:
+        if self.until is not None:
+            return f"ctx.sleep_until({self.until.isoformat()})"
+        return f"ctx.sleep({self.seconds!r})"
+
     def issue(self, driver: Driver) -> tuple[int, ...]:
         seq = driver.take_seq()
         record = driver.run.check_replay(seq, CommandKind.TIMER)

@@ -15,6 +15,7 @@ from actors.testing._errors import (
     FaultFreeRunError,
     InjectedCrash,
     InjectedStepFailure,
+    NonDeterministicWorkflowError,
     StuckRunError,
 )
 from actors.testing._faults import (
@@ -52,6 +53,7 @@ __all__ = [
     "InjectedCrash",
     "InjectedStepFailure",
     "Invariant",
+    "NonDeterministicWorkflowError",
     "RunReport",
     "SignalToSend",
     "StepExecution",

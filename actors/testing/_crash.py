@@ -21,10 +21,12 @@ from actors.testing._audit import (
     first_difference,
     signals_once,
 )
+from actors.testing._determinism import disagreement, replay_failure
 from actors.testing._errors import (
     CrashSafetyError,
     FaultFreeRunError,
     InjectedStepFailure,
+    NonDeterministicWorkflowError,
 )
 from actors.testing._faults import FaultPlan
 from actors.testing._lives import Broken, PlanRun
@@ -80,12 +82,17 @@ class CrashTest:
         self.timeout = timeout
         self.open_options = open_options
         self._baseline: Baseline | None = None
-        self._lock = threading.Lock()
+        # Once two runs under one plan differ, every check says so: a verdict
+        # that came and went would be hypothesis's Flaky, which says nothing.
+        self._nondeterministic: NonDeterministicWorkflowError | None = None
+        self._lock = threading.RLock()
 
     @property
     def baseline(self) -> Baseline:
         """The fault-free run (run once, on first use)."""
         with self._lock:
+            if self._nondeterministic is not None:
+                raise self._nondeterministic
             if self._baseline is None:
                 self._baseline = self._run_baseline()
             return self._baseline
@@ -113,11 +120,15 @@ class CrashTest:
             report = attempt.go()
         except Broken as broken:
             raise self._error(plan, str(broken), attempt.trace) from broken.__cause__
+        replayed = replay_failure(report)
+        if replayed is not None:
+            raise self._nondeterminism(plan, replayed, attempt.trace)
         problems = _problems(report, baseline.report)
         problems += _prefix_problems(attempt.streams)
         if not problems:
             problems = self._invariant_problems(report)
         if problems:
+            self._check_repeatable(plan, attempt, report)
             what = (
                 problems[0]
                 if len(problems) == 1
@@ -125,6 +136,37 @@ class CrashTest:
             )
             raise self._error(plan, what, attempt.trace)
         return report
+
+    def _check_repeatable(
+        self, plan: FaultPlan, first: PlanRun, report: RunReport
+    ) -> None:
+        """Run ``plan`` again: raise ``NonDeterministicWorkflowError`` if the
+        workflow's code does something else with the same inputs."""
+        again = PlanRun(self, plan)
+        try:
+            second = again.go()
+        except Broken as broken:
+            stuck = f"it finished the first time; the second time {broken}"
+            raise self._nondeterminism(plan, stuck, first.trace, again.trace) from None
+        differs = disagreement(report, second) or replay_failure(second)
+        if differs is not None:
+            raise self._nondeterminism(plan, differs, first.trace, again.trace)
+
+    def _nondeterminism(
+        self, plan: FaultPlan, what: str, *traces: list[str]
+    ) -> NonDeterministicWorkflowError:
+        names = self._baseline.step_names if self._baseline is not None else {}
+        runs = ["first run", "second run"] if len(traces) > 1 else ["the run"]
+        trace = "\n".join(
+            f" {label}:\n" + ("\n".join(lines) or "  (nothing)")
+            for label, lines in zip(runs, traces, strict=False)
+        )
+        error = NonDeterministicWorkflowError(
+            self.workflow_id, repr(plan), plan.describe(names), what, trace
+        )
+        with self._lock:
+            self._nondeterministic = self._nondeterministic or error
+        return error
 
     def _invariant_problems(self, report: RunReport) -> list[str]:
         if self.invariant is None:
@@ -157,6 +199,7 @@ class CrashTest:
         if problems:
             trace = "\n".join(attempt.trace)
             raise FaultFreeRunError(self.workflow_id, problems[0], trace)
+        self._check_repeatable(FaultPlan(), attempt, report)
         probe = attempt.probes[-1]
         steps = tuple(
             StepInfo(key, step.name, _failure_budget(step, _attempts(report, key)))

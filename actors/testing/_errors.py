@@ -14,6 +14,7 @@ __all__ = [
     "FaultFreeRunError",
     "InjectedCrash",
     "InjectedStepFailure",
+    "NonDeterministicWorkflowError",
     "StuckRunError",
 ]
 
@@ -67,7 +68,34 @@ class CrashSafetyError(ActorError, AssertionError):
         "workflow run {workflow_id!r} is not crash-safe: {what}\n"
         "fault plan:\n{description}\n"
         "what happened:\n{trace}\n"
-        "reproduce with: crash_test.check({plan})"
+        "reproduce with: crash_test.check({plan})\n"
+        "  (crash_test: a CrashTest(...) of this workflow, with the arguments "
+        "given to check_crash_safety; every name is in actors.testing)"
+    )
+
+
+class NonDeterministicWorkflowError(CrashSafetyError):
+    """The workflow ran twice under one fault plan and did not do the same:
+    its code reads something outside ``ctx`` (the clock, ``random``, ``uuid``,
+    a global that changes between runs), so no crash test of it can hold.
+
+    ``what`` says what differed between the two runs (the first differing
+    command of their histories, or their results); ``trace`` holds both runs.
+    """
+
+    template = (
+        "workflow run {workflow_id!r} is not deterministic: run twice under "
+        "the same fault plan, {what}\n"
+        "likely cause: workflow code that reads something outside ctx, which "
+        "differs from one run to the next: time.time() or datetime.now() (use "
+        "ctx.now()), random.random() (use ctx.random()), uuid.uuid4() (use "
+        "ctx.uuid4()), or a global, a file or a service (move the call into a "
+        "step, whose result is recorded)\n"
+        "fault plan:\n{description}\n"
+        "what happened:\n{trace}\n"
+        "reproduce with: crash_test.check({plan})\n"
+        "  (crash_test: a CrashTest(...) of this workflow, with the arguments "
+        "given to check_crash_safety; every name is in actors.testing)"
     )
 
 

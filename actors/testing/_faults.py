@@ -8,13 +8,14 @@ Steps are named by their idempotency key, ``"<workflow id>/<seq>"``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import attrs
 
 __all__ = ["Crash", "CrashAtCommit", "CrashInStep", "FailStep", "FaultPlan"]
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class CrashAtCommit:
     """The process dies at the ``commit``-th commit of its life (a commit is
     everything one mailbox message, or one spawn, caused): before that commit
@@ -23,12 +24,15 @@ class CrashAtCommit:
     commit: int
     after: bool = False
 
+    def __repr__(self) -> str:
+        return _short_repr(self)
+
     def describe(self, names: Mapping[str, str]) -> str:
         when = "right after" if self.after else "before"
         return f"the process dies {when} its commit {self.commit} is durable"
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class CrashInStep:
     """The process dies in the middle of step ``step``, the first time it runs
     in this life: before its body runs or, with ``after_body``, once its body
@@ -36,6 +40,9 @@ class CrashInStep:
 
     step: str
     after_body: bool = False
+
+    def __repr__(self) -> str:
+        return _short_repr(self)
 
     def describe(self, names: Mapping[str, str]) -> str:
         step = _named(self.step, names)
@@ -50,7 +57,7 @@ class CrashInStep:
 Crash = CrashAtCommit | CrashInStep
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class FailStep:
     """The first ``times`` attempts of step ``step`` raise
     ``InjectedStepFailure``: before its body runs or, with ``after_body``, after
@@ -59,6 +66,9 @@ class FailStep:
     step: str
     times: int = 1
     after_body: bool = False
+
+    def __repr__(self) -> str:
+        return _short_repr(self)
 
     def describe(self, names: Mapping[str, str]) -> str:
         when = "after its body ran" if self.after_body else "before its body runs"
@@ -80,7 +90,7 @@ def _ids(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class FaultPlan:
     """The faults of one crash test.
 
@@ -96,6 +106,9 @@ class FaultPlan:
     failures: tuple[FailStep, ...] = attrs.field(default=(), converter=_failures)
     duplicate_signals: tuple[str, ...] = attrs.field(default=(), converter=_ids)
     resend_signals: bool = False
+
+    def __repr__(self) -> str:
+        return _short_repr(self)
 
     def describe(self, names: Mapping[str, str] | None = None) -> str:
         """The plan in words, one fault a line; ``names`` maps step keys to
@@ -115,6 +128,29 @@ class FaultPlan:
         if self.resend_signals and self.crashes:
             lines.append("  after each crash the client resends every signal")
         return "\n".join(lines)
+
+
+def _short_repr(value: Any) -> str:
+    """``Class(field=value, ...)`` without the fields left at their defaults:
+    the expression that rebuilds ``value`` once ``from actors.testing import *``
+    (the first field positionally, as the examples write it)."""
+    fields = attrs.fields(type(value))
+    parts = []
+    for position, field in enumerate(fields):
+        given = getattr(value, field.name)
+        if field.default is not attrs.NOTHING and given == field.default:
+            continue
+        text = _tuple_repr(given) if isinstance(given, tuple) else repr(given)
+        if position == 0 and field.default is attrs.NOTHING:
+            parts.append(text)
+        else:
+            parts.append(f"{field.name}={text}")
+    return f"{type(value).__name__}({', '.join(parts)})"
+
+
+def _tuple_repr(items: tuple[object, ...]) -> str:
+    inner = ", ".join(repr(item) for item in items)
+    return f"({inner},)" if len(items) == 1 else f"({inner})"
 
 
 def _named(key: str, names: Mapping[str, str]) -> str:

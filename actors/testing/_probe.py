@@ -19,9 +19,11 @@ import pykka
 
 from actors._clock import ManualClock
 from actors._definitions import ActivityDefinition
+from actors._host import SystemHost
 from actors._info import current_info
 from actors._system import ActorSystem
 from actors._timers import TimerService
+from actors._worker import StepJob
 from actors.testing._errors import InjectedCrash, InjectedStepFailure
 from actors.testing._quiet import Quiescence
 from aggregates import RunEvent, WorkflowRun
@@ -273,23 +275,27 @@ class ProbedSystem(ActorSystem):
         finally:
             del _opening.probe
 
-    def save(self, run: WorkflowRun, *children: WorkflowRun) -> None:
-        self.probe.save(super().save, run, children)
+    def _make_host(self, snapshot_every: int) -> SystemHost:
+        return ProbedHost(self.probe, **self._host_parts(snapshot_every))
 
-    def submit_step(
-        self,
-        step: ActivityDefinition,
-        args: tuple[Any, ...],
-        workflow_id: str,
-        seq: int,
-        reply_to: pykka.ActorRef[Any],
-    ) -> None:
+
+class ProbedHost(SystemHost):
+    """A system's host whose commits and steps go through a probe first."""
+
+    def __init__(self, probe: Probe, **parts: Any) -> None:
+        super().__init__(**parts)
+        self._probe = probe
+
+    def commit(self, run: WorkflowRun, *children: WorkflowRun) -> None:
+        self._probe.save(super().commit, run, children)
+
+    def submit_step(self, job: StepJob, reply_to: pykka.ActorRef[Any]) -> None:
         def submit(wrapped: ActivityDefinition) -> None:
-            super(ProbedSystem, self).submit_step(
-                wrapped, args, workflow_id, seq, reply_to
+            super(ProbedHost, self).submit_step(
+                attrs.evolve(job, step=wrapped), reply_to
             )
 
-        self.probe.submit(submit, step, workflow_id, seq)
+        self._probe.submit(submit, job.step, job.workflow_id, job.seq)
 
 
 def describe_events(events: Sequence[RunEvent], focus: str | None = None) -> str:

@@ -10,10 +10,12 @@ from collections.abc import Callable, Iterable, MutableSequence
 from typing import Any
 
 import hypothesis
+import hypothesis.errors
 import hypothesis.strategies as st
 
 from actors._definitions import WorkflowDefinition
 from actors.testing._crash import CrashTest
+from actors.testing._errors import CrashSafetyError, NonDeterministicWorkflowError
 from actors.testing._faults import (
     Crash,
     CrashAtCommit,
@@ -139,8 +141,36 @@ def check_crash_safety(
     def crash_safe(plan: FaultPlan) -> None:
         test.check(plan)
 
-    crash_safe()
+    try:
+        crash_safe()
+    except hypothesis.errors.Flaky as flaky:
+        raise _flaky_to_error(test, flaky) from flaky
     return baseline
+
+
+def _flaky_to_error(
+    test: CrashTest, flaky: hypothesis.errors.Flaky
+) -> NonDeterministicWorkflowError:
+    """A plan that failed once and passed once: the workflow is not
+    deterministic, whatever the failure said."""
+    found = [
+        error
+        for error in getattr(flaky, "exceptions", ())
+        if isinstance(error, CrashSafetyError)
+    ]
+    for error in found:
+        if isinstance(error, NonDeterministicWorkflowError):
+            return error
+    if not found:
+        what = f"one fault plan failed once and passed once ({flaky})"
+        return NonDeterministicWorkflowError(
+            test.workflow_id, "FaultPlan()", "  (see above)", what, "  (not kept)"
+        )
+    first = found[0]
+    what = f"the same fault plan passed once and failed once: {first.what}"
+    return NonDeterministicWorkflowError(
+        first.workflow_id, first.plan, first.description, what, first.trace
+    )
 
 
 def _step(failure: FailStep) -> str:

@@ -21,8 +21,8 @@ Batch = list[tuple[str, int, str]]  # (stream, version, event name) of each even
 
 
 class CommitFault:
-    """Wraps ``system.save``, the one commit of each mailbox message (and of each
-    spawn). The ``at``-th commit, or the first whose batch satisfies ``when``,
+    """Wraps ``system._host.commit``, the one commit of each mailbox message (and
+    of each spawn). The ``at``-th commit, or the first whose batch satisfies ``when``,
     raises ``InjectedCrash``: before anything of it is durable or, with
     ``after_commit``, right after it is. It crashes once.
 
@@ -46,8 +46,8 @@ class CommitFault:
         self.committed: list[Batch] = []
         self.crashed: Batch | None = None
         self._lock = threading.Lock()
-        self._save = system.save
-        system.save = self._save_or_crash  # type: ignore[method-assign]
+        self._save = system._host.commit
+        system._host.commit = self._save_or_crash  # type: ignore[method-assign]
 
     def _save_or_crash(self, run: WorkflowRun, *children: WorkflowRun) -> None:
         batch = [

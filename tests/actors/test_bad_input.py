@@ -118,7 +118,7 @@ def test_a_context_used_after_its_workflow_finished_raises_context_error(
 def test_a_context_used_from_another_thread_raises_context_error(
     system: ActorSystem,
 ) -> None:
-    @workflow(name="tests.thread-context")
+    @workflow(name="tests.thread-context", allow=("threads",))  # the guard steps aside
     async def threaded(ctx: WorkflowContext) -> str:
         errors: list[BaseException] = []
 
@@ -139,7 +139,7 @@ def test_a_context_used_from_another_thread_raises_context_error(
 def test_awaiting_a_foreign_awaitable_fails_the_run_with_a_clear_error(
     system: ActorSystem,
 ) -> None:
-    @workflow(name="tests.asyncio-sleep")
+    @workflow(name="tests.asyncio-sleep", allow=("asyncio.sleep",))  # as above
     async def foreign(ctx: WorkflowContext) -> None:
         await asyncio.sleep(0)  # yields to an event loop that is not there
 

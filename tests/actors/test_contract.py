@@ -33,7 +33,7 @@ from eventsourcing.persistence import StoredEvent
 from hypothesis import given
 from hypothesis import strategies as st
 
-import actors._system
+import actors._router
 from actors import (
     ActorSystem,
     ManualClock,
@@ -266,18 +266,27 @@ def _wait_for_lines(
 def test_a_step_whose_outcome_commit_crashes_runs_again_with_the_same_key_and_is_recorded_once(  # noqa: E501
     system: ActorSystem, path: str
 ) -> None:
-    fault = CommitFault(system, at=2)  # 1 is the spawn; 2 records the step
+    # 1 is the spawn; 2 records the failed first attempt as it fails (each
+    # failed attempt is durable at once); 3 records the step's outcome.
+    fault = CommitFault(system, at=3)
     ref = system.spawn(reserving, "o-1", id="reserving-o-1")
     with pytest.raises(RunUnavailableError, match="history is intact") as broke:
         ref.result(timeout=5)
     assert isinstance(broke.value.__cause__, InjectedCrash)
-    assert event_names(stored(path, "reserving-o-1")) == ["Started"]
+    assert event_names(stored(path, "reserving-o-1")) == [
+        "Started",
+        "StepScheduled",
+        "StepFailed",
+    ]
 
-    # The next message resumes the run by replay: the step runs again.
+    # The next message resumes the run by replay: the step runs again, from the
+    # attempt after the last one recorded as failed.
     ref.send("note", "thanks", signal_id="note-1")
     assert ref.result(timeout=5) == ["res-o-1", "thanks"]
     key = "reserving-o-1/1"
-    assert [("reserve", key, 1), ("reserve", key, 2)] * 2 == EXECUTIONS
+    assert [("reserve", key, 1), ("reserve", key, 2), ("reserve", key, 2)] == (
+        EXECUTIONS
+    )
     step = system.history("reserving-o-1").commands[0]
     assert step.outcome is not None
     assert (step.name, step.attempts, step.outcome.value) == ("reserve", 1, "res-o-1")
@@ -546,7 +555,7 @@ def test_a_run_that_ends_while_its_actor_starts_does_not_fail_the_open_with_an_a
         return [await ctx.call(gated_step, "x"), await ctx.call(beta)]
 
     # The run has work, so opening replays it, and the replay fails it at once.
-    monkeypatch.setattr(actors._system, "RunActor", _StarterPausedAfterStart)
+    monkeypatch.setattr(actors._router, "RunActor", _StarterPausedAfterStart)
     with (
         ActorSystem.open(path, clock=clock, max_run_restarts=0) as reopened,
         pytest.raises(WorkflowFailedError) as failed,

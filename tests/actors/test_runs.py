@@ -61,13 +61,13 @@ def test_each_step_and_its_outcome_are_saved_in_one_commit(
     system: ActorSystem, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     saves: list[list[str]] = []
-    save = system.save
+    save = system._host.commit
 
     def counting(run: WorkflowRun, *children: WorkflowRun) -> None:
         saves.append([type(event).__name__ for event in run.pending_events])
         save(run, *children)
 
-    monkeypatch.setattr(system, "save", counting)
+    monkeypatch.setattr(system._host, "commit", counting)
     system.spawn(doubled_twice, 1, id="double-1").result(timeout=5)
     # The next step's StepScheduled rides along: still one commit per step.
     assert saves == [
@@ -336,13 +336,13 @@ def test_spawn_many_starts_every_run_in_one_commit_and_is_idempotent(
     existing = system.spawn(doubled_twice, 1, id="many-1")
     existing.result(timeout=5)  # its own commits are done
     saves: list[list[str]] = []
-    save = system.save
+    save = system._host.commit
 
     def counting(run: WorkflowRun, *children: WorkflowRun) -> None:
         saves.append([r.id for r in (run, *children)])
         save(run, *children)
 
-    monkeypatch.setattr(system, "save", counting)
+    monkeypatch.setattr(system._host, "commit", counting)
     refs = system.spawn_many(
         doubled_twice, [("many-1", [1]), ("many-2", [2]), ("many-3", [3])]
     )

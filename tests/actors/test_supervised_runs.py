@@ -108,7 +108,7 @@ def test_a_workflow_actor_killed_by_a_message_it_cannot_handle_comes_back_and_it
     system: ActorSystem,
 ) -> None:
     ref = system.spawn(parcel, ["a"], id="parcel-2")
-    handle = system._find("parcel-2")
+    handle = system._router.find("parcel-2")
     assert handle is not None
     assert ref.status().value == "running"
     _wait_for(lambda: "pack a" in EXECUTIONS and handle.idle_since is not None)
@@ -177,9 +177,9 @@ class _AlwaysCrash:
 
     def __init__(self, system: ActorSystem, workflow_id: str) -> None:
         self.crashes = 0
-        self._save = system.save
+        self._save = system._host.commit
         self._id = workflow_id
-        system.save = self._save_or_crash  # type: ignore[method-assign]
+        system._host.commit = self._save_or_crash  # type: ignore[method-assign]
 
     def _save_or_crash(self, run: WorkflowRun, *children: WorkflowRun) -> None:
         completes = any(

@@ -44,8 +44,8 @@ class CommitFaults:
         # Invariant: at most one armed fault per run id (or ANY_RUN); True
         # means it fires right after the commit is durable.
         self._armed: dict[str, bool] = {}
-        self._save = system.save
-        system.save = self._save_or_fail  # type: ignore[method-assign]
+        self._save = system._host.commit
+        system._host.commit = self._save_or_fail  # type: ignore[method-assign]
 
     def arm(self, run_id: str, after: bool) -> None:
         with self._lock:
@@ -75,7 +75,7 @@ class CommitFaults:
 def tell_unknown(system: ActorSystem, run_id: str) -> bool:
     """Tell run ``run_id``'s live actor a message it cannot handle; False if
     the run has no live actor (passive, finished, or not started yet)."""
-    handle: Any = system._find(run_id)
+    handle: Any = system._router.find(run_id)
     actor = None if handle is None else handle.actor
     if actor is None:
         return False

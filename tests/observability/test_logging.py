@@ -136,7 +136,7 @@ def test_an_engine_fault_is_a_warning_naming_the_run(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="chronik")
     ref = system.spawn(patient, id="obs-log-fault")
-    handle = system._find("obs-log-fault")
+    handle = system._router.find("obs-log-fault")
     assert handle is not None
     _wait_for(lambda: handle.idle_since is not None)
     dead = handle.actor

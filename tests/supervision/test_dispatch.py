@@ -19,6 +19,7 @@ from supervision import (
     Restart,
     Strategy,
     SupervisorFlags,
+    inline_turns,
     start_supervisor,
 )
 
@@ -180,3 +181,61 @@ def test_a_dispatcher_refuses_a_bad_size() -> None:
         Dispatcher(0)
     with pytest.raises(ValueError, match="throughput >= 1"):
         Dispatcher(2, throughput=0)
+
+
+def test_a_thread_with_inline_turns_runs_an_idle_actors_turn_itself(
+    dispatcher: Dispatcher,
+) -> None:
+    ref = Recorder.start(dispatcher)
+    ref.ask("get", timeout=TIMEOUT)  # started, and idle
+    with inline_turns():
+        ref.tell("here")
+    _, _, threads = ref.ask("get", timeout=TIMEOUT)
+    assert threading.current_thread().name in threads
+    ref.stop(timeout=TIMEOUT)
+
+
+def test_a_turn_run_inline_hands_the_actors_it_tells_to_the_dispatcher(
+    dispatcher: Dispatcher,
+) -> None:
+    target = Recorder.start(dispatcher)
+    target.ask("get", timeout=TIMEOUT)
+    relay = Relay.start(dispatcher, target)
+    relay.ask("ready", timeout=TIMEOUT)
+    with inline_turns():
+        relay.tell("pass it on")  # runs here; its tell to target does not
+    deadline = time.monotonic() + TIMEOUT
+    while not target.ask("get", timeout=TIMEOUT)[0] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    seen, _, threads = target.ask("get", timeout=TIMEOUT)
+    assert seen == ["pass it on"]
+    assert threading.current_thread().name not in threads
+    relay.stop(timeout=TIMEOUT)
+    target.stop(timeout=TIMEOUT)
+
+
+class Relay(DispatchedActor):
+    def __init__(self, dispatcher: Dispatcher, target: Any) -> None:
+        self._dispatcher = dispatcher
+        super().__init__()
+        self._target = target
+
+    def on_receive(self, message: Any) -> Any:
+        if message != "ready":
+            self._target.tell(message)
+        return None
+
+
+def test_dispatched_actors_are_counted_by_their_dispatcher_not_in_pykkas_registry(
+    dispatcher: Dispatcher,
+) -> None:
+    refs = [Recorder.start(dispatcher) for _ in range(50)]
+    refs[-1].ask("get", timeout=TIMEOUT)
+    assert dispatcher.actors == 50
+    assert not set(refs) & set(pykka.ActorRegistry.get_all())
+    for ref in refs:
+        ref.stop(timeout=TIMEOUT)
+    deadline = time.monotonic() + TIMEOUT
+    while dispatcher.actors and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert dispatcher.actors == 0

@@ -4,13 +4,18 @@ runs now, across restarts of the child and of the supervisors above it."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
+from typing import Any
 
+import attrs
 import pykka
 import pytest
 
+import supervision._refs
 from supervision import (
     Backoff,
+    ChildSpec,
     ChildUnavailableError,
     ManualClock,
     Supervisor,
@@ -187,3 +192,82 @@ def test_a_child_path_must_name_at_least_one_child(start: Start) -> None:
         root.child()
     with pytest.raises(ValueError, match="one or more non-empty ids"):
         root.child("a", "")
+
+
+def _slow_start(spec: ChildSpec, delay: float) -> ChildSpec:
+    """``spec`` whose factory takes ``delay`` seconds before it starts the child."""
+
+    def start() -> pykka.ActorRef[Any]:
+        time.sleep(delay)
+        return spec.start()
+
+    return attrs.evolve(spec, start=start)
+
+
+def test_a_child_still_being_started_by_a_nested_supervisor_may_be_told_at_once(
+    start: Start,
+) -> None:
+    log: list[str] = []
+    root = start([])
+    nested = Supervisor.child_spec("sub", [_slow_start(probe("a", log), 0.2)])
+    root.start_child(nested)  # returns before "sub" starts "a"
+    a = root.child("sub", "a")
+    assert a.current() is None
+
+    a.tell(Note("told at once"))  # waits for the first incarnation
+
+    assert urn(a)
+    assert log == ["start a", "told at once"]
+
+
+def test_refs_returned_by_start_child_are_told_at_once_every_time(
+    start: Start,
+) -> None:
+    log: list[str] = []
+    root = start([])
+    for n in range(200):
+        root.start_child(Supervisor.child_spec(f"sub-{n}", [probe(f"a-{n}", log)]))
+        root.child(f"sub-{n}", f"a-{n}").tell(Note(f"note {n}"))
+    root.wait_quiet(TIMEOUT)
+    for n in range(200):
+        urn(root.child(f"sub-{n}", f"a-{n}"))  # after its note
+    assert {line for line in log if line.startswith("note")} == {
+        f"note {n}" for n in range(200)
+    }
+
+
+def test_a_child_whose_first_start_never_comes_is_reported_after_a_bound_not_awaited_forever(  # noqa: E501
+    start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(supervision._refs, "FIRST_START_WAIT", 0.2)
+    release = threading.Event()
+    root = start([])
+    blocked = attrs.evolve(
+        probe("a"), start=lambda: release.wait(TIMEOUT) and probe("a").start()
+    )
+    root.start_child(Supervisor.child_spec("sub", [blocked]))
+    began = time.monotonic()
+
+    with pytest.raises(ChildUnavailableError, match="first incarnation has not"):
+        root.child("sub", "a").tell(PING)
+
+    assert time.monotonic() - began < TIMEOUT / 2
+    release.set()
+    assert urn(root.child("sub", "a"))
+
+
+def test_a_child_that_cannot_start_ends_a_tell_with_the_trees_failure_not_a_hang(
+    start: Start,
+) -> None:
+    def broken() -> pykka.ActorRef[Any]:
+        raise RuntimeError("no database")
+
+    root = start([], SupervisorFlags(max_restarts=1, period=60.0))
+    spec = Supervisor.child_spec("sub", [attrs.evolve(probe("a"), start=broken)])
+    root.start_child(spec)  # "sub" fails in its on_start, twice: the root gives up
+    began = time.monotonic()
+
+    with pytest.raises(ChildUnavailableError, match=r"stopped after.*no database"):
+        root.child("sub", "a").tell(PING)
+
+    assert time.monotonic() - began < TIMEOUT / 2

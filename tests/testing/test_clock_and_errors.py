@@ -13,6 +13,7 @@ from actors.testing import (
     CrashSafetyError,
     FaultFreeRunError,
     InjectedCrash,
+    NonDeterministicWorkflowError,
     StuckRunError,
 )
 from tests.testing._workflows import sleeper
@@ -46,6 +47,7 @@ def test_a_manual_clock_tells_the_next_due_timer_and_advances_to_it(
         StuckRunError("workflow run 'r'", 1.5, "a signal on 'go' (seq 1)"),
         CrashSafetyError("r", "FaultPlan()", "  life 1: ...", "it broke", "  ..."),
         FaultFreeRunError("r", "it hung", "  life 1: ..."),
+        NonDeterministicWorkflowError("r", "FaultPlan()", "  ...", "it differed", "."),
         InjectedCrash("process 1 crashed"),
     ],
     ids=type,
