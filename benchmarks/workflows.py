@@ -1,23 +1,42 @@
-"""Workflow benchmarks: chronik's runtime on four workloads, fsync on.
+"""Workflow benchmarks: chronik's runtime on the peers' four workloads, fsync on.
 
-    .venv/bin/python benchmarks/workflows.py           # default sizes, some seconds
+    .venv/bin/python benchmarks/workflows.py           # the peers' sizes, a minute
     .venv/bin/python benchmarks/workflows.py --quick   # smoke run, a few seconds
-    .venv/bin/python -m benchmarks.workflows           # the same, as a module
+    .venv/bin/python benchmarks/workflows.py --peers /tmp/peer-results  # + peers
+    .venv/bin/python benchmarks/workflows.py --big     # + 10k active, 100k reopened
+    CHRONIK_BENCH_CODE=/path/to/old/checkout .venv/bin/python benchmarks/workflows.py
 
-Prints machine facts, then one table: each workload with chronik's figure, the
-baseline measured in this run where there is one (a durable one-put commit of bare
-LMDB), their ratio, the target, whether it was met, and the best peer's figure (from
-the issue, not measured here). Every chronik and baseline figure comes from this run.
-All data lives in one temporary directory on the repository's filesystem (or under
---tmp-dir), removed at exit.
+W1-W4 and the fsync probe are defined exactly as in the peer harness
+(``/work/shared/peers/README.md``, sizes and step bodies in its
+``common/benchlib.py``): W1 20 sequential steps returning ``{"i": i, "t":
+time.time()}``, 10 runs after a warm-up, median of the 190 gaps between stamps;
+W2 500 runs of 3 such steps started one by one, first start to last completion,
+CPU of every process; W3 a signal after a seeded random pause of 0.3-1.3 s, send
+to completion; W4 SIGKILL with 200 runs waiting, t0 just before the new process
+is spawned, the 200 signals sent at once from this process through the journal
+(the operator inbox, as ``chronik signal`` sends them), t1 when all completed.
+
+Prints machine facts, then one table: each figure of chronik, the reference its
+target is stated against (one durable single-put commit of bare LMDB measured in
+this run, or the best peer's figure read with ``--peers`` from the JSON files the
+peer harness wrote in the same sitting), their ratio, the target and whether it was
+met ("-" when the reference is missing). All data lives in one temporary directory
+on the repository's filesystem (or under --tmp-dir), removed at exit.
+
+``CHRONIK_BENCH_CODE``: a checkout whose ``actors``/``journal``/``aggregates``
+are measured instead of this one's (the benchmark's own code stays this one's);
+options an older checkout lacks are left out.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import queue
+import random
+import re
 import shutil
 import signal
 import statistics
@@ -27,8 +46,10 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +62,39 @@ _REPO = Path(__file__).resolve().parent.parent
 _HERE = str(Path(__file__).resolve().parent)
 sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != _HERE]
 sys.path.insert(0, str(_REPO))
+# This checkout's benchmarks package, before another checkout's code goes first:
+import benchmarks  # noqa: E402, F401
 
+_CODE = os.environ.get("CHRONIK_BENCH_CODE", "")
+if _CODE:
+    sys.path.insert(0, os.path.realpath(_CODE))
+    for _package in ("journal", "aggregates", "actors"):
+        sys.modules.pop(_package, None)
+
+from eventsourcing.application import Application  # noqa: E402
+
+import actors  # noqa: E402
 from actors import ActorSystem  # noqa: E402
-from benchmarks._recovery_child import READY, run_id, wait_until_waiting  # noqa: E402
-from benchmarks._workloads import GO, sequential_noops, wait_for_go  # noqa: E402
+from actors._inbox import OperatorRequests  # noqa: E402
+from benchmarks._recovery_child import READY, run_id  # noqa: E402
+from benchmarks._workloads import (  # noqa: E402
+    GO,
+    one_async_sleep,
+    stamped_steps,
+    wait_for_go,
+)
 from benchmarks.journal import machine_info  # noqa: E402
 
 _BARE_MAP_SIZE = 1 << 30
 _RESULT_TIMEOUT = 120.0  # seconds: far beyond any sane figure, short of a hang
-_CHILD_TIMEOUT = 300.0
+_CHILD_TIMEOUT = 600.0
+_SCALE_TIMEOUT = 300.0  # a scale row that takes longer is reported as such
+_MIB = 1 << 20
+_THREADS_SLACK = 32  # the "constant" of the threads target: housekeeping threads
+# The peers' W3 pauses (benchlib.W3_PRE_SIGNAL_PAUSES): the same seed, the same draws.
+_W3_RNG = random.Random(12345)
+W3_PRE_SIGNAL_PAUSES = [0.3 + _W3_RNG.uniform(0.0, 1.0) for _ in range(100)]
+FSYNC_CALLS = ("fsync", "fdatasync", "msync", "sync_file_range")
 
 
 @attrs.frozen
@@ -57,11 +102,16 @@ class Scale:
     sequential_steps: int  # W1: steps of each run
     sequential_runs: int  # W1: runs back to back, after one warm-up run
     commits_per_run: int  # bare LMDB commits timed just before each W1 run
-    concurrent_runs: int  # W2: runs spawned at once
+    concurrent_runs: int  # W2: runs started one by one
     concurrent_steps: int  # W2: steps of each run
     signal_runs: int  # W3: runs signalled one at a time, after one warm-up run
+    pause_factor: float  # W3: the peers' pauses times this (1 but for --quick)
     recovery_runs: int  # W4: runs waiting when the process is killed
     rounds: int  # W2 and W4 are run this many times (median taken)
+    probe_steps: int  # the fsync probe's workflow
+    async_runs: int  # runs of one 100 ms async step, started one by one
+    active_runs: int  # runs waiting at once, idle_timeout=None (0: skipped)
+    reopen_runs: int  # waiting runs in a journal reopened (0: skipped)
 
 
 DEFAULT = Scale(
@@ -71,8 +121,13 @@ DEFAULT = Scale(
     concurrent_runs=500,
     concurrent_steps=3,
     signal_runs=20,
+    pause_factor=1.0,
     recovery_runs=200,
     rounds=3,
+    probe_steps=20,
+    async_runs=1000,
+    active_runs=0,
+    reopen_runs=0,
 )
 QUICK = Scale(
     sequential_steps=5,
@@ -81,52 +136,60 @@ QUICK = Scale(
     concurrent_runs=20,
     concurrent_steps=3,
     signal_runs=3,
+    pause_factor=0.05,
     recovery_runs=10,
     rounds=1,
+    probe_steps=5,
+    async_runs=20,
+    active_runs=0,
+    reopen_runs=0,
 )
+BIG = {"active_runs": 10_000, "reopen_runs": 100_000}
 
 
 @attrs.frozen
 class Target:
-    """A bound on chronik / baseline (``on_ratio``), else on chronik's own figure."""
+    """A bound on chronik / reference (``on_ratio``), else on chronik's figure."""
 
     bound: float
     at_least: bool
     on_ratio: bool
-    unit: str = "s"
+    text: str = ""  # how it reads, if not the plain bound
 
     def met(self, value: float) -> bool:
         return value >= self.bound if self.at_least else value <= self.bound
 
     def __str__(self) -> str:
+        if self.text:
+            return self.text
         op = ">=" if self.at_least else "<="
-        if self.on_ratio:
-            return f"{op} {self.bound:g}x"
-        if self.unit == "s":
-            return f"{op} {self.bound * 1e3:g} ms"
-        return f"{op} {self.bound:,g} {self.unit}"
+        return f"{op} {self.bound:g}x"
 
 
 @attrs.frozen
 class Row:
     measurement: str
-    chronik: float
-    unit: str  # "s" (shown in ms) or "steps/s"
-    baseline: float | None  # None: no baseline in this run
-    target: Target
-    peer: float  # the best peer's figure, in ``unit``
+    chronik: float | None  # None: not measured (why: in ``detail``)
+    unit: str  # "s" (shown in ms or s), "steps/s", "MiB", "threads", "/step"
+    reference: float | None  # what the target is a ratio of; None: none here
+    reference_name: str  # e.g. "bare LMDB commit", "restate"
+    target: Target | None
     detail: str = ""  # shown after chronik's figure
 
     @property
     def ratio(self) -> float | None:
-        return None if self.baseline is None else self.chronik / self.baseline
+        if self.chronik is None or not self.reference:
+            return None
+        return self.chronik / self.reference
 
     @property
-    def met(self) -> bool:
+    def met(self) -> bool | None:
+        """None: no target, or nothing to judge it on."""
+        if self.target is None or self.chronik is None:
+            return None
         if not self.target.on_ratio:
             return self.target.met(self.chronik)
-        assert self.ratio is not None, f"{self.measurement}: a ratio needs a baseline"
-        return self.target.met(self.ratio)
+        return None if self.ratio is None else self.target.met(self.ratio)
 
 
 # -- the baseline: one durable commit of bare LMDB -----------------------------------
@@ -157,20 +220,23 @@ class BareCommits:
         self.env.close()
 
 
-# -- W1: one run of sequential steps ---------------------------------------------------
+# -- W1: one run of sequential steps, and the fsync probe ----------------------------
 
 
 @attrs.frozen
 class Sequential:
-    per_step: list[float]  # seconds per step, run by run
+    gaps: list[float]  # seconds between consecutive steps' stamps, every run's
+    latency: list[float]  # seconds from the spawn call to the result, run by run
     commits: list[float]  # seconds per bare commit, all of them
+    probe: dict[str, Any]  # the fsync probe: syscall counts, or why there are none
 
 
 def sequential(root: Path, scale: Scale) -> Sequential:
-    """Each run's (spawn to result) / steps; bare commits timed between runs, so
-    that drift in the disk's speed hits both alike."""
+    """Bare commits timed between runs, so that drift in the disk's speed hits
+    both alike; then the fsync probe, one more run under strace."""
     bare = BareCommits(root / "bare-lmdb")
-    per_step: list[float] = []
+    gaps: list[float] = []
+    latency: list[float] = []
     commits: list[float] = []
     steps = scale.sequential_steps
     try:
@@ -178,41 +244,98 @@ def sequential(root: Path, scale: Scale) -> Sequential:
             for index in range(scale.sequential_runs + 1):  # run 0 warms up
                 samples = bare.timed(scale.commits_per_run)
                 began = time.perf_counter()
-                ref = system.spawn(sequential_noops, steps, id=f"sequential-{index}")
-                result = ref.result(timeout=_RESULT_TIMEOUT)
+                ref = system.spawn(stamped_steps, steps, id=f"sequential-{index}")
+                stamps = ref.result(timeout=_RESULT_TIMEOUT)
                 elapsed = time.perf_counter() - began
-                expect(result == steps, f"sequential run {index} returned {result!r}")
+                expect(len(stamps) == steps, f"run {index} returned {stamps!r}")
                 if index > 0:
-                    per_step.append(elapsed / steps)
+                    gaps.extend(b - a for a, b in itertools.pairwise(stamps))
+                    latency.append(elapsed)
                     commits.extend(samples)
+            probe = fsync_probe(system, root / "strace.txt", scale)
     finally:
         bare.close()
-    return Sequential(per_step, commits)
+    return Sequential(gaps, latency, commits, probe)
 
 
-# -- W2: many runs at once ----------------------------------------------------------
+def fsync_probe(system: ActorSystem, log: Path, scale: Scale) -> dict[str, Any]:
+    """As the peers count it: ``strace -f -c`` on this process (it persists the
+    state) while one more ``probe_steps``-step run runs; also the journal's own
+    count of commits meanwhile, each one fdatasync of LMDB."""
+    if shutil.which("strace") is None:
+        return {"error": "no strace on this machine"}
+    tracer = subprocess.Popen(
+        [
+            *("strace", "-f", "-c", "-e", "trace=" + ",".join(FSYNC_CALLS)),
+            *("-p", str(os.getpid()), "-o", str(log)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        time.sleep(1.0 if scale.probe_steps >= 20 else 0.3)  # attach to every thread
+        if tracer.poll() is not None:
+            return {"error": f"strace exited {tracer.returncode} (ptrace not allowed?)"}
+        groups = commit_groups(system)
+        ref = system.spawn(stamped_steps, scale.probe_steps, id="fsync-probe")
+        ref.result(timeout=_RESULT_TIMEOUT)
+        after = commit_groups(system)
+    finally:
+        if tracer.poll() is None:
+            os.kill(tracer.pid, signal.SIGINT)
+        tracer.wait(timeout=30)
+    counts: dict[str, int] = {}
+    pattern = re.compile(r"\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$")
+    for line in log.read_text(encoding="utf-8").splitlines():
+        found = pattern.match(line)
+        if found and found.group(2) in FSYNC_CALLS:
+            counts[found.group(2)] = int(found.group(1))
+    report: dict[str, Any] = {"counts": counts, "steps": scale.probe_steps}
+    if groups is not None and after is not None:
+        report["commits"] = after - groups
+    return report
+
+
+def commit_groups(system: ActorSystem) -> int | None:
+    """The journal's commits in this process so far (None if the code lacks it)."""
+    stats = getattr(system, "stats", None)
+    commits = getattr(stats(), "commits", None) if stats is not None else None
+    return None if commits is None else int(commits.groups)
+
+
+# -- W2: many runs, started one by one ----------------------------------------------
 
 
 @attrs.frozen
 class Concurrent:
-    seconds: float  # first spawn call to the last result
-    spawning: float  # first spawn call to the last spawn's return
+    seconds: float  # just before the first start to the last completion
+    starting: float  # just before the first start to the last start's return
+    cpu: float  # CPU seconds of this process (the only one involved), all threads
+    commits: int | None  # the journal's commits meanwhile
 
 
-def concurrent(path: Path, scale: Scale) -> Concurrent:
+def concurrent(path: Path, scale: Scale, *, batch: bool = False) -> Concurrent:
+    """``batch``: the extra row, every start in one ``spawn_many`` commit."""
     runs, steps = scale.concurrent_runs, scale.concurrent_steps
     with ActorSystem.open(path) as system:
+        ids = [f"concurrent-{i}" for i in range(runs)]
+        groups = commit_groups(system)
+        cpu = time.process_time()
         began = time.perf_counter()
-        # Started at once: one spawn_many call, one commit for all the starts.
-        refs = system.spawn_many(
-            sequential_noops, [(f"concurrent-{i}", [steps]) for i in range(runs)]
-        )
-        spawned = time.perf_counter()
+        if batch:
+            refs = system.spawn_many(stamped_steps, [(i, [steps]) for i in ids])
+        else:
+            refs = [system.spawn(stamped_steps, steps, id=i) for i in ids]
+        started = time.perf_counter()
         results = [ref.result(timeout=_RESULT_TIMEOUT) for ref in refs]
         ended = time.perf_counter()
-    wrong = [r for r in results if r != steps]
+        cpu = time.process_time() - cpu
+        after = commit_groups(system)
+    wrong = [r for r in results if len(r) != steps]
     expect(not wrong, f"{len(wrong)} of {runs} concurrent runs returned {wrong[:3]}")
-    return Concurrent(ended - began, spawned - began)
+    commits = None if groups is None or after is None else after - groups
+    return Concurrent(ended - began, started - began, cpu, commits)
 
 
 # -- W3: a signal to a waiting run ----------------------------------------------------
@@ -225,15 +348,14 @@ class Signalled:
 
 
 def signalled(path: Path, scale: Scale) -> Signalled:
-    """Spawn every run first and wait until each one waits on its receive, then
-    signal them one at a time, timing each from send to result."""
-    ids = [f"signal-{index}" for index in range(scale.signal_runs + 1)]
+    """As the peers: start a run, pause (the peers' seeded 0.3-1.3 s), signal it,
+    time from the send to the result; one run at a time, the first warms up."""
     to_result: list[float] = []
     to_ack: list[float] = []
     with ActorSystem.open(path) as system:
-        refs = [system.spawn(wait_for_go, id=workflow_id) for workflow_id in ids]
-        wait_until_waiting(str(path), ids)
-        for index, ref in enumerate(refs):  # run 0 warms up
+        for index in range(scale.signal_runs + 1):  # run 0 warms up
+            ref = system.spawn(wait_for_go, id=f"signal-{index}")
+            time.sleep(W3_PRE_SIGNAL_PAUSES[index] * scale.pause_factor)
             began = time.perf_counter()
             ref.send(GO, index)
             acked = time.perf_counter()
@@ -249,18 +371,40 @@ def signalled(path: Path, scale: Scale) -> Signalled:
 # -- W4: recovery after SIGKILL --------------------------------------------------------
 
 
-_CHILD = (sys.executable, "-m", "benchmarks._recovery_child")
+def child_command(module: str, *args: str) -> list[str]:
+    """A fresh interpreter running ``module`` of this checkout's benchmarks, with
+    the code under test (``CHRONIK_BENCH_CODE``, if set) first on its path."""
+    boot = (
+        "import os, runpy, sys; sys.path.insert(0, os.environ['CHRONIK_BENCH_REPO']); "
+        "import benchmarks; code = os.environ.get('CHRONIK_BENCH_CODE'); "
+        "code and sys.path.insert(0, os.path.realpath(code)); "
+        "sys.argv = sys.argv[1:]; runpy.run_module(sys.argv[0], run_name='__main__')"
+    )
+    return [sys.executable, "-c", boot, module, *args]
+
+
+def child_env() -> dict[str, str]:
+    return dict(os.environ, CHRONIK_BENCH_REPO=str(_REPO))
 
 
 def recovery(root: Path, runs: int) -> dict[str, float]:
-    """Kill a process holding ``runs`` waiting runs; time a new process's open,
-    signals and results. Checks every run finished and ran its step once."""
+    """Kill a process holding ``runs`` waiting runs; t0 just before a new process
+    is spawned, the signals sent at once from here through the journal's operator
+    inbox, t1 when the new process has every result. Checks every run finished
+    right and ran its step once."""
     journal, side_file = root / "journal", root / "executions.txt"
     root.mkdir()
     with open(root / "start.err", "w+", encoding="utf-8") as errors:
         child = subprocess.Popen(
-            [*_CHILD, "start", str(journal), str(side_file), str(runs)],
+            child_command(
+                "benchmarks._recovery_child",
+                "start",
+                str(journal),
+                str(side_file),
+                str(runs),
+            ),
             cwd=_REPO,
+            env=child_env(),
             stdout=subprocess.PIPE,
             stderr=errors,
             text=True,
@@ -273,19 +417,47 @@ def recovery(root: Path, runs: int) -> dict[str, float]:
             child.wait(timeout=_CHILD_TIMEOUT)
             if child.stdout is not None:
                 child.stdout.close()
-    resumed = subprocess.run(
-        [*_CHILD, "resume", str(journal), str(runs)],
-        cwd=_REPO,
-        capture_output=True,
-        text=True,
-        timeout=_CHILD_TIMEOUT,
-        check=False,
+    ids = [run_id(i) for i in range(runs)]
+    # The sender is set up before t0, as the peers create their client first.
+    app = Application[str](
+        env={"PERSISTENCE_MODULE": "journal", "LMDB_PATH": str(journal)}
     )
-    expect(resumed.returncode == 0, f"the resume child failed: {resumed.stderr}")
-    report: dict[str, Any] = json.loads(resumed.stdout.splitlines()[-1])
-    expect(report.pop("results_ok"), f"resumed runs returned wrong results: {report}")
-    check_executed_once(side_file, [run_id(i) for i in range(runs)])
-    return {phase: float(seconds) for phase, seconds in report.items()}
+    try:
+        inbox = OperatorRequests(app)
+        began = time.time()  # t0
+        resumed = subprocess.Popen(
+            child_command(
+                "benchmarks._recovery_child", "resume", str(journal), str(runs)
+            ),
+            cwd=_REPO,
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        origin = f"benchmarks.workflows W4 (pid {os.getpid()})"
+        for index, workflow_id in enumerate(ids):
+            inbox.signal(
+                workflow_id,
+                GO,
+                index,
+                signal_id=str(uuid.uuid4()),
+                origin=origin,
+                at=datetime.now(UTC),
+            )
+        sent = time.time()
+        out, err = resumed.communicate(timeout=_CHILD_TIMEOUT)
+    finally:
+        app.close()
+    expect(resumed.returncode == 0, f"the resume child failed: {err}")
+    report: dict[str, Any] = json.loads(out.splitlines()[-1])
+    expect(report["results_ok"], f"resumed runs returned wrong results: {report}")
+    check_executed_once(side_file, ids)
+    return {
+        "total": report["done_at"] - began,
+        "open": report["opened_at"] - began,
+        "signals_sent": sent - began,
+    }
 
 
 def check_executed_once(side_file: Path, ids: Sequence[str]) -> None:
@@ -326,6 +498,133 @@ def expect(condition: object, message: str) -> None:
         raise RuntimeError(f"{message}: the benchmark is not measuring what it says")
 
 
+# -- the issue's extra rows ------------------------------------------------------------
+
+
+def async_steps(path: Path, runs: int) -> float:
+    """Seconds from just before the start to the last of ``runs`` results, each
+    run awaiting one async step that sleeps 100 ms. The runs start in one
+    ``spawn_many`` commit: the row is about the steps (1,000 one-by-one starts
+    are 1,000 fsyncs, W2's business)."""
+    with ActorSystem.open(path) as system:
+        began = time.perf_counter()
+        refs = system.spawn_many(
+            one_async_sleep, [(f"async-{i}", []) for i in range(runs)]
+        )
+        results = [ref.result(timeout=_RESULT_TIMEOUT) for ref in refs]
+        ended = time.perf_counter()
+    expect(results == [1] * runs, f"async runs returned {set(results)}")
+    return ended - began
+
+
+def scale_child(mode: str, journal: Path, runs: int) -> dict[str, Any]:
+    """One mode of ``benchmarks._scale_child`` in a fresh process; its report, or
+    ``{"error": ...}`` if it failed (an older checkout may not cope)."""
+    try:
+        done = subprocess.run(
+            child_command("benchmarks._scale_child", mode, str(journal), str(runs)),
+            cwd=_REPO,
+            env=child_env(),
+            capture_output=True,
+            text=True,
+            timeout=None if mode == "build" else _SCALE_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"{mode} took over {_SCALE_TIMEOUT:g} s"}
+    if done.returncode != 0 or not done.stdout.strip():
+        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+        return {"error": f"{mode} exited {done.returncode}: {tail[0][:200]}"}
+    report: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return report
+
+
+# -- the peers' figures ------------------------------------------------------------
+
+
+def _get(data: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def _cpu_per_step(d: dict[str, Any]) -> float | None:
+    total = _get(d, "W2", "cpu_s", "total")
+    runs, steps = _get(d, "W2", "workflows"), _get(d, "W2", "steps_per_workflow")
+    return None if total is None or not runs or not steps else total / (runs * steps)
+
+
+def _fsync_per_step(d: dict[str, Any]) -> float | None:
+    counts = _get(d, "fsync_probe", "during_one_w1_workflow")
+    return None if counts is None else sum(counts.values()) / 20.0
+
+
+def _ms(*path: str) -> Callable[[dict[str, Any]], float | None]:
+    def read(d: dict[str, Any]) -> float | None:
+        value = _get(d, *path)
+        return None if value is None else value / 1e3
+
+    return read
+
+
+# metric -> (how to read it from a peer's JSON, in this script's units;
+# whether higher is better)
+PEER_METRICS: dict[str, tuple[Callable[[dict[str, Any]], float | None], bool]] = {
+    "w1_gap": (_ms("W1", "per_step_gap", "median_ms"), False),
+    "w1_latency_per_step": (_ms("W1", "per_step_latency_div_steps_ms"), False),
+    "w2_steps_per_s": (lambda d: _get(d, "W2", "steps_per_s"), True),
+    "w2_cpu_per_step": (_cpu_per_step, False),
+    "w3_median": (_ms("W3", "signal_to_completion", "median_ms"), False),
+    "w3_p90": (_ms("W3", "signal_to_completion", "p90_ms"), False),
+    "w4_total": (lambda d: _get(d, "W4", "restart_to_all_completed_s"), False),
+    "fsync_per_step": (_fsync_per_step, False),
+}
+
+
+@attrs.frozen
+class Peers:
+    figures: dict[str, dict[str, float]]  # peer tag -> metric -> median over its runs
+    source: str
+
+    def best(self, metric: str) -> tuple[float | None, str]:
+        higher = PEER_METRICS[metric][1]
+        found = [(f[metric], tag) for tag, f in self.figures.items() if metric in f]
+        if not found:
+            return None, "-"
+        return max(found) if higher else min(found)
+
+
+def read_peers(directory: Path) -> Peers:
+    """Every ``<peer>.json`` under ``directory`` (``runN/`` of the peer harness);
+    a peer's figure is the median over its repetitions. A peer whose W4 did not
+    complete every run exactly once gives no W4 figure."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(directory.rglob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and ("W1" in data or "W2" in data or "W4" in data):
+            runs.setdefault(path.stem, []).append(data)
+    figures: dict[str, dict[str, float]] = {}
+    for tag, datas in runs.items():
+        for metric, (read, _) in PEER_METRICS.items():
+            values = []
+            for d in datas:
+                if metric == "w4_total" and not (
+                    _get(d, "W4", "exactly_once") and _get(d, "W4", "all_completed")
+                ):
+                    continue
+                value = read(d)
+                if isinstance(value, int | float):
+                    values.append(float(value))
+            if values:
+                figures.setdefault(tag, {})[metric] = statistics.median(values)
+    return Peers(figures, str(directory))
+
+
 # -- the run -------------------------------------------------------------------------
 
 
@@ -334,87 +633,259 @@ class Results:
     rows: list[Row]
     sequential: Sequential
     concurrent: list[Concurrent]
+    batch: list[Concurrent]
     signalled: Signalled
     recovery: list[dict[str, float]]
+    async_s: float
+    active: dict[str, Any] | None
+    reopened: dict[str, Any] | None
 
 
-def run(root: Path, scale: Scale) -> Results:
+def run(
+    root: Path, scale: Scale, peers: Peers | None, built: Path | None = None
+) -> Results:
+    """``built``: a journal of ``scale.reopen_runs`` waiting runs built beforehand
+    (``--build-reopen``), copied here and reopened; else built here."""
     seq = sequential(root, scale)
     rounds = [concurrent(root / f"concurrent-{i}", scale) for i in range(scale.rounds)]
+    batch = [
+        concurrent(root / f"batch-{i}", scale, batch=True) for i in range(scale.rounds)
+    ]
     sig = signalled(root / "signal", scale)
     recovered = [
         recovery(root / f"recovery-{i}", scale.recovery_runs)
         for i in range(scale.rounds)
     ]
-    commit = statistics.median(seq.commits)
-    seconds = statistics.median(r.seconds for r in rounds)
+    async_s = async_steps(root / "async", scale.async_runs)
+    active = None
+    if scale.active_runs:
+        active = scale_child("active", root / "active", scale.active_runs)
+    reopened = None
+    if scale.reopen_runs:
+        if built is None:
+            building = scale_child("build", root / "reopen", scale.reopen_runs)
+        else:
+            shutil.copytree(built, root / "reopen")
+            building = {"built_beforehand": str(built)}
+        reopened = (
+            building
+            if "error" in building
+            else {
+                **building,
+                **scale_child("reopen", root / "reopen", scale.reopen_runs),
+            }
+        )
+    results = Results([], seq, rounds, batch, sig, recovered, async_s, active, reopened)
+    return attrs.evolve(results, rows=rows(results, scale, peers))
+
+
+def rows(r: Results, scale: Scale, peers: Peers | None) -> list[Row]:
+    def peer(metric: str) -> tuple[float | None, str]:
+        if peers is None:
+            return None, "no --peers"
+        value, tag = peers.best(metric)
+        return value, (f"best peer: {tag}" if value is not None else "no peer figure")
+
+    commit = statistics.median(r.sequential.commits)
+    gap = statistics.median(r.sequential.gaps)
     steps = scale.concurrent_runs * scale.concurrent_steps
-    rows = [
+
+    def median_of(rounds: list[Concurrent], fn: Callable[[Concurrent], float]) -> float:
+        return statistics.median(fn(c) for c in rounds)
+
+    w2_rate = median_of(r.concurrent, lambda c: steps / c.seconds)
+    w2_cpu = median_of(r.concurrent, lambda c: c.cpu / steps)
+    batch_rate = median_of(r.batch, lambda c: steps / c.seconds)
+    commits = [c.commits for c in r.concurrent if c.commits is not None]
+    w2_commits = statistics.median(commits) / steps if commits else None
+    probe = r.sequential.probe
+    fsyncs = (
+        None
+        if "counts" not in probe
+        else sum(probe["counts"].values()) / probe["steps"]
+    )
+    w3 = statistics.median(r.signalled.to_result)
+    w4 = statistics.median(x["total"] for x in r.recovery)
+    third, tenth, fifth, fifteenth = 1 / 3, 1 / 10, 1 / 5, 1 / 15
+    n1, n2, n3 = scale.sequential_steps, scale.concurrent_runs, scale.signal_runs
+    out = [
         Row(
-            f"W1: {scale.sequential_steps} sequential no-op steps, "
-            f"{scale.sequential_runs} runs: median time/step vs 1 bare LMDB commit",
-            statistics.median(seq.per_step),
+            f"W1: per-step gap, median of {len(r.sequential.gaps)}, vs 1 bare LMDB "
+            "commit",
+            gap,
             "s",
             commit,
-            Target(3, at_least=False, on_ratio=True),
-            peer=1.67e-3,
+            "bare LMDB commit",
+            Target(2, at_least=False, on_ratio=True),
         ),
         Row(
-            f"W2: {scale.concurrent_runs} runs x {scale.concurrent_steps} no-op "
-            "steps started at once: throughput",
-            steps / seconds,
+            "W1: per-step gap vs the best peer's",
+            gap,
+            "s",
+            *peer("w1_gap"),
+            Target(third, at_least=False, on_ratio=True, text="<= 1/3x"),
+        ),
+        Row(
+            f"W1: latency/{n1} (spawn to result of {n1} steps) vs the best peer's",
+            statistics.median(r.sequential.latency) / n1,
+            "s",
+            *peer("w1_latency_per_step"),
+            None,
+        ),
+        Row(
+            f"W2: {n2} runs x {scale.concurrent_steps} steps started one by one: "
+            "steps/s vs the best peer's",
+            w2_rate,
             "steps/s",
-            None,
-            Target(4300, at_least=True, on_ratio=False, unit="steps/s"),
-            peer=433,
-            detail=f"({scale.concurrent_runs / seconds:,.0f} runs/s)",
+            *peer("w2_steps_per_s"),
+            Target(10, at_least=True, on_ratio=True),
+            detail=f"({w2_rate / scale.concurrent_steps:,.0f} runs/s)",
         ),
         Row(
-            f"W3: signal a waiting run, {scale.signal_runs} runs: median send to "
-            "result vs 1 bare LMDB commit",
-            statistics.median(sig.to_result),
+            "W2: CPU per step, every process, vs the best peer's",
+            w2_cpu,
             "s",
-            commit,
-            Target(1e-3, at_least=False, on_ratio=False),
-            peer=10.8e-3,
+            *peer("w2_cpu_per_step"),
+            Target(fifteenth, at_least=False, on_ratio=True, text="<= 1/15x"),
         ),
         Row(
-            f"W4: SIGKILL with {scale.recovery_runs} runs waiting; new process: "
-            "open, signal all, all results",
-            statistics.median(r["total"] for r in recovered),
+            "W2: fsync per step (journal commits / steps; 1 fdatasync each)",
+            w2_commits,
+            "/step",
+            None,
+            "-",
+            Target(0.5, at_least=False, on_ratio=False, text="<= 0.5"),
+            detail="" if w2_commits is not None else "(code counts no commits)",
+        ),
+        Row(
+            f"W2 extra: the {n2} starts in one spawn_many commit: steps/s vs the "
+            "best peer's",
+            batch_rate,
+            "steps/s",
+            *peer("w2_steps_per_s"),
+            None,
+        ),
+        Row(
+            f"W3: signal -> completion, median of {n3}, vs the best peer's",
+            w3,
+            "s",
+            *peer("w3_median"),
+            Target(tenth, at_least=False, on_ratio=True, text="<= 1/10x"),
+        ),
+        Row(
+            f"W4: SIGKILL, {scale.recovery_runs} runs waiting: new process spawned "
+            "-> all completed, vs the best peer's",
+            w4,
+            "s",
+            *peer("w4_total"),
+            Target(fifth, at_least=False, on_ratio=True, text="<= 1/5x"),
+        ),
+        Row(
+            f"fsync per step (strace -f -c, one {scale.probe_steps}-step run) vs the "
+            "best peer's",
+            fsyncs,
+            "/step",
+            *peer("fsync_per_step"),
+            None,
+            detail="" if fsyncs is not None else f"({probe.get('error')})",
+        ),
+        Row(
+            f"{scale.async_runs:,} runs each awaiting one async step (100 ms sleep), "
+            "started in one spawn_many: wall time",
+            r.async_s,
             "s",
             None,
-            Target(0.3, at_least=False, on_ratio=False),
-            peer=1.61,
+            "-",
+            Target(1.0, at_least=False, on_ratio=False, text="<= 1 s"),
         ),
     ]
-    return Results(rows, seq, rounds, sig, recovered)
+    if r.active is not None:
+        a = r.active
+        pool = (a.get("dispatcher_threads") or 0) + (a.get("max_workers") or 0)
+        limit = pool + _THREADS_SLACK
+        error = f"({a['error']})" if "error" in a else ""
+        out += [
+            Row(
+                f"{scale.active_runs:,} active runs waiting on a signal "
+                "(idle_timeout=None): threads",
+                a.get("threads"),
+                "threads",
+                None,
+                "-",
+                Target(limit, at_least=False, on_ratio=False, text=f"<= {limit}"),
+                detail=error,
+            ),
+            Row(
+                f"{scale.active_runs:,} active runs waiting on a signal: RSS",
+                None if "rss" not in a else a["rss"] / _MIB,
+                "MiB",
+                None,
+                "-",
+                Target(150, at_least=False, on_ratio=False, text="<= 150 MiB"),
+                detail=error,
+            ),
+        ]
+    if r.reopened is not None:
+        o = r.reopened
+        error = f"({o['error']})" if "error" in o else ""
+        out += [
+            Row(
+                f"{scale.reopen_runs:,} runs waiting on signals, reopened: open time",
+                o.get("open_s"),
+                "s",
+                None,
+                "-",
+                Target(5.0, at_least=False, on_ratio=False, text="<= 5 s"),
+                detail=error,
+            ),
+            Row(
+                f"{scale.reopen_runs:,} runs waiting on signals, reopened: RSS",
+                None if "rss" not in o else max(o["rss"], o["rss_2s"]) / _MIB,
+                "MiB",
+                None,
+                "-",
+                Target(300, at_least=False, on_ratio=False, text="<= 300 MiB"),
+                detail=error,
+            ),
+        ]
+    return out
 
 
 # -- output ----------------------------------------------------------------------
 
 
-def figure(value: float, unit: str) -> str:
-    if unit != "s":
-        return f"{value:,.0f} {unit}"
-    ms = value * 1e3
-    if ms >= 1000:
-        return f"{value:,.2f} s"
-    decimals = 3 if ms < 1 else 2 if ms < 10 else 1 if ms < 100 else 0
-    return f"{ms:,.{decimals}f} ms"
+def figure(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "s":
+        ms = value * 1e3
+        if ms >= 1000:
+            return f"{value:,.2f} s"
+        decimals = 3 if ms < 1 else 2 if ms < 10 else 1 if ms < 100 else 0
+        return f"{ms:,.{decimals}f} ms"
+    if unit == "/step":
+        return f"{value:.2f} /step"
+    return f"{value:,.0f} {unit}"
+
+
+def ratio_text(ratio: float | None) -> str:
+    if ratio is None:
+        return "-"
+    return f"{ratio:.2f}x" if ratio >= 0.1 else f"{ratio:.3f}x"
 
 
 def table(rows: Sequence[Row]) -> list[str]:
-    header = ("measurement", "chronik", "baseline", "ratio", "target", "met", "peer")
+    header = ("measurement", "chronik", "reference", "ratio", "target", "met")
     cells = [
         (
             row.measurement,
             " ".join(filter(None, [figure(row.chronik, row.unit), row.detail])),
-            "-" if row.baseline is None else figure(row.baseline, row.unit),
-            "-" if row.ratio is None else f"{row.ratio:.2f}x",
-            str(row.target),
-            "yes" if row.met else "no",
-            figure(row.peer, row.unit),
+            "-"
+            if row.reference is None
+            else f"{figure(row.reference, row.unit)} ({row.reference_name})",
+            ratio_text(row.ratio),
+            "-" if row.target is None else str(row.target),
+            {True: "yes", False: "no", None: "-"}[row.met],
         )
         for row in rows
     ]
@@ -434,41 +905,78 @@ def ms_list(samples: Sequence[float]) -> str:
     return ", ".join(f"{s * 1e3:.2f}" for s in samples)
 
 
-def footnotes(results: Results, scale: Scale) -> list[str]:
+def footnotes(results: Results, scale: Scale, peers: Peers | None) -> list[str]:
     seq, sig = results.sequential, results.signalled
-    spawning = statistics.median(r.spawning for r in results.concurrent)
+    starting = statistics.median(r.starting for r in results.concurrent)
+    batch_start = statistics.median(r.starting for r in results.batch)
     phases = "; ".join(
         ", ".join(f"{k} {v * 1e3:.0f}" for k, v in r.items()) for r in results.recovery
     )
-    return [
+    steps = scale.concurrent_runs * scale.concurrent_steps
+    notes = [
+        f"code measured: {Path(actors.__file__).resolve().parent.parent}"
+        + (" (CHRONIK_BENCH_CODE)" if _CODE else " (this checkout)"),
         "fsync on everywhere: the journal at its defaults (LMDB_SYNC=yes), bare LMDB "
-        "with sync=True, metasync=True. ratio = chronik / baseline. peer = the best "
-        "peer's figure from the issue, not measured here.",
-        f"W1: time/step = (spawn call to result) / {scale.sequential_steps}, so it "
-        f"spreads the run's start commit over its steps ({scale.sequential_steps + 1} "
-        f"commits a run). Median of {scale.sequential_runs} runs after a warm-up, "
-        f"ms/step run by run: {ms_list(seq.per_step)}. Baseline: median of "
-        f"{len(seq.commits)} one-put commits, {scale.commits_per_run} before each run.",
-        f"W2: first spawn call to last result; spawning alone took {spawning * 1e3:.0f}"
-        " ms (median; spawn_many commits every start in one commit before it "
-        "returns). Steps/s "
-        "round by round: "
-        + ", ".join(
-            f"{scale.concurrent_runs * scale.concurrent_steps / r.seconds:,.0f}"
-            for r in results.concurrent
-        )
+        "with sync=True, metasync=True. ratio = chronik / reference.",
+        f"W1: gaps between the time.time() stamps of consecutive steps, "
+        f"{scale.sequential_runs} runs after a warm-up; gap p90 "
+        f"{quantile(seq.gaps, 0.9) * 1e3:.3f} ms; latency/{scale.sequential_steps} "
+        "run by run (ms): "
+        f"{ms_list([x / scale.sequential_steps for x in seq.latency])}."
+        f" Baseline: median of {len(seq.commits)} one-put commits, "
+        f"{scale.commits_per_run} before each run.",
+        "W2: just before the first spawn call to the last result; the one-by-one "
+        f"starts took {starting * 1e3:.0f} ms (median). Steps/s round by round: "
+        + ", ".join(f"{steps / r.seconds:,.0f}" for r in results.concurrent)
+        + "; CPU ms/step: "
+        + ", ".join(f"{r.cpu / steps * 1e3:.2f}" for r in results.concurrent)
+        + " (time.process_time of this process, the only one involved); commits: "
+        + ", ".join(str(r.commits) for r in results.concurrent)
+        + f". Extra (spawn_many): starts took {batch_start * 1e3:.0f} ms; steps/s "
+        + ", ".join(f"{steps / r.seconds:,.0f}" for r in results.batch)
         + ".",
-        f"W3: every run waits on ctx.receive before the first send; median of "
-        f"{scale.signal_runs} after a warm-up; send returned (signal durable) after "
-        f"{statistics.median(sig.to_ack) * 1e3:.3f} ms median. ms run by run: "
+        f"W3: the peers' pauses (seed 12345) x {scale.pause_factor:g} before each "
+        f"send; send returned (signal durable) after "
+        f"{statistics.median(sig.to_ack) * 1e3:.3f} ms median; p90 "
+        f"{quantile(sig.to_result, 0.9) * 1e3:.2f} ms; ms run by run: "
         f"{ms_list(sig.to_result)}.",
         f"W4: a child process spawns {scale.recovery_runs} runs (one step appending "
-        "the run id to a side file with fsync, then ctx.receive) and is SIGKILLed once "
-        "every step's outcome is durable; a new process times ActorSystem.open (which "
-        "resumes the runs by replay), one send per run from one thread, and every "
-        "result. Checked: all results right, each step ran exactly once. Median of "
-        f"{scale.rounds} round(s); ms by phase, round by round: {phases}.",
+        "the run id to a side file, then ctx.receive) and is SIGKILLed once every "
+        "step's outcome is durable; t0 just before a new process is spawned, this "
+        "process then appends one signal per run to the journal's operator inbox "
+        "(OperatorRequests, as `chronik signal` does), the new process opens the "
+        "journal (resuming the runs), takes the signals from the inbox and stamps "
+        "t1 at its last result. Checked: all results right, each step ran exactly "
+        f"once. Median of {scale.rounds} round(s); ms from t0, round by round: "
+        f"{phases}.",
+        "fsync probe: " + json.dumps(seq.probe) + " (LMDB also writes its meta page "
+        "through an O_DSYNC descriptor, which strace does not count as a sync call).",
     ]
+    if results.active is not None:
+        notes.append(f"active runs: {json.dumps(results.active)}")
+    if results.reopened is not None:
+        notes.append(f"reopened runs: {json.dumps(results.reopened)}")
+    if peers is not None:
+        notes.append(f"peers read from {peers.source}:")
+        notes += [
+            f"  {tag}: "
+            + ", ".join(
+                f"{m} {v * 1e3:.3f} ms"
+                if m not in ("w2_steps_per_s", "fsync_per_step")
+                else f"{m} {v:.2f}"
+                for m, v in figures.items()
+            )
+            for tag, figures in sorted(peers.figures.items())
+        ]
+    return notes
+
+
+def quantile(samples: Sequence[float], q: float) -> float:
+    """As the peers' ``pct``: linear between the closest ranks."""
+    xs = sorted(samples)
+    k = (len(xs) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -477,6 +985,40 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="W2 and W4 rounds (median taken)")
     parser.add_argument("--concurrent-runs", type=int, help="W2 runs")
     parser.add_argument("--recovery-runs", type=int, help="W4 runs")
+    parser.add_argument("--async-runs", type=int, help="runs of one async step")
+    parser.add_argument(
+        "--active-runs", type=int, help="runs waiting at once, idle_timeout=None"
+    )
+    parser.add_argument("--reopen-runs", type=int, help="waiting runs reopened")
+    parser.add_argument(
+        "--big",
+        action="store_true",
+        help=f"--active-runs {BIG['active_runs']} --reopen-runs {BIG['reopen_runs']}"
+        " (minutes)",
+    )
+    parser.add_argument(
+        "--build-reopen",
+        type=Path,
+        metavar="DIR",
+        help="only build a journal of --reopen-runs (default 100,000) waiting runs "
+        "in DIR, for --reopen-journal, and exit",
+    )
+    parser.add_argument(
+        "--reopen-journal",
+        type=Path,
+        metavar="DIR",
+        help="reopen a copy of this journal (built by --build-reopen with the same "
+        "code and --reopen-runs) instead of building one in the run",
+    )
+    parser.add_argument(
+        "--peers",
+        type=Path,
+        help="a directory of the peer harness's results ($RESULTS_BASE: runN/"
+        "<peer>.json), measured in the same sitting",
+    )
+    parser.add_argument(
+        "--json", type=Path, help="also write the rows and raw figures here"
+    )
     parser.add_argument(
         "--tmp-dir",
         type=Path,
@@ -492,10 +1034,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def scale_from(args: argparse.Namespace) -> Scale:
     scale = QUICK if args.quick else DEFAULT
+    if args.big:
+        scale = attrs.evolve(scale, **BIG)
     overrides = {
         "rounds": args.rounds,
         "concurrent_runs": args.concurrent_runs,
         "recovery_runs": args.recovery_runs,
+        "async_runs": args.async_runs,
+        "active_runs": args.active_runs,
+        "reopen_runs": args.reopen_runs,
     }
     return attrs.evolve(scale, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -503,16 +1050,49 @@ def scale_from(args: argparse.Namespace) -> Scale:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     scale = scale_from(args)
+    if args.build_reopen is not None:
+        runs = scale.reopen_runs or BIG["reopen_runs"]
+        print(json.dumps(scale_child("build", args.build_reopen, runs)))
+        return 0
+    if args.reopen_journal is not None and not scale.reopen_runs:
+        scale = attrs.evolve(scale, reopen_runs=BIG["reopen_runs"])
+    peers = None if args.peers is None else read_peers(args.peers)
     root = Path(tempfile.mkdtemp(prefix=".bench-workflows-", dir=args.tmp_dir))
     try:
         print("\n".join(machine_info(root)), end="\n\n", flush=True)
-        results = run(root, scale)
+        results = run(root, scale, peers, args.reopen_journal)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print("\n".join(table(results.rows)))
     print()
-    print("\n".join(f"* {note}" for note in footnotes(results, scale)))
-    missed = [row.measurement for row in results.rows if not row.met]
+    print("\n".join(f"* {note}" for note in footnotes(results, scale, peers)))
+    if args.json is not None:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "code": str(Path(actors.__file__).resolve().parent.parent),
+                    "rows": [
+                        {
+                            "measurement": row.measurement,
+                            "chronik": row.chronik,
+                            "unit": row.unit,
+                            "reference": row.reference,
+                            "reference_name": row.reference_name,
+                            "ratio": row.ratio,
+                            "target": None if row.target is None else str(row.target),
+                            "met": row.met,
+                        }
+                        for row in results.rows
+                    ],
+                    "active": results.active,
+                    "reopened": results.reopened,
+                    "probe": results.sequential.probe,
+                },
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
+    missed = [row.measurement for row in results.rows if row.met is False]
     return 1 if args.strict and missed else 0
 
 
