@@ -10,6 +10,7 @@ actor that is stopping.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
 import weakref
@@ -151,10 +152,12 @@ class Router:
     ) -> pykka.ActorRef[Any]:
         """Start the run's actor under the ``runs`` supervisor. Hold the lock.
 
-        The supervisor runs the factory in its own thread and never waits for a
-        run's actor while it does, so holding the lock here is safe; it waits
-        for actors only when it stops them (closing, giving up), and the system
-        stops the runs' actors itself first.
+        The first incarnation starts here (adopted by the supervisor, with no
+        round trip to its thread); restarts run the factory in the supervisor's
+        thread, which never waits for a run's actor while it does, so holding
+        the lock here is safe; it waits for actors only when it stops them
+        (closing, giving up), and the system stops the runs' actors itself
+        first.
         """
         host = self.host
         assert host is not None
@@ -163,29 +166,28 @@ class Router:
             self._live[run.id] = handle
             self._broken.pop(run.id, None)
         handle.activations += 1
-        started: list[pykka.ActorRef[Any]] = []
+        starts = itertools.count()
 
         def start() -> pykka.ActorRef[Any]:
             # Never raises: a restart reads the journal in the actor's on_start,
             # where a failure is one more fault of the run, not of this factory.
-            if started:
+            # The first start runs here; restarts in the supervisor's thread.
+            reload = next(starts) > 0
+            if reload:
                 handle.restarts += 1
                 self.restarts += 1
-            actor = RunActor.start(
+            return RunActor.start(
                 host,
                 definition,
                 run,
                 handle,
                 dispatcher=self._dispatcher,
-                reload=bool(started),
+                reload=reload,
                 metrics=self._metrics,
             )
-            started.append(actor)
-            return actor
 
         child_id = _child_id(run.id, handle.activations)
-        self._runs.start_child(ChildSpec(child_id, start, Restart.TRANSIENT))
-        return started[0]
+        return self._runs.adopt_child(ChildSpec(child_id, start, Restart.TRANSIENT))
 
     def start_runs(self, runs: Iterable[WorkflowRun]) -> None:
         """Start runs just committed (children with their parent, or spawned)."""

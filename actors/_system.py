@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Self
 
 import pykka
@@ -286,7 +286,9 @@ class ActorSystem(NamedActors):
         self._check_open()
         definition = self._definition(workflow)
         args_list = self.normalise(list(args))
-        handle = self._router.find(id) if isinstance(id, str) and id else None
+        # Only the runs held in memory are looked up first: a new id (the usual
+        # case) costs no read, and one in the journal only fails the commit below.
+        handle = self._router.known(id) if isinstance(id, str) and id else None
         if handle is None:
             run = WorkflowRun.start(
                 id, definition.name, args_list, at=self._clock.now()
@@ -294,7 +296,7 @@ class ActorSystem(NamedActors):
             try:
                 # Outside the lock, so that concurrent spawns share a commit.
                 self._host.commit(run)
-            except IntegrityError:  # spawned meanwhile, by a thread or a process
+            except IntegrityError:  # in the journal, or spawned meanwhile
                 handle = self._router.find(id)
                 assert handle is not None
             else:
@@ -326,10 +328,25 @@ class ActorSystem(NamedActors):
             repeated = sorted({i for i in ids if ids.count(i) > 1})
             msg = f"spawn_many got the ids {repeated!r} more than once"
             raise ValueError(msg)
+        # First only the runs held in memory are looked up (new ids cost no
+        # read); if the commit finds one in the journal, all are read there.
+        refs = self._spawn_batch(definition, wanted, self._router.known)
+        if refs is None:
+            refs = self._spawn_batch(definition, wanted, self._router.find)
+        if refs is None:  # one was spawned meanwhile: go one by one
+            refs = [self.spawn(definition, *args, id=i) for i, args in wanted]
+        return refs
+
+    def _spawn_batch(
+        self,
+        definition: WorkflowDefinition,
+        wanted: list[tuple[str, list[Any]]],
+        lookup: Callable[[str], RunHandle | None],
+    ) -> list[RunRef] | None:
+        """Start the runs ``lookup`` does not find, in one commit; None if the
+        journal already held one of them."""
         found = {
-            run_id: self._router.find(run_id)
-            for run_id in ids
-            if isinstance(run_id, str)
+            run_id: lookup(run_id) for run_id, _ in wanted if isinstance(run_id, str)
         }
         for run_id, args in wanted:
             handle = found.get(run_id)
@@ -344,8 +361,8 @@ class ActorSystem(NamedActors):
         if new:
             try:
                 self._host.commit(new[0], *new[1:])
-            except IntegrityError:  # one was spawned meanwhile: go one by one
-                return [self.spawn(definition, *args, id=i) for i, args in wanted]
+            except IntegrityError:
+                return None
             self._metrics.add("runs_started", len(new))
         with self._router.lock:
             for run in new:
@@ -353,7 +370,7 @@ class ActorSystem(NamedActors):
             started = {run.id: self._router.handle_of(run) for run in new}
         return [
             self._ref(started.get(run_id) or found[run_id])  # type: ignore[arg-type]
-            for run_id in ids
+            for run_id, _ in wanted
         ]
 
     def _definition(self, workflow: WorkflowDefinition | str) -> WorkflowDefinition:

@@ -32,7 +32,14 @@ from supervision._info import ChildStatus
 from supervision._link import Link, offering
 from supervision._tree import Handle, Tree
 
-__all__ = ["Parent", "start_incarnation", "terminate", "terminate_all"]
+__all__ = [
+    "Parent",
+    "abandon",
+    "adopt",
+    "start_incarnation",
+    "terminate",
+    "terminate_all",
+]
 
 logger = logging.getLogger("chronik.supervision")
 
@@ -71,6 +78,26 @@ def start_incarnation(parent: Parent, child: Child) -> SupervisionError | None:
     is_supervisor = Handle.of(ref.actor_urn) is not None
     child.supervisor_urn = ref.actor_urn if is_supervisor else None
     return None
+
+
+def adopt(parent: Parent, child: Child, link: Link) -> None:
+    """Take ``link``'s incarnation, which its caller starts (or has started) in
+    its own thread, as ``child``'s first (``SupervisorRef.adopt_child``)."""
+    child.incarnation = link.incarnation
+    child.link, child.status, child.token = link, ChildStatus.RUNNING, None
+    child.starts += 1
+    child.started_at = parent.clock.monotonic()
+    child.supervisor_urn = None  # adopted children are never supervisors
+
+
+def abandon(link: Link) -> None:
+    """Stop an incarnation no supervisor took (its adoption was refused)."""
+    link.detach()
+    ref = link.actor_ref
+    if ref is not None:
+        ref.stop(block=False)
+        link.tree.clear_if(link.path, ref)
+    link.started()
 
 
 def _abort_start(parent: Parent, link: Link, returned: object = None) -> None:

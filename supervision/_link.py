@@ -76,7 +76,10 @@ class Link:
             if self.actor_ref is not None:
                 return False
             self.actor_ref = actor_ref
-        self.tree.set(self.path, actor_ref)
+            # Under the lock: a supervisor that detached this link first (it
+            # refused an adoption) keeps its path's incarnation.
+            if not self._detached:
+                self.tree.set(self.path, actor_ref)
         return True
 
     def started(self) -> None:
@@ -91,6 +94,11 @@ class Link:
         incarnation itself and reads ``exit_reason`` when it has stopped."""
         with self._lock:
             self._detached = True
+
+    @property
+    def detached(self) -> bool:
+        with self._lock:
+            return self._detached
 
     def record(self, reason: BaseException) -> None:
         with self._lock:

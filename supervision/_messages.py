@@ -8,10 +8,13 @@ from typing import TYPE_CHECKING
 import attrs
 
 if TYPE_CHECKING:
+    from supervision._link import Link
     from supervision._spec import ChildSpec
 
 __all__ = [
     "ACCOUNTED",
+    "AbandonChild",
+    "AdoptChild",
     "ChildExited",
     "RestartDue",
     "StartChild",
@@ -55,12 +58,31 @@ class StartChild:
 
 
 @attrs.frozen
+class AdoptChild:
+    """Add a child at run time whose first incarnation its caller starts itself
+    under ``link`` (``SupervisorRef.adopt_child``); sent before that start, so it
+    arrives before the incarnation's exit could."""
+
+    spec: ChildSpec
+    link: Link
+
+
+@attrs.frozen
+class AbandonChild:
+    """The caller's start of an adopted child failed: forget the child (if this
+    supervisor still holds that incarnation)."""
+
+    child_id: str
+    incarnation: int
+
+
+@attrs.frozen
 class TerminateChild:
     """Stop a child and forget its spec (OTP's terminate_child + delete_child)."""
 
     child_id: str
 
 
-ACCOUNTED = (ChildExited, StartFailed, RestartDue)
+ACCOUNTED = (ChildExited, StartFailed, RestartDue, AdoptChild, AbandonChild)
 """Messages counted in the tree's activity from the moment they are sent until a
 supervisor has handled them (see ``Activity``)."""

@@ -4,6 +4,7 @@ registered name in Erlang. A ``SupervisorRef`` adds a supervisor's operations.""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -11,9 +12,14 @@ from typing import Any
 import pykka
 
 from supervision._clock import Clock
-from supervision._errors import ChildUnavailableError
+from supervision._errors import (
+    ChildStartError,
+    ChildUnavailableError,
+    UnsupervisedActorError,
+)
 from supervision._info import SupervisorInfo
-from supervision._messages import StartChild, TerminateChild
+from supervision._link import Link, offering
+from supervision._messages import AbandonChild, AdoptChild, StartChild, TerminateChild
 from supervision._spec import ChildSpec, SupervisorFlags
 from supervision._supervisor import EscalationHandler, Supervisor
 from supervision._tree import Handle, Path, Tree
@@ -136,6 +142,72 @@ class SupervisorRef(SupervisedRef):
         left (it will not restart) is free again."""
         self.ask(StartChild(spec), timeout=timeout)
         return self.child(spec.id)
+
+    def adopt_child(self, spec: ChildSpec) -> pykka.ActorRef[Any]:
+        """Add ``spec`` as ``start_child`` does, but start its first incarnation
+        here, in the caller's thread, and return it without waiting for the
+        supervisor, which restarts it as any child from then on. For many
+        short-lived children started from busy threads (one per workflow run):
+        no round trip to the supervisor's thread per child.
+
+        The id must be new: the supervisor refuses a taken one and logs it, and
+        the incarnation stops (``ChildUnavailableError`` if the refusal came
+        before this returned). The child must not be a supervisor. Raises
+        ``ChildUnavailableError`` if this supervisor is not running,
+        ``ChildStartError`` or ``UnsupervisedActorError`` as ``start_child``
+        (then nothing was added)."""
+        supervisor = self.current()
+        if supervisor is None:
+            raise ChildUnavailableError(self.name, "this supervisor is not running")
+        path = (*self._path, spec.id)
+        self._tree.open(path)
+        link = Link(self._tree, path, supervisor, 1)
+        try:
+            # First, so that the supervisor holds the child before its exit.
+            self._tell_counted(supervisor, AdoptChild(spec, link))
+        except pykka.ActorDeadError:
+            link.started()
+            raise ChildUnavailableError(
+                self.name, "this supervisor is not running"
+            ) from None
+        try:
+            with offering(link):
+                ref = spec.start()
+        except BaseException as error:  # the factory is user code
+            self._abandon(link)
+            raise ChildStartError(self.name, spec.id, error) from error
+        if link.actor_ref is None or link.actor_ref is not ref:
+            self._abandon(link, ref)
+            returned = getattr(ref, "actor_class", type(ref)).__name__
+            raise UnsupervisedActorError(self.name, spec.id, returned)
+        if link.detached:  # the supervisor refused it meanwhile
+            ref.stop(block=False)
+            link.started()
+            raise ChildUnavailableError(
+                self.name, f"it could not adopt child {spec.id!r}"
+            )
+        return ref
+
+    def _abandon(self, link: Link, returned: object = None) -> None:
+        link.detach()
+        for ref in (link.actor_ref, returned):
+            if isinstance(ref, pykka.ActorRef):
+                ref.stop(block=False)
+                self._tree.clear_if(link.path, ref)
+        link.started()
+        with contextlib.suppress(pykka.ActorDeadError):
+            message = AbandonChild(link.child_id, link.incarnation)
+            self._tell_counted(link.supervisor, message)
+
+    def _tell_counted(self, supervisor: pykka.ActorRef[Any], message: Any) -> None:
+        """Tell one of the ``ACCOUNTED`` messages: counted in the tree's
+        activity until the supervisor has handled it."""
+        self._tree.activity.begin()
+        try:
+            supervisor.tell(message)
+        except pykka.ActorDeadError:
+            self._tree.activity.end()
+            raise
 
     def terminate_child(self, child_id: str, *, timeout: float = 60.0) -> None:
         """Stop the child (within its shutdown timeout) and forget its spec.

@@ -51,6 +51,8 @@ from supervision._errors import (
 )
 from supervision._incarnations import (
     Parent,
+    abandon,
+    adopt,
     start_incarnation,
     terminate,
     terminate_all,
@@ -58,6 +60,8 @@ from supervision._incarnations import (
 from supervision._info import ChildStatus, SupervisorInfo
 from supervision._messages import (
     ACCOUNTED,
+    AbandonChild,
+    AdoptChild,
     ChildExited,
     RestartDue,
     StartChild,
@@ -242,6 +246,33 @@ class Supervisor(SupervisedActor):
             self._remove(child)
             raise error
 
+    def _on_adopt_child(self, message: AdoptChild) -> None:
+        link = message.link
+        if link.supervisor is not self.actor_ref or message.spec.id in self._children:
+            # Sent to an incarnation of this supervisor that is gone, or the id
+            # is taken meanwhile: nobody supervises that start, so it stops.
+            logger.error(
+                "%s: cannot adopt child %r (%s)",
+                self._name,
+                message.spec.id,
+                "taken"
+                if message.spec.id in self._children
+                else "sent to an earlier incarnation",
+            )
+            abandon(link)
+            taken = self._children.get(message.spec.id)
+            if taken is not None and taken.link and taken.link.actor_ref is not None:
+                self._tree.set(taken.path, taken.link.actor_ref)  # claimed over it
+            return
+        child = self._add(message.spec, dynamic=True)
+        adopt(self._parent, child, link)
+
+    def _on_abandon_child(self, message: AbandonChild) -> None:
+        child = self._children.get(message.child_id)
+        if child is not None and child.incarnation == message.incarnation:
+            child.link = None
+            self._remove(child)
+
     def _on_terminate_child(self, message: TerminateChild) -> None:
         child = self._children.get(message.child_id)
         if child is None:
@@ -255,6 +286,8 @@ class Supervisor(SupervisedActor):
         StartFailed: _on_start_failed,
         RestartDue: _on_restart_due,
         StartChild: _on_start_child,
+        AdoptChild: _on_adopt_child,
+        AbandonChild: _on_abandon_child,
         TerminateChild: _on_terminate_child,
     }
 
