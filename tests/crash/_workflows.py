@@ -125,10 +125,12 @@ EFFECTS = Effects()
 
 class InjectedFailures:
     """Transient failures: the next ``n`` attempts of any step of a run raise
-    ``TransientStepError``. At most ``MAX_ATTEMPTS - 2`` are ever injected at one
-    idempotency key, so even a flaky step (which fails its first attempt by
-    itself) succeeds within one ``run_step``'s retries, whatever crash restarts
-    its attempt count."""
+    ``TransientStepError``. Only attempts up to ``MAX_ATTEMPTS - 2`` are ever
+    failed, so even a flaky step (which fails its first attempt by itself)
+    succeeds within its retries. The bound is on the attempt number, which
+    failed attempts make durable across crashes: a per-process count would let
+    each new process after a kill inject two more at the same key, and spend
+    the retries."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -139,12 +141,12 @@ class InjectedFailures:
         with self._lock:
             self._pending[workflow_id] += n
 
-    def take(self, workflow_id: str, key: str) -> bool:
+    def take(self, workflow_id: str, key: str, attempt: int) -> bool:
         """Whether this attempt fails (and one pending failure is used)."""
         with self._lock:
             if self._pending[workflow_id] <= 0:
                 return False
-            if self._at_key[key] >= MAX_ATTEMPTS - 2:
+            if self._at_key[key] >= MAX_ATTEMPTS - 2 or attempt > MAX_ATTEMPTS - 2:
                 return False
             self._pending[workflow_id] -= 1
             self._at_key[key] += 1
@@ -177,7 +179,7 @@ def _execute(step: str, label: str, value: int, fate: str) -> int:
         _stats.count("fault: flaky step attempts failed (by fate)")
         msg = f"{step} {label}: the first attempt of a flaky step fails"
         raise TransientStepError(msg)
-    if INJECTED.take(info.workflow_id, info.idempotency_key):
+    if INJECTED.take(info.workflow_id, info.idempotency_key, info.attempt):
         _stats.count("fault: step attempts failed transiently (injected)")
         msg = f"{step} {label}: injected transient failure"
         raise TransientStepError(msg)
