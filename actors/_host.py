@@ -141,14 +141,12 @@ class SystemHost:
         """
         mapper = self._app.mapper
         events = list(run.collect_events())
+        own = len(events)  # the run's versions up to run.version, in order
         for child in children:
             events += child.collect_events()
         self._app.recorder.insert_events([mapper.to_stored_event(e) for e in events])
         every = self._snapshot_every
-        if any(
-            e.originator_id == run.id and e.originator_version % every == 0
-            for e in events
-        ):
+        if own and run.version // every > (run.version - own) // every:
             snapshot = RunSnapshot.take(run)
             assert self._app.snapshots is not None
             self._app.snapshots.put([snapshot])

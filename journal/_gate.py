@@ -24,17 +24,25 @@ class Gate:
 
     @contextmanager
     def shared(self) -> Iterator[None]:
+        self.enter_shared()
+        try:
+            yield
+        finally:
+            self.exit_shared()
+
+    def enter_shared(self) -> None:
+        """``shared()`` without a generator, for the hot path: call
+        ``exit_shared()`` in a ``finally``."""
         with self._cond:
             while self._exclusive or self._waiting_exclusive:
                 self._cond.wait()
             self._holders += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._holders -= 1
-                if self._holders == 0 and self._waiting_exclusive:
-                    self._cond.notify_all()
+
+    def exit_shared(self) -> None:
+        with self._cond:
+            self._holders -= 1
+            if self._holders == 0 and self._waiting_exclusive:
+                self._cond.notify_all()
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:

@@ -201,11 +201,15 @@ class _Store:
         return result
 
     def _run_group(self, writes: list[Write]) -> list[tuple[Any, BaseException | None]]:
+        gate = self.gate
         while True:
             try:
-                with self.gate.shared():
+                gate.enter_shared()
+                try:
                     self._check_open()
                     return self._run_group_once(writes)
+                finally:
+                    gate.exit_shared()
             except lmdb.MapFullError:
                 self._grow()
             except lmdb.MapResizedError:

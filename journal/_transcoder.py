@@ -64,7 +64,11 @@ class MsgpackTranscoder(JSONTranscoder):
         super().__init__()
         self.register(UUIDAsHex())
         self.register(DecimalAsStr())
-        self.register(DatetimeAsISO())
+        self._datetime = DatetimeAsISO()
+        self.register(self._datetime)
+        # Every event has a timestamp: its ext payload, ``[name, isoformat]``,
+        # is this prefix and the packed string (the bytes _transcode makes).
+        self._datetime_prefix = b"\x92" + msgpack.packb(self._datetime.name)
         # Invariant: the user's converters, each registered under its name.
         self.converters: tuple[Transcoding, ...] = ()
         self.add_converters(converters)
@@ -118,6 +122,9 @@ class MsgpackTranscoder(JSONTranscoder):
         raise TypeError(type(obj))
 
     def _transcode(self, transcoding: Transcoding, obj: Any) -> msgpack.ExtType:
+        if transcoding is self._datetime:
+            payload = self._datetime_prefix + msgpack.packb(obj.isoformat())
+            return msgpack.ExtType(_TRANSCODING, payload)
         try:
             encoded = transcoding.encode(obj)
         except Exception as error:  # walked again in encode, to say where

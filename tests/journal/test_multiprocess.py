@@ -276,14 +276,14 @@ def test_a_call_waiting_at_the_gate_when_the_journal_closes_raises_journal_close
     recorder: LMDBApplicationRecorder, operation: str
 ) -> None:
     store = recorder.journal.store
-    gate_shared = store.gate.shared
+    enter_shared = store.gate.enter_shared  # what reads and writes go through
     arrived = threading.Event()
 
-    def signal_then_shared() -> Any:
+    def signal_then_enter() -> None:
         arrived.set()
-        return gate_shared()
+        enter_shared()
 
-    store.gate.shared = signal_then_shared  # type: ignore[method-assign]
+    store.gate.enter_shared = signal_then_enter  # type: ignore[method-assign]
     outcome: list[BaseException] = []
 
     def call() -> None:

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
+import msgpack
 import pytest
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
@@ -369,3 +370,26 @@ def test_an_application_reloads_aggregates_holding_custom_and_plain_values(
         assert_exactly_equal(reloaded.items["plain"], items["plain"])
     finally:
         reopened.close()
+
+
+@given(
+    st.datetimes(timezones=st.none() | st.timezones()),
+    st.datetimes(timezones=st.just(UTC)),
+)
+def test_datetimes_take_the_fast_path_to_the_same_bytes_as_their_transcoding(
+    naive_or_zoned: datetime, utc: datetime
+) -> None:
+    """Every event's timestamp is a datetime, so the transcoder packs it without
+    the generic transcoding's second pass; the bytes stay the stored format."""
+    transcoder = MsgpackTranscoder()
+    value = {"at": naive_or_zoned, "times": [utc, naive_or_zoned]}
+
+    def generic(obj: Any) -> Any:
+        transcoding = transcoder.types[type(obj)]
+        payload = msgpack.packb([transcoding.name, transcoding.encode(obj)])
+        return msgpack.ExtType(1, payload)
+
+    expected = msgpack.packb(
+        value, default=generic, use_bin_type=True, strict_types=True, datetime=False
+    )
+    assert transcoder.encode(value) == expected
