@@ -31,6 +31,7 @@ options an older checkout lacks are left out.
 from __future__ import annotations
 
 import argparse
+import compileall
 import itertools
 import json
 import os
@@ -76,6 +77,7 @@ from eventsourcing.application import Application  # noqa: E402
 import actors  # noqa: E402
 from actors import ActorSystem  # noqa: E402
 from actors._inbox import OperatorRequests  # noqa: E402
+from aggregates import WorkflowRun  # noqa: E402
 from benchmarks._recovery_child import READY, run_id  # noqa: E402
 from benchmarks._workloads import (  # noqa: E402
     GO,
@@ -304,6 +306,67 @@ def commit_groups(system: ActorSystem) -> int | None:
     return None if commits is None else int(commits.groups)
 
 
+# -- the floor: what the chosen libraries alone cost, no engine ----------------------
+
+
+@attrs.frozen
+class Floor:
+    """The events and commits of W1 and W2, made with the libraries alone:
+    ``aggregates.WorkflowRun`` (eventsourcing's aggregate events), eventsourcing's
+    mapper with chronik's msgpack transcoder, chronik's LMDB recorder (hash
+    chains, group committer), fsync on; one thread, no actors, no coroutine, no
+    step execution. Whatever chronik's engine does, a step costs at least this."""
+
+    w2_cpu: float  # CPU seconds per step, W2's shape: start, 3 x (outcome + next)
+    w2_wall: float  # seconds per step of the same, one commit after another
+    w1_step: float  # median seconds of one W1 step: outcome + next, one commit
+
+
+def floor(path: Path, scale: Scale) -> Floor:
+    app: Application[str] = Application(
+        {"PERSISTENCE_MODULE": "journal", "LMDB_PATH": str(path)}
+    )
+    recorder, mapper = app.recorder, app.mapper
+    name, step = "benchmarks._workloads:stamped_steps", "benchmarks._workloads:stamp"
+
+    def commit(run: WorkflowRun) -> None:
+        stored = [mapper.to_stored_event(e) for e in run.collect_events()]
+        recorder.insert_events(stored)
+
+    def steps(run: WorkflowRun, count: int, timed: list[float] | None) -> None:
+        run.schedule_step(1, step, [0], at=datetime.now(UTC))
+        for i in range(count):
+            began = time.perf_counter()
+            result = {"i": i, "t": time.time()}
+            run.complete_step(i + 1, result, at=datetime.now(UTC))
+            if i + 1 < count:
+                run.schedule_step(i + 2, step, [i + 1], at=datetime.now(UTC))
+            else:
+                run.complete([result["t"]], at=datetime.now(UTC))
+            commit(run)
+            if timed is not None:
+                timed.append(time.perf_counter() - began)
+
+    try:
+        runs, count = scale.concurrent_runs, scale.concurrent_steps
+        before, began = os.times(), time.perf_counter()
+        for index in range(runs):
+            run = WorkflowRun.start(f"w2-{index}", name, [count], at=datetime.now(UTC))
+            commit(run)
+            steps(run, count, None)
+        wall, after = time.perf_counter() - began, os.times()
+        cpu = (after.user - before.user) + (after.system - before.system)
+        w1: list[float] = []
+        for index in range(scale.sequential_runs):
+            run = WorkflowRun.start(f"w1-{index}", name, [20], at=datetime.now(UTC))
+            commit(run)
+            steps(run, scale.sequential_steps, w1)
+    finally:
+        app.close()
+    total = runs * count
+    return Floor(cpu / total, wall / total, statistics.median(w1))
+
+
 # -- W2: many runs, started one by one ----------------------------------------------
 
 
@@ -384,7 +447,22 @@ def child_command(module: str, *args: str) -> list[str]:
 
 
 def child_env() -> dict[str, str]:
-    return dict(os.environ, CHRONIK_BENCH_REPO=str(_REPO))
+    """The environment of a fresh interpreter: its imports read the bytecode
+    ``compile_code`` wrote, as an installed package's do (pip compiles at
+    install time), even where ``PYTHONDONTWRITEBYTECODE`` is set."""
+    env = dict(os.environ, CHRONIK_BENCH_REPO=str(_REPO))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def compile_code() -> None:
+    """Write the bytecode of the code under test and of these benchmarks."""
+    for root in {Path(actors.__file__).resolve().parent.parent, _REPO}:
+        for name in ("actors", "aggregates", "journal", "supervision", "benchmarks"):
+            if (root / name).is_dir():
+                compileall.compile_dir(root / name, quiet=2)
+        for module in root.glob("*.py"):
+            compileall.compile_file(module, quiet=2)
 
 
 def recovery(root: Path, runs: int) -> dict[str, float]:
@@ -631,6 +709,7 @@ def read_peers(directory: Path) -> Peers:
 @attrs.frozen
 class Results:
     rows: list[Row]
+    floor: Floor | None
     sequential: Sequential
     concurrent: list[Concurrent]
     batch: list[Concurrent]
@@ -647,11 +726,13 @@ def run(
     """``built``: a journal of ``scale.reopen_runs`` waiting runs built beforehand
     (``--build-reopen``), copied here and reopened; else built here."""
     seq = sequential(root, scale)
+    ground = floor(root / "floor", scale)
     rounds = [concurrent(root / f"concurrent-{i}", scale) for i in range(scale.rounds)]
     batch = [
         concurrent(root / f"batch-{i}", scale, batch=True) for i in range(scale.rounds)
     ]
     sig = signalled(root / "signal", scale)
+    compile_code()  # W4 times a new process, imports included
     recovered = [
         recovery(root / f"recovery-{i}", scale.recovery_runs)
         for i in range(scale.rounds)
@@ -675,7 +756,9 @@ def run(
                 **scale_child("reopen", root / "reopen", scale.reopen_runs),
             }
         )
-    results = Results([], seq, rounds, batch, sig, recovered, async_s, active, reopened)
+    results = Results(
+        [], ground, seq, rounds, batch, sig, recovered, async_s, active, reopened
+    )
     return attrs.evolve(results, rows=rows(results, scale, peers))
 
 
@@ -748,6 +831,7 @@ def rows(r: Results, scale: Scale, peers: Peers | None) -> list[Row]:
             *peer("w2_cpu_per_step"),
             Target(fifteenth, at_least=False, on_ratio=True, text="<= 1/15x"),
         ),
+        *_floor_rows(r, commit, peer),
         Row(
             "W2: fsync per step (journal commits / steps; 1 fdatasync each)",
             w2_commits,
@@ -854,6 +938,34 @@ def rows(r: Results, scale: Scale, peers: Peers | None) -> list[Row]:
 # -- output ----------------------------------------------------------------------
 
 
+def _floor_rows(
+    r: Results, commit: float, peer: Callable[[str], tuple[float | None, str]]
+) -> list[Row]:
+    """What the libraries alone cost (``Floor``), against the same targets:
+    where the floor misses a target, no engine on these libraries meets it."""
+    if r.floor is None:
+        return []
+    return [
+        Row(
+            "floor, no engine (the libraries alone, W1's events and commit): one "
+            "step vs 1 bare LMDB commit",
+            r.floor.w1_step,
+            "s",
+            commit,
+            "bare LMDB commit",
+            Target(2, at_least=False, on_ratio=True),
+        ),
+        Row(
+            "floor, no engine (W2's events and commits, one thread): CPU per "
+            "step vs the best peer's",
+            r.floor.w2_cpu,
+            "s",
+            *peer("w2_cpu_per_step"),
+            Target(1 / 15, at_least=False, on_ratio=True, text="<= 1/15x"),
+        ),
+    ]
+
+
 def figure(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
@@ -935,6 +1047,20 @@ def footnotes(results: Results, scale: Scale, peers: Peers | None) -> list[str]:
         + f". Extra (spawn_many): starts took {batch_start * 1e3:.0f} ms; steps/s "
         + ", ".join(f"{steps / r.seconds:,.0f}" for r in results.batch)
         + ".",
+        *(
+            []
+            if results.floor is None
+            else [
+                "floor: the libraries alone (aggregates.WorkflowRun's events, "
+                "eventsourcing's mapper, chronik's msgpack transcoder and LMDB "
+                "recorder), one thread, fsync on, no engine: W2's shape "
+                f"{results.floor.w2_cpu * 1e3:.3f} ms CPU and "
+                f"{results.floor.w2_wall * 1e3:.3f} ms wall per step (one commit "
+                "after another); W1's step (outcome + next step, one commit) "
+                f"{results.floor.w1_step * 1e3:.3f} ms. Where the floor misses a "
+                "target, no engine built on these libraries meets it.",
+            ]
+        ),
         f"W3: the peers' pauses (seed 12345) x {scale.pause_factor:g} before each "
         f"send; send returned (signal durable) after "
         f"{statistics.median(sig.to_ack) * 1e3:.3f} ms median; p90 "
@@ -946,7 +1072,9 @@ def footnotes(results: Results, scale: Scale, peers: Peers | None) -> list[str]:
         "process then appends one signal per run to the journal's operator inbox "
         "(OperatorRequests, as `chronik signal` does), the new process opens the "
         "journal (resuming the runs), takes the signals from the inbox and stamps "
-        "t1 at its last result. Checked: all results right, each step ran exactly "
+        "t1 at its last result; the new process imports from bytecode written "
+        "beforehand (as from an installed package: pip compiles at install). "
+        "Checked: all results right, each step ran exactly "
         f"once. Median of {scale.rounds} round(s); ms from t0, round by round: "
         f"{phases}.",
         "fsync probe: " + json.dumps(seq.probe) + " (LMDB also writes its meta page "
