@@ -52,6 +52,10 @@ class UnfinishedRuns:
     def __init__(self, app: Application[Any]) -> None:
         self._app = app
         self._lock = threading.Lock()
+        # The last catch-up's (ids, position): the next one reads the log from
+        # there when no checkpoint is further along (a copy, under _known_lock).
+        self._known: tuple[frozenset[str], int] | None = None
+        self._known_lock = threading.Lock()
 
     def load(self) -> set[str]:
         """The unfinished runs: the last checkpoint caught up on the log."""
@@ -93,6 +97,10 @@ class UnfinishedRuns:
             assert isinstance(last, UnfinishedRunsCheckpointed)
             ids, position = set(last.runs), last.position
             version = last.originator_version
+        with self._known_lock:
+            known = self._known
+        if known is not None and known[1] > position:
+            ids, position = set(known[0]), known[1]
         topics = [_STARTED, *_ENDED]
         while True:
             page = self._app.recorder.select_notifications(
@@ -108,4 +116,7 @@ class UnfinishedRuns:
                 position = page[-1].id
             if len(page) < _PAGE:
                 break
+        with self._known_lock:
+            if self._known is None or position >= self._known[1]:
+                self._known = (frozenset(ids), position)
         return ids, position, version

@@ -14,7 +14,7 @@ import itertools
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import pykka
@@ -42,7 +42,7 @@ from actors._messages import (
 from actors._metrics import Metrics
 from actors._ref import RunHandle
 from actors._run_actor import RunActor
-from aggregates import ErrorInfo, RunFinishedError, RunStatus, WorkflowRun
+from aggregates import ErrorInfo, RunEvent, RunFinishedError, RunStatus, WorkflowRun
 from supervision import ChildSpec, Dispatcher, Restart, SupervisorRef
 
 __all__ = ["Router"]
@@ -112,10 +112,40 @@ class Router:
 
     def get_run(self, workflow_id: str) -> WorkflowRun | None:
         try:
-            run: WorkflowRun = self._app.repository.get(workflow_id)
+            run: WorkflowRun = self._app.repository.get(
+                workflow_id, projector_func=_project
+            )
         except AggregateNotFoundError:
             return None
         return run
+
+    def load_runs(self, workflow_ids: Sequence[str]) -> Iterator[WorkflowRun]:
+        """The runs the journal holds of ``workflow_ids``, in that order: read
+        in bulk (one transaction for all, a seek each) where the recorders can,
+        else one by one. For opening a journal of many unfinished runs."""
+        app = self._app
+        bulk = getattr(app.recorder, "select_streams", None)
+        store = app.snapshots
+        snapshots = None if store is None else store.recorder
+        bulk_snapshots = getattr(snapshots, "select_streams", None)
+        if bulk is None or (snapshots is not None and bulk_snapshots is None):
+            for workflow_id in workflow_ids:
+                if (run := self.get_run(workflow_id)) is not None:
+                    yield run
+            return
+        last = {}
+        if bulk_snapshots is not None:
+            last = bulk_snapshots(workflow_ids, last_only=True)
+        taken = {i: found[0].originator_version for i, found in last.items() if found}
+        streams = bulk(workflow_ids, gt=taken)
+        mapper = app.mapper
+        for workflow_id in workflow_ids:
+            stored = [*last.get(workflow_id, ()), *streams.get(workflow_id, ())]
+            if stored:
+                events = (mapper.to_domain_event(s) for s in stored)
+                run = _project(None, events)  # type: ignore[arg-type]
+                assert isinstance(run, WorkflowRun)
+                yield run
 
     def load_run(self, workflow_id: str) -> WorkflowRun:
         """The run as the journal holds it now."""
@@ -442,3 +472,14 @@ def _child_done(child_id: str, child: RunHandle) -> ChildDone:
         return ChildDone(child_id, None, error.error)
     assert error is not None
     return ChildDone(child_id, None, ErrorInfo.from_exception(error))
+
+
+def _project(
+    aggregate: WorkflowRun | None, events: Iterable[RunEvent]
+) -> WorkflowRun | None:
+    """eventsourcing's ``project_aggregate`` without its per-event
+    ``isinstance`` check against a runtime-checkable Protocol, which costs more
+    than applying the event (Python 3.11): a run's events are ``RunEvent``s."""
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate

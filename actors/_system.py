@@ -68,6 +68,9 @@ RUNS_FLAGS = SupervisorFlags(Strategy.SIMPLE_ONE_FOR_ONE, max_restarts=100, peri
 fault that hits every run (a full disk) escalates and stops the system."""
 
 
+_LOAD_CHUNK = 1000  # unfinished runs read in one transaction at open
+
+
 class _Runs(Application[str]):
     """The journal's view of workflow runs: one WorkflowRun aggregate per run."""
 
@@ -416,13 +419,15 @@ class ActorSystem(NamedActors):
     def _resume_unfinished(self) -> None:
         """Arm every unfinished run's timers; activate the runs with work to do
         (the others wait passive for a message)."""
-        for workflow_id in sorted(self._index.load()):
-            run = self._router.get_run(workflow_id)
-            if run is None or run.is_finished:
-                continue
-            for seq, fire_at in run.pending_timers.items():
-                self._timers.add(workflow_id, seq, fire_at)
-            self._router.resume(run)
+        unfinished = sorted(self._index.load())
+        for first in range(0, len(unfinished), _LOAD_CHUNK):
+            chunk = unfinished[first : first + _LOAD_CHUNK]
+            for run in self._router.load_runs(chunk):
+                if run.is_finished:
+                    continue
+                for seq, fire_at in run.pending_timers.items():
+                    self._timers.add(run.id, seq, fire_at)
+                self._router.resume(run)
         self._index.checkpoint(self._clock.now())
 
     # -- housekeeping -------------------------------------------------------------

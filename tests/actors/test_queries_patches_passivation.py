@@ -184,6 +184,44 @@ def test_snapshots_bound_the_events_read_to_rebuild_a_long_run(path: str) -> Non
         assert ref.result(timeout=5) == 100
 
 
+@workflow
+async def long_history_then_nap(ctx: WorkflowContext, signals: int) -> int:
+    total = await long_history.fn(ctx, signals)
+    await ctx.sleep(0.2)
+    return total
+
+
+def test_a_reopened_journal_rebuilds_its_runs_from_their_last_snapshots(
+    path: str,
+) -> None:
+    """Opening reads many unfinished runs at once (a snapshot and the events
+    after it, each): they resume where they were, a timer included."""
+    with ActorSystem.open(path, snapshot_every=20) as system:
+        waiting = system.spawn(long_history, 100, id="long-waiting")
+        napping = system.spawn(long_history_then_nap, 30, id="long-napping")
+        short = system.spawn(long_history, 2, id="short-waiting")
+        for _ in range(60):
+            waiting.send("n", 1)
+        for _ in range(30):
+            napping.send("n", 2)
+        short.send("n", 5)
+        expected = {
+            run_id: system.history(run_id)
+            for run_id in ("long-waiting", "long-napping", "short-waiting")
+        }
+    with ActorSystem.open(path, snapshot_every=20) as system:
+        for run_id, before in expected.items():
+            after = system.history(run_id)
+            assert (after.version, after.status) == (before.version, before.status)
+            assert after.commands == before.commands
+        assert system.ref("long-napping").result(timeout=5) == 60  # its timer fired
+        for _ in range(40):
+            system.ref("long-waiting").send("n", 1)
+        assert system.ref("long-waiting").result(timeout=5) == 100
+        system.ref("short-waiting").send("n", 5)
+        assert system.ref("short-waiting").result(timeout=5) == 10
+
+
 def _wait_for(condition: Any, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
