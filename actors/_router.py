@@ -43,7 +43,7 @@ from actors._metrics import Metrics
 from actors._ref import RunHandle
 from actors._run_actor import RunActor
 from aggregates import ErrorInfo, RunEvent, RunFinishedError, RunStatus, WorkflowRun
-from supervision import ChildSpec, Dispatcher, Restart, SupervisorRef
+from supervision import ChildSpec, Dispatcher, Restart, SupervisorRef, inline_turns
 
 __all__ = ["Router"]
 
@@ -328,6 +328,11 @@ class Router:
                 actor = read_only
             else:
                 actor = self.activate(handle)
+        # Outside the lock (an actor passivated meanwhile answers dead, and the
+        # message is asked again of its next activation). The asker waits for
+        # the reply anyway: an idle actor's turn runs here, in the asker's
+        # thread, with no hand-off to a dispatcher thread and back.
+        with inline_turns():
             future = actor.ask(message, block=False)
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
