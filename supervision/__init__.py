@@ -15,6 +15,11 @@ made to report their failures by ``supervised``::
     root.child("db").ask(Query(...), timeout=1.0)  # whichever incarnation runs
     print(root.format_tree())
     root.stop()  # children stop in reverse start order
+
+Children added at run time: ``start_child(spec)`` asks the supervisor to start
+one; ``adopt_child(spec)`` starts the first incarnation in the caller's thread and
+tells the supervisor, which restarts it as any child from then on (no round trip
+per child: chronik starts each workflow run's actor this way).
 """
 
 from supervision._actor import SupervisedActor, supervised
