@@ -13,11 +13,13 @@ from journal._errors import (
     ConverterEncodeError,
     DuplicateConverterError,
     EventConflictError,
+    FencedOutError,
     JournalClosedError,
     JournalConfigError,
     JournalError,
     JournalFullError,
     JournalPathError,
+    LeaseSettingError,
     StreamIdError,
     TrackingConflictError,
     TrackingValueError,
@@ -27,6 +29,7 @@ from journal._errors import (
 )
 from journal._factory import LMDBFactory
 from journal._groupcommit import CommitStats
+from journal._leases import PARTITIONS, Fence, Lease, Leases, partition_of
 from journal._recorders import (
     LMDBAggregateRecorder,
     LMDBApplicationRecorder,
@@ -46,6 +49,7 @@ from journal._store import Journal
 from journal._transcoder import MsgpackTranscoder
 
 __all__ = [
+    "PARTITIONS",
     "ChronikError",
     "CommitStats",
     "Converter",
@@ -54,6 +58,8 @@ __all__ = [
     "ConverterLike",
     "DuplicateConverterError",
     "EventConflictError",
+    "Fence",
+    "FencedOutError",
     "Journal",
     "JournalClosedError",
     "JournalConfigError",
@@ -69,6 +75,9 @@ __all__ = [
     "LMDBProcessRecorder",
     "LMDBSubscription",
     "LMDBTrackingRecorder",
+    "Lease",
+    "LeaseSettingError",
+    "Leases",
     "MsgpackTranscoder",
     "Problem",
     "StreamIdError",
@@ -81,6 +90,7 @@ __all__ = [
     "converter_for",
     "default_name",
     "journal_figures",
+    "partition_of",
     "publish_stats",
     "read_stats",
     "remove_stats",

@@ -100,6 +100,32 @@ class EventConflictError(JournalError, IntegrityError):
     )
 
 
+class FencedOutError(JournalError, IntegrityError):
+    """A write carried the fencing token of a partition another host has taken
+    since: the writer is a stale owner. Nothing of its batch was stored."""
+
+    stream_id: UUID | str
+    partition: int
+    held_token: int
+    current_token: int
+    current_owner: str | None
+    template = (
+        "cannot append to stream {stream_id!s}: its partition {partition} was "
+        "taken over (this writer held fencing token {held_token}, the partition's "
+        "token is now {current_token}, owner {current_owner!r}); nothing of this "
+        "batch was stored: the writer must stop driving the partition's runs"
+    )
+
+
+class LeaseSettingError(JournalError, ValueError):
+    """A lease was asked for with a bad partition, owner, TTL or time."""
+
+    setting: str
+    value: object
+    problem: str
+    template = "lease {setting}={value!r} {problem}; nothing was written"
+
+
 class TrackingConflictError(JournalError, IntegrityError):
     """A tracking position is not past the one already recorded."""
 

@@ -57,6 +57,7 @@ from journal._keys import (
     tracking_key,
     version_bytes,
 )
+from journal._leases import LEASES_DB, Fence, check_covered, check_fence
 from journal._store import (
     AGGREGATE_DB_PREFIX,
     EVENTS_DB,
@@ -317,6 +318,7 @@ class LMDBApplicationRecorder(_EventTable, ApplicationRecorder):
     def __init__(self, journal: Journal) -> None:
         super().__init__(journal, EVENTS_DB)
         self._store.db(NOTIFICATIONS_DB)
+        self._store.db(LEASES_DB)  # now: a fenced write reads it inside its txn
 
     @property
     def _notifications(self) -> Any:
@@ -325,6 +327,8 @@ class LMDBApplicationRecorder(_EventTable, ApplicationRecorder):
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        """``fence=``: a ``journal.Fence``; the write is refused whole
+        (``FencedOutError``) unless its partition's token is still the fence's."""
         keyed = _keyed(stored_events)
         # Only process recorders record tracking; others ignore it, as popo's do.
         tracking: Tracking | None = (
@@ -334,8 +338,11 @@ class LMDBApplicationRecorder(_EventTable, ApplicationRecorder):
             tracking_key(tracking.application_name, tracking.notification_id)
         if not keyed and tracking is None:
             return []
+        fence: Fence | None = kwargs.get("fence")
+        if fence is not None:
+            check_covered(fence, (s.originator_id for _, s in keyed))
         ids: list[int] = self._store.write(
-            lambda context: self._append(context, keyed, tracking)
+            lambda context: self._append(context, keyed, tracking, fence)
         )
         return ids
 
@@ -344,8 +351,12 @@ class LMDBApplicationRecorder(_EventTable, ApplicationRecorder):
         context: WriteContext,
         keyed: list[tuple[bytes, StoredEvent]],
         tracking: Tracking | None,
+        fence: Fence | None = None,
     ) -> list[int]:
         txn = context.txn
+        if fence is not None:
+            stream = keyed[0][1].originator_id if keyed else None
+            check_fence(txn, self._store, fence, stream)
         heads = self._check_new(txn, keyed)
         if tracking is not None:
             self._check_tracking(txn, tracking)

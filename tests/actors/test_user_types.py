@@ -36,6 +36,7 @@ from journal import (
     UnknownTypeNameError,
     UnsupportedTypeError,
 )
+from tests.actors._contract_faults import wait_until
 
 
 class Status(enum.Enum):
@@ -242,6 +243,8 @@ def test_a_converter_whose_encode_raises_is_named_and_nothing_is_written(
 ) -> None:
     with open_system(path, converters=[BrokenConverter()]) as system:
         ref = system.spawn(wait, id="wait-1")
+        # Its actor records that it waits, in its own time: wait for that first.
+        wait_until(lambda: len(stream(path, "wait-1")) == 2)
         with pytest.raises(ConverterEncodeError, match=r"'tests\.Opaque' raised"):
             ref.send("go", {"token": Opaque("t")})
         version = len(stream(path, "wait-1"))

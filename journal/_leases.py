@@ -1,0 +1,260 @@
+"""Leases with fencing tokens: which host drives which partition of runs.
+
+The streams of a journal are split into ``PARTITIONS`` partitions by a stable hash
+of their id (``partition_of``). A lease says who owns a partition (a host id), until
+when (``expires_at``, seconds on the hosts' shared wall clock), and with which
+fencing token. Tokens come from one counter in the journal: each time a partition
+changes owner, the new owner gets a token larger than any handed out before, in
+any partition. A renewal by the owner keeps its token.
+
+A writer that owns a partition passes its ``Fence`` (partition, token) with each
+write of that partition's events; the recorder checks it in the same write
+transaction and refuses the write whole (``FencedOutError``) if the partition's
+token is no longer the writer's. So a stale owner (frozen past its lease, cut off,
+its partition taken by another host) cannot write, whatever its clock says; expiry
+only decides when another host may take a partition, never whether a write is
+accepted.
+
+Leases live in their own LMDB database, written through the journal's group
+committer (durable as events are). They are not events: renewals would flood the
+audited log with housekeeping.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import attrs
+import msgpack
+
+from journal._errors import FencedOutError, LeaseSettingError
+from journal._store import Journal
+
+__all__ = [
+    "LEASES_DB",
+    "PARTITIONS",
+    "Fence",
+    "Lease",
+    "Leases",
+    "check_covered",
+    "check_fence",
+    "partition_of",
+]
+
+PARTITIONS: Final = 64
+LEASES_DB: Final = b"chronik:leases"
+_COUNTER: Final = b"counter"  # the last fencing token handed out
+_PARTITION: Final = b"p:"  # + the partition, 4 bytes big-endian
+
+
+def partition_of(stream_id: str) -> int:
+    """The partition of a run (or any stream) id: stable across processes and
+    Python versions (CRC-32 of its UTF-8 bytes)."""
+    return zlib.crc32(stream_id.encode("utf-8")) % PARTITIONS
+
+
+@attrs.frozen
+class Lease:
+    """Who owns ``partition`` until ``expires_at``, with fencing token ``token``."""
+
+    partition: int
+    owner: str
+    token: int
+    expires_at: float  # seconds since the epoch, on the hosts' shared clock
+
+    def held(self, now: float) -> bool:
+        return now < self.expires_at
+
+
+@attrs.frozen
+class Fence:
+    """What a write of a partition's events carries: the writer's token for it."""
+
+    partition: int
+    token: int
+
+
+class Leases:
+    """The lease table of one journal. Every method is one durable write (or one
+    read) and safe from any thread or process."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._store = journal.store
+        self._db = self._store.db(LEASES_DB)
+
+    def read(self) -> dict[int, Lease]:
+        """Every partition that ever had an owner, as the journal holds it now."""
+        with self._store.reading() as txn:
+            return _all(txn, self._db)
+
+    def last_token(self) -> int:
+        """The largest fencing token handed out so far (0 if none)."""
+        with self._store.reading() as txn:
+            return _counter(txn, self._db)
+
+    def acquire(
+        self, partitions: Iterable[int], owner: str, ttl: float, now: float
+    ) -> dict[int, Lease]:
+        """Take each of ``partitions`` that is free, expired or ``owner``'s
+        already (then it is renewed, its token kept); the others are left to
+        their owners. Returns the leases ``owner`` holds of them afterwards."""
+        wanted = sorted(set(partitions))
+        for partition in wanted:
+            _check_partition(partition)
+        _check_lease_terms(owner, ttl, now)
+        db = self._db
+
+        def write(context: Any) -> dict[int, Lease]:
+            txn = context.txn
+            counter = _counter(txn, db)
+            held: dict[int, Lease] = {}
+            for partition in wanted:
+                lease = _get(txn, db, partition)
+                if lease is not None and lease.owner != owner and lease.held(now):
+                    continue
+                token = lease.token if lease is not None and lease.owner == owner else 0
+                if not token:
+                    counter += 1
+                    token = counter
+                held[partition] = Lease(partition, owner, token, now + ttl)
+                _put(txn, db, held[partition])
+            txn.put(_COUNTER, msgpack.packb(counter), db=db)
+            return held
+
+        result: dict[int, Lease] = self._store.write(write)
+        return result
+
+    def renew(self, owner: str, ttl: float, now: float) -> dict[int, Lease]:
+        """Extend every lease ``owner`` still holds (expired or not, as long as
+        no other host took it), tokens kept. Returns them: a partition missing
+        from the result is lost."""
+        _check_lease_terms(owner, ttl, now)
+        db = self._db
+
+        def write(context: Any) -> dict[int, Lease]:
+            txn = context.txn
+            mine = {
+                p: lease for p, lease in _all(txn, db).items() if lease.owner == owner
+            }
+            renewed = {
+                p: attrs.evolve(lease, expires_at=now + ttl)
+                for p, lease in mine.items()
+            }
+            for lease in renewed.values():
+                _put(txn, db, lease)
+            return renewed
+
+        result: dict[int, Lease] = self._store.write(write)
+        return result
+
+    def release(self, partitions: Iterable[int], owner: str, now: float) -> None:
+        """Let go of those of ``partitions`` ``owner`` holds: they expire now
+        (their tokens stay; the next owner gets a larger one)."""
+        wanted = sorted(set(partitions))
+        for partition in wanted:
+            _check_partition(partition)
+        db = self._db
+
+        def write(context: Any) -> None:
+            txn = context.txn
+            for partition in wanted:
+                lease = _get(txn, db, partition)
+                if lease is not None and lease.owner == owner:
+                    _put(
+                        txn,
+                        db,
+                        attrs.evolve(lease, expires_at=min(now, lease.expires_at)),
+                    )
+
+        self._store.write(write)
+
+
+def check_covered(fence: Fence, stream_ids: Iterable[Any]) -> None:
+    """Raise ``LeaseSettingError`` if a stream is not of the fence's partition
+    (call before the write: a writer holds a partition, not a stream)."""
+    for stream_id in stream_ids:
+        partition = partition_of(str(stream_id))
+        if partition != fence.partition:
+            problem = (
+                f"does not cover stream {stream_id!s}, which is in partition "
+                f"{partition}"
+            )
+            raise LeaseSettingError("fence", fence, problem)
+
+
+def check_fence(txn: Any, store: Any, fence: Fence, stream_id: Any) -> None:
+    """Raise ``FencedOutError`` unless ``fence`` still holds its partition: call
+    inside the write transaction, before putting anything."""
+    db = store.db(LEASES_DB)  # created with the recorder: no txn opened here
+    lease = None if db is None else _get(txn, db, fence.partition)
+    if lease is None or lease.token != fence.token:
+        current = 0 if lease is None else lease.token
+        holder = None if lease is None else lease.owner
+        raise FencedOutError(stream_id, fence.partition, fence.token, current, holder)
+
+
+# -- storage -------------------------------------------------------------------------
+
+
+def _key(partition: int) -> bytes:
+    return _PARTITION + partition.to_bytes(4, "big")
+
+
+def _get(txn: Any, db: Any, partition: int) -> Lease | None:
+    value = txn.get(_key(partition), db=db)
+    return None if value is None else _decode(partition, value)
+
+
+def _put(txn: Any, db: Any, lease: Lease) -> None:
+    value = msgpack.packb([lease.owner, lease.token, lease.expires_at])
+    txn.put(_key(lease.partition), value, db=db)
+
+
+def _decode(partition: int, value: bytes) -> Lease:
+    owner, token, expires_at = msgpack.unpackb(value)
+    return Lease(partition, owner, token, expires_at)
+
+
+def _all(txn: Any, db: Any) -> dict[int, Lease]:
+    found: dict[int, Lease] = {}
+    cursor = txn.cursor(db=db)
+    if cursor.set_range(_PARTITION):
+        for key, value in cursor:
+            if not key.startswith(_PARTITION):
+                break
+            partition = int.from_bytes(key[len(_PARTITION) :], "big")
+            found[partition] = _decode(partition, value)
+    return found
+
+
+def _counter(txn: Any, db: Any) -> int:
+    value = txn.get(_COUNTER, db=db)
+    return 0 if value is None else int(msgpack.unpackb(value))
+
+
+def _check_partition(partition: int) -> None:
+    if not isinstance(partition, int) or not 0 <= partition < PARTITIONS:
+        raise LeaseSettingError(
+            "partition", partition, f"is not in 0..{PARTITIONS - 1}"
+        )
+
+
+def _check_lease_terms(owner: str, ttl: float, now: float) -> None:
+    if not isinstance(owner, str) or not owner:
+        raise LeaseSettingError("owner", owner, "is not a non-empty host id")
+    if not isinstance(ttl, int | float) or not math.isfinite(ttl) or ttl <= 0:
+        raise LeaseSettingError("ttl", ttl, "is not a number of seconds > 0")
+    if not isinstance(now, int | float) or not math.isfinite(now):
+        raise LeaseSettingError("now", now, "is not a time in seconds")
+
+
+def owners(leases: Mapping[int, Lease], now: float) -> dict[str, list[int]]:
+    """The partitions each live owner holds at ``now``."""
+    held: dict[str, list[int]] = {}
+    for partition, lease in sorted(leases.items()):
+        if lease.held(now):
+            held.setdefault(lease.owner, []).append(partition)
+    return held
