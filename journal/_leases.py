@@ -48,6 +48,7 @@ PARTITIONS: Final = 64
 LEASES_DB: Final = b"chronik:leases"
 _COUNTER: Final = b"counter"  # the last fencing token handed out
 _PARTITION: Final = b"p:"  # + the partition, 4 bytes big-endian
+_MEMBER: Final = b"m:"  # + a host id: until when that host said it is alive
 
 
 def partition_of(stream_id: str) -> int:
@@ -122,6 +123,7 @@ class Leases:
                 held[partition] = Lease(partition, owner, token, now + ttl)
                 _put(txn, db, held[partition])
             txn.put(_COUNTER, msgpack.packb(counter), db=db)
+            _put_member(txn, db, owner, now + ttl)
             return held
 
         result: dict[int, Lease] = self._store.write(write)
@@ -145,10 +147,40 @@ class Leases:
             }
             for lease in renewed.values():
                 _put(txn, db, lease)
+            _put_member(txn, db, owner, now + ttl)
             return renewed
 
         result: dict[int, Lease] = self._store.write(write)
         return result
+
+    def members(self, now: float) -> list[str]:
+        """The hosts alive at ``now``: each ``acquire`` or ``renew`` says a host
+        is alive for its TTL; ``leave`` says it is gone."""
+        with self._store.reading() as txn:
+            cursor = txn.cursor(db=self._db)
+            alive = []
+            if cursor.set_range(_MEMBER):
+                for key, value in cursor:
+                    if not key.startswith(_MEMBER):
+                        break
+                    if now < msgpack.unpackb(value):
+                        alive.append(key[len(_MEMBER) :].decode("utf-8"))
+            return alive
+
+    def leave(self, owner: str, now: float) -> None:
+        """``owner`` stops: its leases expire now and it is no member any more."""
+        _check_lease_terms(owner, 1.0, now)
+        db = self._db
+
+        def write(context: Any) -> None:
+            txn = context.txn
+            for lease in _all(txn, db).values():
+                if lease.owner == owner:
+                    expires_at = min(now, lease.expires_at)
+                    _put(txn, db, attrs.evolve(lease, expires_at=expires_at))
+            txn.delete(_MEMBER + owner.encode("utf-8"), db=db)
+
+        self._store.write(write)
 
     def release(self, partitions: Iterable[int], owner: str, now: float) -> None:
         """Let go of those of ``partitions`` ``owner`` holds: they expire now
@@ -170,6 +202,10 @@ class Leases:
                     )
 
         self._store.write(write)
+
+
+def _put_member(txn: Any, db: Any, host: str, until: float) -> None:
+    txn.put(_MEMBER + host.encode("utf-8"), msgpack.packb(until), db=db)
 
 
 def check_covered(fence: Fence, stream_ids: Iterable[Any]) -> None:

@@ -1,0 +1,135 @@
+"""Ownership: which partitions of runs this host drives, by leases in the journal.
+
+Every open system is a host with an id of its own (never reused: a restarted
+process is a new host). It takes a fair share of the partitions (all of them when
+it is alone), renews its leases every third of their TTL, takes the partitions of
+hosts that stopped renewing once their leases expire, and gives back what it holds
+above its share when other hosts join, so that live hosts share the runs roughly
+evenly. Each round is one ``tick``; what changed is returned for the system to act
+on: start driving the runs of partitions gained, stop those of partitions lost (or
+about to be given back, before they are: ``give_back``).
+
+A partition's fencing token (``fence``) goes with every commit of its runs'
+events: a host that lost a partition while it was frozen or cut off has its next
+write refused (``journal.FencedOutError``), whatever it believes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+
+import attrs
+
+from journal import PARTITIONS, Fence, Lease, Leases, LeaseSettingError
+
+__all__ = ["Ownership", "Round", "new_host_id"]
+
+
+def new_host_id() -> str:
+    """A host id no other process ever had: host name, pid and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@attrs.frozen
+class Round:
+    """What one ``tick`` changed: partitions taken, and partitions lost (taken
+    by another host since the last round: stop their runs, do not commit)."""
+
+    gained: frozenset[int] = frozenset()
+    lost: frozenset[int] = frozenset()
+    surplus: frozenset[int] = frozenset()  # held above the share: give back
+
+
+class Ownership:
+    """The leases of one host. ``clock`` is the hosts' shared wall clock."""
+
+    def __init__(
+        self,
+        leases: Leases,
+        host_id: str,
+        ttl: float,
+        clock: Callable[[], float],
+    ) -> None:
+        if not isinstance(ttl, int | float) or not math.isfinite(ttl) or ttl <= 0:
+            raise LeaseSettingError("ttl", ttl, "is not a number of seconds > 0")
+        self._leases = leases
+        self.host_id = host_id
+        self.ttl = float(ttl)
+        self._clock = clock
+        self._lock = threading.Lock()
+        # Invariant: the leases this host holds as of its last round.
+        self._held: dict[int, Lease] = {}
+
+    @property
+    def held(self) -> frozenset[int]:
+        with self._lock:
+            return frozenset(self._held)
+
+    def fence(self, partition: int) -> Fence | None:
+        """The fence to commit ``partition``'s events with; None if not held."""
+        with self._lock:
+            lease = self._held.get(partition)
+        return None if lease is None else Fence(partition, lease.token)
+
+    def share(self, now: float) -> int:
+        """How many partitions this host should hold with the hosts alive now."""
+        hosts = set(self._leases.members(now)) | {self.host_id}
+        return math.ceil(PARTITIONS / len(hosts))
+
+    def tick(self) -> Round:
+        """One round: renew, take free or expired partitions up to the share,
+        name the surplus. Never blocks on another host."""
+        now = self._clock()
+        renewed = self._leases.renew(self.host_id, self.ttl, now)
+        with self._lock:
+            lost = frozenset(self._held) - frozenset(renewed)
+            self._held = dict(renewed)
+        wanted = self.share(now) - len(renewed)
+        gained: frozenset[int] = frozenset()
+        if wanted > 0:
+            table = self._leases.read()
+            free = [
+                p
+                for p in _preference(self.host_id)
+                if p not in renewed and (p not in table or not table[p].held(now))
+            ]
+            if free:
+                taken = self._leases.acquire(free[:wanted], self.host_id, self.ttl, now)
+                with self._lock:
+                    self._held.update(taken)
+                gained = frozenset(taken)
+        surplus: frozenset[int] = frozenset()
+        if wanted < 0:
+            surplus = frozenset(sorted(renewed, key=_rank(self.host_id))[wanted:])
+        return Round(gained, lost, surplus)
+
+    def give_back(self, partitions: frozenset[int]) -> None:
+        """Release ``partitions`` (stop their runs first): another host may take
+        them at once, with a larger token."""
+        with self._lock:
+            for partition in partitions:
+                self._held.pop(partition, None)
+        self._leases.release(partitions, self.host_id, self._clock())
+
+    def leave(self) -> None:
+        """Release everything and stop being a member (the host is closing)."""
+        with self._lock:
+            self._held.clear()
+        self._leases.leave(self.host_id, self._clock())
+
+
+def _rank(host_id: str) -> Callable[[int], int]:
+    order = {p: i for i, p in enumerate(_preference(host_id))}
+    return order.__getitem__
+
+
+def _preference(host_id: str) -> list[int]:
+    """The partitions in the order this host prefers them: a rotation by a hash
+    of its id, so hosts that start together reach for different ones."""
+    start = uuid.uuid5(uuid.NAMESPACE_OID, host_id).int % PARTITIONS
+    return [(start + i) % PARTITIONS for i in range(PARTITIONS)]

@@ -1,0 +1,161 @@
+"""Ownership rounds (issue 13): hosts share the partitions through leases, take a
+dead host's share once its leases expire, and a frozen host that comes back finds
+its partitions lost and its writes fenced out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from eventsourcing.persistence import StoredEvent
+
+from actors._ownership import Ownership, new_host_id
+from journal import (
+    PARTITIONS,
+    FencedOutError,
+    Journal,
+    Leases,
+    LeaseSettingError,
+    LMDBApplicationRecorder,
+    partition_of,
+)
+
+TTL = 3.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    opened = Journal.open(str(tmp_path / "journal"))
+    yield opened
+    opened.close()
+
+
+def host(journal: Journal, clock: Clock, name: str) -> Ownership:
+    return Ownership(Leases(journal), name, TTL, clock)
+
+
+def settle(hosts: list[Ownership], rounds: int = 4) -> None:
+    """Let every host tick a few times, giving back its surplus at once."""
+    for _ in range(rounds):
+        for each in hosts:
+            round_ = each.tick()
+            if round_.surplus:
+                each.give_back(round_.surplus)
+
+
+def test_a_host_alone_takes_every_partition(journal: Journal) -> None:
+    clock = Clock()
+    alone = host(journal, clock, "a")
+
+    first = alone.tick()
+
+    assert first.gained == frozenset(range(PARTITIONS))
+    assert alone.held == first.gained
+    tokens = {alone.fence(p).token for p in range(PARTITIONS)}  # type: ignore[union-attr]
+    assert len(tokens) == PARTITIONS  # one token per change of owner
+    clock.now += 1
+    assert alone.tick().gained == frozenset()  # a renewal keeps everything
+    assert alone.fence(5) == alone.fence(5)
+
+
+@pytest.mark.parametrize("count", [2, 3, 5])
+def test_hosts_that_join_share_the_partitions_roughly_evenly(
+    journal: Journal, count: int
+) -> None:
+    clock = Clock()
+    hosts = [host(journal, clock, f"h{i}") for i in range(count)]
+    hosts[0].tick()
+
+    settle(hosts)
+
+    held = [h.held for h in hosts]
+    share = -(-PARTITIONS // count)
+    assert all(len(h) <= share for h in held), [len(h) for h in held]
+    assert all(len(h) >= PARTITIONS // count - 2 for h in held), [len(h) for h in held]
+    assert frozenset().union(*held) == frozenset(range(PARTITIONS))
+    assert sum(len(h) for h in held) == PARTITIONS  # never two owners
+
+
+def test_a_dead_hosts_partitions_are_taken_once_its_leases_expire(
+    journal: Journal,
+) -> None:
+    clock = Clock()
+    a, b = host(journal, clock, "a"), host(journal, clock, "b")
+    a.tick()
+    settle([a, b])
+    dead = b.held
+    old_fences = {p: b.fence(p) for p in dead}
+
+    clock.now += TTL / 3
+    assert a.tick().gained == frozenset()  # b's leases still hold
+    clock.now += TTL
+    taken = a.tick()
+
+    assert taken.gained == dead
+    assert a.held == frozenset(range(PARTITIONS))
+    for partition in dead:
+        new = a.fence(partition)
+        assert new is not None
+        assert new.token > old_fences[partition].token  # type: ignore[union-attr]
+
+
+def test_a_frozen_host_that_comes_back_has_lost_its_partitions_and_is_fenced_out(
+    journal: Journal,
+) -> None:
+    clock = Clock()
+    a, b = host(journal, clock, "a"), host(journal, clock, "b")
+    a.tick()
+    settle([a, b])
+    frozen = b.held
+    partition = min(frozen)
+    stale = b.fence(partition)
+    assert stale is not None
+    clock.now += TTL + 1
+    a.tick()  # takes b's partitions
+
+    back = b.tick()
+
+    assert back.lost == frozen
+    assert b.fence(partition) is None
+    recorder = LMDBApplicationRecorder(journal)
+    stream = next(
+        f"run-{i}" for i in range(10_000) if partition_of(f"run-{i}") == partition
+    )
+    with pytest.raises(FencedOutError):
+        recorder.insert_events([StoredEvent(stream, 1, "t", b"")], fence=stale)
+    assert recorder.select_events(stream) == []
+
+
+def test_a_host_that_leaves_frees_its_partitions_at_once(journal: Journal) -> None:
+    clock = Clock()
+    a, b = host(journal, clock, "a"), host(journal, clock, "b")
+    a.tick()
+    settle([a, b])
+    left = b.held
+
+    b.leave()
+    gained = a.tick().gained
+
+    assert gained == left
+    assert Leases(journal).members(clock.now) == ["a"]
+
+
+def test_host_ids_are_never_reused() -> None:
+    ids = {new_host_id() for _ in range(100)}
+    assert len(ids) == 100
+
+
+@pytest.mark.parametrize("ttl", [0, -1.0, float("nan"), float("inf"), "3"])
+def test_a_bad_ttl_is_a_clear_error(journal: Journal, ttl: object) -> None:
+    with pytest.raises(LeaseSettingError, match="lease ttl="):
+        Ownership(Leases(journal), "a", ttl, Clock())  # type: ignore[arg-type]
+    assert Leases(journal).read() == {}
