@@ -14,9 +14,17 @@ import fcntl
 import os
 from typing import Final
 
-__all__ = ["HOST_LOCK_FILE", "HostLock", "host_is_live"]
+__all__ = [
+    "HOSTS_DIR",
+    "HOST_LOCK_FILE",
+    "HostLock",
+    "HostPresence",
+    "host_is_live",
+    "host_is_present",
+]
 
 HOST_LOCK_FILE: Final = "chronik-host.lock"
+HOSTS_DIR: Final = "chronik-hosts"  # one lock file per open system: its presence
 
 
 def _lock_path(journal_path: str) -> str:
@@ -63,3 +71,63 @@ def host_is_live(journal_path: str) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+class HostPresence:
+    """One host's own lock, ``<journal>/chronik-hosts/<host id>.lock``, held
+    exclusively while the host lives: another process tells a dead host (its
+    leases may be taken at once) from a live one (wait for them to expire) by
+    trying it. LMDB journals live on a local file system, so every host of one
+    journal shares this kernel's locks."""
+
+    def __init__(self, path: str, fd: int) -> None:
+        self._path = path
+        self._fd: int | None = fd
+
+    @classmethod
+    def hold(cls, journal_path: str, host_id: str) -> HostPresence:
+        directory = os.path.join(journal_path, HOSTS_DIR)
+        os.makedirs(directory, exist_ok=True)
+        path = _presence_path(journal_path, host_id)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(path, fd)
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with _suppress_missing():
+                os.unlink(self._path)
+            os.close(fd)
+
+
+def host_is_present(journal_path: str, host_id: str) -> bool:
+    """Whether host ``host_id`` still lives (holds its presence lock)."""
+    try:
+        fd = os.open(_presence_path(journal_path, host_id), os.O_RDONLY)
+    except FileNotFoundError:
+        return False  # it left, or never got as far as taking a lease
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _presence_path(journal_path: str, host_id: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in host_id)
+    return os.path.join(journal_path, HOSTS_DIR, f"{safe}.lock")
+
+
+class _suppress_missing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, error: object, tb: object) -> bool:
+        return isinstance(error, FileNotFoundError)

@@ -54,6 +54,7 @@ class Ownership:
         host_id: str,
         ttl: float,
         clock: Callable[[], float],
+        present: Callable[[str], bool] = lambda host_id: True,
     ) -> None:
         if not isinstance(ttl, int | float) or not math.isfinite(ttl) or ttl <= 0:
             raise LeaseSettingError("ttl", ttl, "is not a number of seconds > 0")
@@ -61,6 +62,9 @@ class Ownership:
         self.host_id = host_id
         self.ttl = float(ttl)
         self._clock = clock
+        # Whether a host still lives (its process holds its presence lock): a
+        # dead host's leases are taken at once, a live one's when they expire.
+        self._present = present
         self._lock = threading.Lock()
         # Invariant: the leases this host holds as of its last round.
         self._held: dict[int, Lease] = {}
@@ -70,6 +74,9 @@ class Ownership:
         with self._lock:
             return frozenset(self._held)
 
+    def holds(self, partition: int) -> bool:
+        return partition in self._held  # a dict read: atomic under the GIL
+
     def fence(self, partition: int) -> Fence | None:
         """The fence to commit ``partition``'s events with; None if not held."""
         with self._lock:
@@ -78,8 +85,11 @@ class Ownership:
 
     def share(self, now: float) -> int:
         """How many partitions this host should hold with the hosts alive now."""
-        hosts = set(self._leases.members(now)) | {self.host_id}
-        return math.ceil(PARTITIONS / len(hosts))
+        hosts = {h for h in self._leases.members(now) if self._alive(h)}
+        return math.ceil(PARTITIONS / len(hosts | {self.host_id}))
+
+    def _alive(self, host_id: str) -> bool:
+        return host_id == self.host_id or self._present(host_id)
 
     def tick(self) -> Round:
         """One round: renew, take free or expired partitions up to the share,
@@ -93,13 +103,18 @@ class Ownership:
         gained: frozenset[int] = frozenset()
         if wanted > 0:
             table = self._leases.read()
+            live = {lease.owner for lease in table.values() if lease.held(now)}
+            dead = frozenset(h for h in live if not self._alive(h))
             free = [
                 p
                 for p in _preference(self.host_id)
-                if p not in renewed and (p not in table or not table[p].held(now))
+                if p not in renewed
+                and (p not in table or not table[p].held(now) or table[p].owner in dead)
             ]
             if free:
-                taken = self._leases.acquire(free[:wanted], self.host_id, self.ttl, now)
+                taken = self._leases.acquire(
+                    free[:wanted], self.host_id, self.ttl, now, dead=dead
+                )
                 with self._lock:
                     self._held.update(taken)
                 gained = frozenset(taken)

@@ -97,9 +97,16 @@ class Leases:
             return _counter(txn, self._db)
 
     def acquire(
-        self, partitions: Iterable[int], owner: str, ttl: float, now: float
+        self,
+        partitions: Iterable[int],
+        owner: str,
+        ttl: float,
+        now: float,
+        *,
+        dead: frozenset[str] = frozenset(),
     ) -> dict[int, Lease]:
-        """Take each of ``partitions`` that is free, expired or ``owner``'s
+        """Take each of ``partitions`` that is free, expired, held by one of the
+        ``dead`` hosts (known gone, its lease not run out yet) or ``owner``'s
         already (then it is renewed, its token kept); the others are left to
         their owners. Returns the leases ``owner`` holds of them afterwards."""
         wanted = sorted(set(partitions))
@@ -114,7 +121,12 @@ class Leases:
             held: dict[int, Lease] = {}
             for partition in wanted:
                 lease = _get(txn, db, partition)
-                if lease is not None and lease.owner != owner and lease.held(now):
+                if (
+                    lease is not None
+                    and lease.owner != owner
+                    and lease.held(now)
+                    and lease.owner not in dead
+                ):
                     continue
                 token = lease.token if lease is not None and lease.owner == owner else 0
                 if not token:
@@ -210,7 +222,9 @@ def _put_member(txn: Any, db: Any, host: str, until: float) -> None:
 
 def check_covered(fence: Fence, stream_ids: Iterable[Any]) -> None:
     """Raise ``LeaseSettingError`` if a stream is not of the fence's partition
-    (call before the write: a writer holds a partition, not a stream)."""
+    (call before the write: a writer holds a partition, not a stream). A new
+    stream's first event needs no fence (creating it conflicts by itself, and a
+    run starts its children in theirs): leave those out."""
     for stream_id in stream_ids:
         partition = partition_of(str(stream_id))
         if partition != fence.partition:

@@ -339,8 +339,10 @@ class LMDBApplicationRecorder(_EventTable, ApplicationRecorder):
         if not keyed and tracking is None:
             return []
         fence: Fence | None = kwargs.get("fence")
-        if fence is not None:
-            check_covered(fence, (s.originator_id for _, s in keyed))
+        if fence is not None:  # a stream's first event (its creation) needs none
+            check_covered(
+                fence, (s.originator_id for _, s in keyed if s.originator_version > 1)
+            )
         ids: list[int] = self._store.write(
             lambda context: self._append(context, keyed, tracking, fence)
         )

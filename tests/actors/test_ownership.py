@@ -4,12 +4,16 @@ its partitions lost and its writes fenced out."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from eventsourcing.persistence import StoredEvent
 
+from actors._hostlock import HostPresence, host_is_present
 from actors._ownership import Ownership, new_host_id
 from journal import (
     PARTITIONS,
@@ -159,3 +163,54 @@ def test_a_bad_ttl_is_a_clear_error(journal: Journal, ttl: object) -> None:
     with pytest.raises(LeaseSettingError, match="lease ttl="):
         Ownership(Leases(journal), "a", ttl, Clock())  # type: ignore[arg-type]
     assert Leases(journal).read() == {}
+
+
+def test_a_host_known_dead_loses_its_partitions_at_once(journal: Journal) -> None:
+    """A host whose process is gone (its presence lock free) needs no TTL wait."""
+    clock = Clock()
+    alive = {"a", "b"}
+    a, b = (
+        Ownership(Leases(journal), name, TTL, clock, present=alive.__contains__)
+        for name in ("a", "b")
+    )
+    a.tick()
+    settle([a, b])
+    gone = b.held
+    stale = {p: b.fence(p) for p in gone}
+
+    alive.discard("b")  # b's process died: no clock advance at all
+    taken = a.tick()
+
+    assert taken.gained == gone
+    for partition in gone:
+        assert a.fence(partition).token > stale[partition].token  # type: ignore[union-attr]
+
+
+def test_a_presence_lock_says_whether_its_process_lives(tmp_path: Path) -> None:
+    journal_path = str(tmp_path)
+    held = HostPresence.hold(journal_path, "host:1:abc")
+    assert host_is_present(journal_path, "host:1:abc")
+    assert not host_is_present(journal_path, "host:2:def")  # never existed
+    held.release()
+    assert not host_is_present(journal_path, "host:1:abc")
+
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from actors._hostlock import HostPresence; "
+            "HostPresence.hold(sys.argv[1], 'killed:9:x'); print('held', flush=True); "
+            "time.sleep(60)",
+            journal_path,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "held"
+        assert host_is_present(journal_path, "killed:9:x")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    assert not host_is_present(journal_path, "killed:9:x")  # the kernel let go

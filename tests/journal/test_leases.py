@@ -201,13 +201,14 @@ def test_a_fence_must_cover_every_stream_it_writes(
     partition = partition_of("run-1")
     lease = Leases(recorder.journal).acquire([partition], "host-a", TTL, 100.0)
     other = _stream_in((partition + 1) % PARTITIONS)
+    recorder.insert_events([_event(other)])  # creating a stream needs no fence
+    fence = Fence(partition, lease[partition].token)
 
     with pytest.raises(LeaseSettingError, match="does not cover stream"):
-        recorder.insert_events(
-            [_event("run-1"), _event(other)],
-            fence=Fence(partition, lease[partition].token),
-        )
+        recorder.insert_events([_event("run-1"), _event(other, 2)], fence=fence)
     assert recorder.select_events("run-1") == []
+    recorder.insert_events([_event("run-1"), _event(_stream_in(7))], fence=fence)
+    assert len(recorder.select_events("run-1")) == 1  # a new stream rides along
 
 
 def test_partitions_are_stable_and_spread() -> None:
