@@ -154,6 +154,18 @@ class RunUnavailableError(ActorError, RuntimeError):
     )
 
 
+class PartitionLostError(ActorError, RuntimeError):
+    """A run's actor tried to commit in a partition this host no longer holds."""
+
+    workflow_id: str
+    partition: int
+    template = (
+        "this host no longer holds partition {partition}, which run "
+        "{workflow_id!r} belongs to: another host drives it now (nothing was "
+        "written)"
+    )
+
+
 class DuplicateActorError(ActorError, ValueError):
     """A service or plain actor of that name already runs in the system."""
 

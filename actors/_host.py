@@ -21,6 +21,7 @@ from eventsourcing.application import Application
 
 from actors._clock import Clock
 from actors._definitions import WorkflowDefinition
+from actors._errors import PartitionLostError
 from actors._instance import Effects, InstanceEnv, StepToRun
 from actors._messages import AttemptFailed, CancelRun, StepOutcome, WorkerFailed
 from actors._pool import on_pool_thread
@@ -28,7 +29,7 @@ from actors._ref import RunHandle
 from actors._timers import TimerService
 from actors._worker import StepJob, Worker, WorkerError
 from aggregates import RunSnapshot, WorkflowRun
-from journal import MsgpackTranscoder
+from journal import Fence, MsgpackTranscoder, partition_of
 from supervision import inline_turns
 
 if TYPE_CHECKING:
@@ -49,6 +50,9 @@ class RunHost(InstanceEnv, Protocol):
 
     def run_finished(self, run: WorkflowRun) -> None: ...
     def run_broken(self, workflow_id: str) -> None: ...
+    def run_released(self, workflow_id: str) -> None:
+        """The run's partition was taken by another host: forget its actor."""
+
     def may_restart(self, handle: RunHandle) -> bool:
         """Count a fault of the run's actor; whether a restart is still allowed."""
 
@@ -74,8 +78,12 @@ class SystemHost:
         transcoder: MsgpackTranscoder,
         snapshot_every: int,
         closing: threading.Event,
+        fence_for: Callable[[int], Fence | None] | None = None,
     ) -> None:
         self._app = app
+        # The fence of a partition this host drives (None: it does not);
+        # None for a host that drives every run unfenced.
+        self._fence_for = fence_for
         self._router = router
         self._worker = worker
         self._timers = timers
@@ -144,12 +152,28 @@ class SystemHost:
         own = len(events)  # the run's versions up to run.version, in order
         for child in children:
             events += child.collect_events()
-        self._app.recorder.insert_events([mapper.to_stored_event(e) for e in events])
+        stored = [mapper.to_stored_event(e) for e in events]
+        fence = self._fence(run) if own and run.version > own else None
+        if fence is None:
+            self._app.recorder.insert_events(stored)
+        else:  # refused whole if another host took the run's partition since
+            self._app.recorder.insert_events(stored, fence=fence)
         every = self._snapshot_every
         if own and run.version // every > (run.version - own) // every:
             snapshot = RunSnapshot.take(run)
             assert self._app.snapshots is not None
             self._app.snapshots.put([snapshot])
+
+    def _fence(self, run: WorkflowRun) -> Fence | None:
+        """The fence for a commit of ``run``'s events past its start (starting
+        a run needs none: a new stream conflicts by itself)."""
+        if self._fence_for is None:
+            return None
+        partition = partition_of(run.id)
+        fence = self._fence_for(partition)
+        if fence is None:
+            raise PartitionLostError(run.id, partition)
+        return fence
 
     def submit_step(self, job: StepJob, reply_to: pykka.ActorRef[Any]) -> None:
         """Run ``job`` on the worker; tell ``reply_to`` each failed attempt that
@@ -177,6 +201,9 @@ class SystemHost:
 
     def run_broken(self, workflow_id: str) -> None:
         self._router.run_broken(workflow_id)
+
+    def run_released(self, workflow_id: str) -> None:
+        self._router.run_released(workflow_id)
 
     def may_restart(self, handle: RunHandle) -> bool:
         return self._router.may_restart(handle)

@@ -43,6 +43,7 @@ from actors._metrics import Metrics
 from actors._ref import RunHandle
 from actors._run_actor import RunActor
 from aggregates import ErrorInfo, RunEvent, RunFinishedError, RunStatus, WorkflowRun
+from journal import partition_of
 from supervision import ChildSpec, Dispatcher, Restart, SupervisorRef, inline_turns
 
 __all__ = ["Router"]
@@ -63,8 +64,10 @@ class Router:
         max_run_restarts: int,
         closing: threading.Event,
         check_open: Callable[[], None],
+        owns: Callable[[str], bool] = lambda workflow_id: True,
     ) -> None:
         self._app = app
+        self.owns = owns  # whether this host drives the run (holds its partition)
         self._runs = runs  # the supervisor of the runs' actors
         self._dispatcher = dispatcher
         self._metrics = metrics
@@ -179,7 +182,7 @@ class Router:
 
     def start(
         self, definition: WorkflowDefinition, run: WorkflowRun
-    ) -> pykka.ActorRef[Any]:
+    ) -> pykka.ActorRef[Any] | None:
         """Start the run's actor under the ``runs`` supervisor. Hold the lock.
 
         The first incarnation starts here (adopted by the supervisor, with no
@@ -192,6 +195,8 @@ class Router:
         host = self.host
         assert host is not None
         handle = self.handle_of(run)
+        if not self.owns(run.id):
+            return None  # another host drives it (it finds the run in the journal)
         if not run.is_finished:
             self._live[run.id] = handle
             self._broken.pop(run.id, None)
@@ -223,7 +228,7 @@ class Router:
         """Start runs just committed (children with their parent, or spawned)."""
         with self.lock:
             for run in runs:
-                if not self._closing.is_set():
+                if not self._closing.is_set() and self.owns(run.id):
                     self.start(resolve_workflow(run.name), run)
 
     def activate(
@@ -242,6 +247,9 @@ class Router:
         if run.is_finished:
             self.handle_of(run)
             raise RunFinishedError(handle.workflow_id, run.status, action)
+        if not self.owns(handle.workflow_id):
+            reason = "another host drives it (this one does not hold its partition)"
+            raise RunUnavailableError(handle.workflow_id, reason)
         try:
             definition = resolve_workflow(run.name)
         except UnknownWorkflowError as error:
@@ -250,7 +258,9 @@ class Router:
             raise
         # The ref, even if on_start has already ended the run (a later ask then
         # finds the actor dead and reports how the run ended).
-        return self.start(definition, run)
+        actor = self.start(definition, run)
+        assert actor is not None  # owned: checked above
+        return actor
 
     def resume(self, run: WorkflowRun) -> None:
         """Activate an unfinished run at open if it has work to do now; the
@@ -410,6 +420,36 @@ class Router:
             handle = self._live.pop(workflow_id, None)
             if handle is not None:
                 self._broken[workflow_id] = handle
+
+    def run_released(self, workflow_id: str) -> None:
+        """The run's actor stopped because this host no longer drives the run."""
+        with self.lock:
+            handle = self._live.pop(workflow_id, None)
+            if handle is not None:
+                handle.actor = None
+                handle.idle_since = None
+
+    def release(self, partitions: frozenset[int]) -> list[str]:
+        """Stop the actors of the live runs in ``partitions`` (the host lost them,
+        or gives them back), with no restart; the runs they drove."""
+        with self.lock:
+            leaving = [
+                handle
+                for run_id, handle in self._live.items()
+                if partition_of(run_id) in partitions
+            ]
+            for handle in leaving:
+                del self._live[handle.workflow_id]
+        stopping = []
+        for handle in leaving:
+            actor, handle.actor, handle.idle_since = handle.actor, None, None
+            if actor is not None:
+                with contextlib.suppress(pykka.ActorDeadError):
+                    stopping.append(actor.stop(block=False))
+        for future in stopping:
+            with contextlib.suppress(pykka.ActorDeadError):
+                future.get()
+        return [handle.workflow_id for handle in leaving]
 
     def may_restart(self, handle: RunHandle) -> bool:
         """Count a fault of the run's actor; whether a restart is still allowed."""

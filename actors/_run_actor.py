@@ -17,6 +17,7 @@ from pykka.messages import _ActorStop
 
 from actors._definitions import WorkflowDefinition
 from actors._errors import (
+    PartitionLostError,
     RunCancelledError,
     RunUnavailableError,
     WorkflowFailedError,
@@ -28,6 +29,7 @@ from actors._messages import Passivate, Reply, WorkerFailed
 from actors._metrics import Metrics
 from actors._ref import RunHandle
 from aggregates import RunStatus, WorkflowRun
+from journal import FencedOutError
 from supervision import DispatchedActor, Dispatcher
 
 __all__ = ["RunActor"]
@@ -157,6 +159,14 @@ class RunActor(DispatchedActor):
         self._broken = error
         self._instance.close()
         if self._read_only:
+            self.stop()
+        elif isinstance(error, FencedOutError | PartitionLostError):
+            logger.warning(
+                "another host took this run's partition (%s): this host stops "
+                "driving the run; its new owner replays it",
+                error,
+            )
+            self._host.run_released(self.workflow_id)
             self.stop()
         elif self._supervision_link is not None and self._host.may_restart(
             self._handle

@@ -33,6 +33,7 @@ from actors._errors import (
     UnknownRunError,
 )
 from actors._host import SystemHost
+from actors._hostlock import HostPresence, host_is_present
 from actors._inbox import OperatorInbox
 from actors._index import UnfinishedRuns
 from actors._logs import install_filters
@@ -42,6 +43,7 @@ from actors._messages import (
 )
 from actors._metrics import Metrics, SystemStats, journal_of
 from actors._named import NamedActors
+from actors._ownership import Ownership, new_host_id
 from actors._publisher import StatsPublisher
 from actors._ref import RunHandle, RunRef
 from actors._router import Router
@@ -50,7 +52,14 @@ from actors._worker import Worker
 from aggregates import (
     WorkflowRun,
 )
-from journal import ConverterLike, JournalConfigError, MsgpackTranscoder
+from journal import (
+    ConverterLike,
+    JournalClosedError,
+    JournalConfigError,
+    Leases,
+    MsgpackTranscoder,
+    partition_of,
+)
 from supervision import (
     Dispatcher,
     Strategy,
@@ -114,6 +123,8 @@ class ActorSystem(NamedActors):
         snapshot_every: int,
         max_run_restarts: int,
         converters: Iterable[ConverterLike] = (),
+        shared: bool = False,
+        lease_ttl: float = 5.0,
     ) -> None:
         self._path = path
         self._clock = clock
@@ -123,6 +134,24 @@ class ActorSystem(NamedActors):
         env = {"PERSISTENCE_MODULE": "journal", "LMDB_PATH": path}
         self._app = _Runs(env, self.converters)
         self._index = UnfinishedRuns(self._app)
+        # Which partitions of runs this host drives (see actors._ownership).
+        # Shared: one of possibly several hosts of the journal, driving the
+        # partitions of runs it holds leases on (see actors._ownership). Not
+        # shared: the one host, driving every run, unfenced.
+        self._ownership: Ownership | None = None
+        self._presence: HostPresence | None = None
+        if shared:
+            host_id = new_host_id()
+            self._ownership = Ownership(
+                Leases(self._app.recorder.journal),  # type: ignore[attr-defined]
+                host_id,
+                lease_ttl,
+                time.time,
+                present=lambda other: host_is_present(path, other),
+            )
+            # Held while this system lives: a dead host's leases go at once.
+            self._presence = HostPresence.hold(path, host_id)
+        self._resumed_ids: set[str] = set()  # unfinished runs this host resumed
         # The runs' actors share these threads, however many runs are active.
         self._dispatcher = Dispatcher(dispatcher_threads, name="chronik-runs")
         self._timers = TimerService(clock.now, self._fire_timer)
@@ -159,6 +188,7 @@ class ActorSystem(NamedActors):
             max_run_restarts=max_run_restarts,
             closing=self._closing,
             check_open=self._check_open,
+            owns=self._owns,
         )
         self._host = self._make_host(snapshot_every)
         self._router.host = self._host  # what the runs' actors see of the system
@@ -167,6 +197,9 @@ class ActorSystem(NamedActors):
             target=self._housekeep, name="chronik-housekeeping", daemon=True
         )
         self._inbox: OperatorInbox | None = None  # requests of other processes
+        self._lease_keeper = threading.Thread(
+            target=self._keep_leases, name="chronik-leases", daemon=True
+        )
 
     def _make_host(self, snapshot_every: int) -> SystemHost:
         return SystemHost(**self._host_parts(snapshot_every))
@@ -181,6 +214,7 @@ class ActorSystem(NamedActors):
             "transcoder": self._transcoder,
             "snapshot_every": snapshot_every,
             "closing": self._closing,
+            "fence_for": None if self._ownership is None else self._ownership.fence,
         }
 
     @classmethod
@@ -195,6 +229,8 @@ class ActorSystem(NamedActors):
         snapshot_every: int = 200,
         max_run_restarts: int = 3,
         converters: Iterable[ConverterLike] = (),
+        shared: bool = False,
+        lease_ttl: float = 5.0,
     ) -> Self:
         """Open the journal at ``path`` and resume every unfinished run.
 
@@ -211,6 +247,14 @@ class ActorSystem(NamedActors):
         ``max_run_restarts``: how many times in 5 s the supervisor replaces the
         actor of one run after engine faults before the run breaks off (its refs
         then raise ``RunUnavailableError`` until a message or the next open).
+        ``shared=True`` (issue 13, under way): this system is one of several
+        hosts of the journal; it drives only the partitions of runs it holds
+        leases on, its commits carry their fencing tokens, and it takes over the
+        partitions of a host that died (at once: its presence lock is free) or
+        stopped renewing. Not yet: routing a message for a run driven by another
+        host (it raises ``RunUnavailableError``), the result of such a run.
+        ``lease_ttl``: seconds a shared host's leases hold without a renewal
+        (renewed every third of it).
         """
         if idle_timeout is not None and not idle_timeout > 0:
             msg = f"idle_timeout={idle_timeout!r} must be seconds > 0, or None"
@@ -231,14 +275,21 @@ class ActorSystem(NamedActors):
             snapshot_every=snapshot_every,
             max_run_restarts=max_run_restarts,
             converters=converters,
+            shared=shared,
+            lease_ttl=lease_ttl,
         )
         try:
+            if system._ownership is not None:
+                system._ownership.tick()  # its share of the partitions
             system._resume_unfinished()
+            system._index.checkpoint(system._clock.now())
             system._inbox = OperatorInbox.start(system, system._app, system._path)
         except BaseException:
             system.close()
             raise
         system._housekeeper.start()
+        if system._ownership is not None:
+            system._lease_keeper.start()
         system._publisher.start()
         return system
 
@@ -416,10 +467,26 @@ class ActorSystem(NamedActors):
     def _fire_timer(self, workflow_id: str, seq: int) -> None:
         self._router.tell(workflow_id, TimerDue(seq))
 
-    def _resume_unfinished(self) -> None:
-        """Arm every unfinished run's timers; activate the runs with work to do
-        (the others wait passive for a message)."""
-        unfinished = sorted(self._index.load())
+    def _owns(self, workflow_id: str) -> bool:
+        ownership = self._ownership
+        return ownership is None or ownership.holds(partition_of(workflow_id))
+
+    def _resume_unfinished(self, partitions: frozenset[int] | None = None) -> None:
+        """Arm the timers of the unfinished runs this host drives (of
+        ``partitions``, if given) and not yet resumed; activate those with work
+        to do (the others wait passive for a message)."""
+        everything = self._index.load()
+        self._resumed_ids.intersection_update(everything)  # forget ended runs
+        unfinished = []
+        for run_id in everything:
+            if run_id in self._resumed_ids or not self._owns(run_id):
+                continue
+            if partitions is not None and partition_of(run_id) not in partitions:
+                continue
+            self._resumed_ids.add(run_id)
+            if self._router.known(run_id) is None:  # else: started here already
+                unfinished.append(run_id)
+        unfinished.sort()
         for first in range(0, len(unfinished), _LOAD_CHUNK):
             chunk = unfinished[first : first + _LOAD_CHUNK]
             for run in self._router.load_runs(chunk):
@@ -428,7 +495,41 @@ class ActorSystem(NamedActors):
                 for seq, fire_at in run.pending_timers.items():
                     self._timers.add(run.id, seq, fire_at)
                 self._router.resume(run)
-        self._index.checkpoint(self._clock.now())
+
+    def _keep_leases(self) -> None:
+        """Every third of the lease TTL: renew; stop driving the runs of
+        partitions lost or given back; resume those of partitions gained, and
+        runs started meanwhile (by another host) in partitions held."""
+        ownership = self._ownership
+        assert ownership is not None
+        while not self._closing.wait(ownership.ttl / 3):
+            try:
+                changes = ownership.tick()
+                if changes.lost or changes.surplus:
+                    self._leave_partitions(changes.lost | changes.surplus)
+                if changes.surplus:
+                    ownership.give_back(changes.surplus)
+                self._resume_unfinished()
+            except (JournalClosedError, SystemClosedError):
+                return
+            except Exception:
+                logger.exception(
+                    "renewing the leases of %r failed; trying again in %.1f s",
+                    self._path,
+                    ownership.ttl / 3,
+                )
+
+    def _leave_partitions(self, partitions: frozenset[int]) -> None:
+        left = self._router.release(partitions)
+        self._resumed_ids.difference_update(
+            [i for i in self._resumed_ids if partition_of(i) in partitions]
+        )
+        if left:
+            logger.info(
+                "%d run(s) of %d partition(s) left to other hosts",
+                len(left),
+                len(partitions),
+            )
 
     # -- housekeeping -------------------------------------------------------------
 
@@ -457,6 +558,8 @@ class ActorSystem(NamedActors):
             self._inbox.stop()
         if self._housekeeper.is_alive():
             self._housekeeper.join()
+        if self._lease_keeper.is_alive():
+            self._lease_keeper.join()
         self._stop_timers()
         # Running attempts finish and their actors record them; queued ones are
         # dropped and run again when the journal is reopened.
@@ -468,7 +571,11 @@ class ActorSystem(NamedActors):
         try:
             self._supervisor.stop()
             self._index.checkpoint(self._clock.now())
+            if self._ownership is not None:
+                self._ownership.leave()  # its partitions are free at once
         finally:
+            if self._presence is not None:
+                self._presence.release()
             self._publisher.close()  # once more, marked closed; never raises
             self._dispatcher.close()
             self._app.close()

@@ -1,0 +1,118 @@
+"""Shared hosts (``ActorSystem.open(..., shared=True)``, issue 13 under way): the
+hosts of one journal split its runs by partition leases, each step of a run is
+executed by one host, and a crashed host's runs finish on the others."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from actors import ActorSystem, WorkflowContext, activity, workflow
+from aggregates import RunStatus
+from journal import PARTITIONS, partition_of
+from tests.actors._ownership_support import as_crashed
+
+TTL = 0.6
+_executions: Counter[str] = Counter()
+_lock = threading.Lock()
+
+
+@activity(name="tests.shared.work")
+def work(host_hint: str, x: int) -> int:
+    key = activity.info().idempotency_key
+    with _lock:
+        _executions[key] += 1
+    return x * 2
+
+
+@workflow(name="tests.shared.two_steps")
+async def two_steps(ctx: WorkflowContext, x: int) -> int:
+    a = await ctx.call(work, "a", x)
+    b = await ctx.call(work, "b", a)
+    return int(b)
+
+
+@workflow(name="tests.shared.nap_then_step")
+async def nap_then_step(ctx: WorkflowContext, x: int) -> int:
+    await ctx.sleep(0.4)
+    return int(await ctx.call(work, "n", x))
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    _executions.clear()
+
+
+def _wait(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.02)
+
+
+def _held(system: ActorSystem) -> frozenset[int]:
+    assert system._ownership is not None
+    return system._ownership.held
+
+
+def _settled(*systems: ActorSystem) -> Callable[[], bool]:
+    def settled() -> bool:
+        held = [_held(s) for s in systems]
+        share = -(-PARTITIONS // len(systems))
+        return sum(len(h) for h in held) == PARTITIONS and all(
+            0 < len(h) <= share for h in held
+        )
+
+    return settled
+
+
+def _completed(system: ActorSystem, ids: list[str]) -> Callable[[], bool]:
+    return lambda: all(system.history(i).status is RunStatus.COMPLETED for i in ids)
+
+
+def test_shared_hosts_split_the_runs_and_each_step_runs_once(path: str) -> None:
+    with (
+        ActorSystem.open(path, shared=True, lease_ttl=TTL) as a,
+        ActorSystem.open(path, shared=True, lease_ttl=TTL) as b,
+    ):
+        _wait(_settled(a, b))
+        assert not _held(a) & _held(b)
+        ids = [f"split-{i}" for i in range(40)]
+        for index, run_id in enumerate(ids):
+            (a if index % 2 else b).spawn(two_steps, index, id=run_id)
+        _wait(_completed(a, ids))
+        results = [a.history(i).result for i in ids]
+        owners = {partition_of(i) in _held(a) for i in ids}
+
+    assert results == [4 * i for i in range(40)]
+    assert owners == {True, False}  # both hosts drove runs
+    assert len(_executions) == 80
+    assert set(_executions.values()) == {1}  # each step key executed once
+
+
+def test_a_crashed_hosts_runs_finish_on_the_host_still_alive(path: str) -> None:
+    a = ActorSystem.open(path, shared=True, lease_ttl=TTL)
+    try:
+        with ActorSystem.open(path, shared=True, lease_ttl=TTL) as b:
+            _wait(_settled(a, b))
+            ids = [f"nap-{i}" for i in range(30)]
+            for index, run_id in enumerate(ids):
+                b.spawn(nap_then_step, index, id=run_id)
+            orphaned = [i for i in ids if partition_of(i) in _held(a)]
+            assert orphaned  # some runs are the crashing host's
+            as_crashed(a)  # a's process "dies": b takes its partitions at once
+            _wait(lambda: _held(b) == frozenset(range(PARTITIONS)), timeout=5)
+            _wait(_completed(b, ids))
+            results = [b.history(i).result for i in ids]
+    finally:
+        a.close()
+
+    assert results == [2 * i for i in range(30)]
+    # A step may run twice only if the crashed host had it in flight; its
+    # outcome is recorded once (the stale host's commit is fenced out).
+    assert set(_executions) == {f"{i}/2" for i in ids}
+    assert max(_executions.values()) <= 2
