@@ -60,10 +60,16 @@ class HostLock:
 
 def host_is_live(journal_path: str) -> bool:
     """Whether some process (this one included) has a system open on the journal."""
+    return _held(_lock_path(journal_path))  # False: no system ever opened it
+
+
+def _held(path: str) -> bool:
+    """Whether some process holds a lock on the file at ``path`` (one that
+    does not exist is held by nobody)."""
     try:
-        fd = os.open(_lock_path(journal_path), os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        return False  # no system has ever opened it
+        return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -106,18 +112,9 @@ class HostPresence:
 
 
 def host_is_present(journal_path: str, host_id: str) -> bool:
-    """Whether host ``host_id`` still lives (holds its presence lock)."""
-    try:
-        fd = os.open(_presence_path(journal_path, host_id), os.O_RDONLY)
-    except FileNotFoundError:
-        return False  # it left, or never got as far as taking a lease
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    """Whether host ``host_id`` still lives (holds its presence lock; no lock
+    file: it left, or never got as far as taking a lease)."""
+    return _held(_presence_path(journal_path, host_id))
 
 
 def _presence_path(journal_path: str, host_id: str) -> str:

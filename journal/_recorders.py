@@ -125,15 +125,7 @@ class _EventTable(_LMDBRecorder):
             )
             results = []
             for key, value in keys:
-                _, topic, state, _ = msgpack.unpackb(value)
-                results.append(
-                    StoredEvent(
-                        originator_id=originator_id,
-                        originator_version=decode_event_key(key)[1],
-                        topic=topic,
-                        state=state,
-                    )
-                )
+                results.append(_stored_row(originator_id, key, value))
                 if len(results) == limit:
                     break
             return results
@@ -166,17 +158,9 @@ class _EventTable(_LMDBRecorder):
                     rows = itertools.islice(_scan_desc(cursor, low, high), 1)
                 else:
                     rows = _scan_asc(cursor, low, high)
-                stream = found[originator_id]
-                for key, value in rows:
-                    _, topic, state, _ = msgpack.unpackb(value)
-                    stream.append(
-                        StoredEvent(
-                            originator_id=originator_id,
-                            originator_version=decode_event_key(key)[1],
-                            topic=topic,
-                            state=state,
-                        )
-                    )
+                found[originator_id] = [
+                    _stored_row(originator_id, key, value) for key, value in rows
+                ]
         return found
 
     def _check_new(
@@ -203,6 +187,17 @@ class _EventTable(_LMDBRecorder):
                 continue
             heads[stream] = _last_hash(cursor, key, stream, stored)
         return heads
+
+
+def _stored_row(originator_id: UUID | str, key: bytes, value: bytes) -> StoredEvent:
+    """The stored event of one row of the events table."""
+    _, topic, state, _ = msgpack.unpackb(value)
+    return StoredEvent(
+        originator_id=originator_id,
+        originator_version=decode_event_key(key)[1],
+        topic=topic,
+        state=state,
+    )
 
 
 def _refuse_twins(keyed: list[tuple[bytes, StoredEvent]]) -> None:
