@@ -131,7 +131,7 @@ class SystemHost:
                 extra = {"seq": step.seq}
                 logger.debug("step %s scheduled", step.step.name, extra=extra)
             assert now is not None
-            self.submit_step(_job(run.id, step, now), reply_to)
+            self.submit_step(_job(run.id, step, now, self._token(run.id)), reply_to)
         for seq, fire_at in effects.timers:
             self._timers.add(run.id, seq, fire_at)
         for child_id in effects.watch:
@@ -163,6 +163,13 @@ class SystemHost:
             snapshot = RunSnapshot.take(run)
             assert self._app.snapshots is not None
             self._app.snapshots.put([snapshot])
+
+    def _token(self, workflow_id: str) -> int | None:
+        """The fencing token this host drives the run under (None: unshared)."""
+        if self._fence_for is None:
+            return None
+        fence = self._fence_for(partition_of(workflow_id))
+        return None if fence is None else fence.token
 
     def _fence(self, run: WorkflowRun) -> Fence | None:
         """The fence for a commit of ``run``'s events past its start (starting
@@ -215,12 +222,14 @@ class SystemHost:
         return self._router.passivate(workflow_id, inbox_empty)
 
 
-def _job(workflow_id: str, step: StepToRun, now: datetime) -> StepJob:
+def _job(
+    workflow_id: str, step: StepToRun, now: datetime, token: int | None = None
+) -> StepJob:
     """The worker's job for ``step``: a step history holds already goes on from
     its next attempt, with its budget spent since it was scheduled and what is
     left of the backoff after its last failed attempt."""
     if step.scheduled_at is None:
-        return StepJob(step.step, step.args, workflow_id, step.seq)
+        return StepJob(step.step, step.args, workflow_id, step.seq, fencing_token=token)
     spent = max(0.0, (now - step.scheduled_at).total_seconds())
     delay = 0.0
     if step.attempts and step.last_failed_at is not None:
@@ -234,6 +243,7 @@ def _job(workflow_id: str, step: StepToRun, now: datetime) -> StepJob:
         first_attempt=step.attempts + 1,
         spent=spent,
         delay=delay,
+        fencing_token=token,
     )
 
 

@@ -18,6 +18,13 @@ class ActivityInfo:
     timed out (the lesser of the step's start-to-close timeout and what is left of
     its schedule-to-close timeout), or None: pass it on to clients and calls that
     take a timeout, so the attempt ends before it is abandoned.
+
+    ``fencing_token`` is the token of the lease under which a shared system
+    (``ActorSystem.open(..., shared=True)``) drives the run: larger every time
+    the run's partition changes host. Hand it to a store that refuses writes
+    from older tokens (``UPDATE ... SET ..., fence = :token WHERE id = :id AND
+    fence < :token``): a host that lost the run while this attempt ran can then
+    not overwrite its successor's work. None on an unshared system (one host).
     """
 
     workflow_id: str
@@ -25,6 +32,7 @@ class ActivityInfo:
     step: str
     attempt: int
     time_limit: float | None = None
+    fencing_token: int | None = None
 
     @property
     def idempotency_key(self) -> str:

@@ -62,6 +62,7 @@ class StepJob:
     first_attempt: int = 1
     spent: float = 0.0
     delay: float = 0.0
+    fencing_token: int | None = None  # the run's host's, if shared
 
     @property
     def idempotency_key(self) -> str:
@@ -161,7 +162,12 @@ class _Run:
         limit = time_limit(job.step, self.spent)
         seconds = None if limit is None else limit.seconds
         info = ActivityInfo(
-            job.workflow_id, job.seq, job.step.name, self.attempt, seconds
+            job.workflow_id,
+            job.seq,
+            job.step.name,
+            self.attempt,
+            seconds,
+            job.fencing_token,
         )
         context = contextvars.Context()
         context.run(_enter, info, RunScope(job.workflow_id, job.seq, self.attempt))

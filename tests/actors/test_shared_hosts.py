@@ -13,7 +13,7 @@ import pytest
 
 from actors import ActorSystem, WorkflowContext, activity, workflow
 from aggregates import RunStatus
-from journal import PARTITIONS, partition_of
+from journal import PARTITIONS, Leases, partition_of
 from tests.actors._ownership_support import as_crashed
 
 TTL = 0.6
@@ -21,11 +21,15 @@ _executions: Counter[str] = Counter()
 _lock = threading.Lock()
 
 
+_tokens: dict[str, list[int | None]] = {}
+
+
 @activity(name="tests.shared.work")
 def work(host_hint: str, x: int) -> int:
-    key = activity.info().idempotency_key
+    info = activity.info()
     with _lock:
-        _executions[key] += 1
+        _executions[info.idempotency_key] += 1
+        _tokens.setdefault(info.workflow_id, []).append(info.fencing_token)
     return x * 2
 
 
@@ -45,6 +49,7 @@ async def nap_then_step(ctx: WorkflowContext, x: int) -> int:
 @pytest.fixture(autouse=True)
 def _reset() -> None:
     _executions.clear()
+    _tokens.clear()
 
 
 def _wait(condition: Callable[[], bool], timeout: float = 15.0) -> None:
@@ -87,11 +92,16 @@ def test_shared_hosts_split_the_runs_and_each_step_runs_once(path: str) -> None:
         _wait(_completed(a, ids))
         results = [a.history(i).result for i in ids]
         owners = {partition_of(i) in _held(a) for i in ids}
+        leases = Leases(a._app.recorder.journal).read()  # type: ignore[attr-defined]
 
     assert results == [4 * i for i in range(40)]
     assert owners == {True, False}  # both hosts drove runs
     assert len(_executions) == 80
     assert set(_executions.values()) == {1}  # each step key executed once
+    # Each step saw the token of the lease its run's host held.
+    assert {i: _tokens[i] for i in ids} == {
+        i: [leases[partition_of(i)].token] * 2 for i in ids
+    }
 
 
 def test_a_crashed_hosts_runs_finish_on_the_host_still_alive(path: str) -> None:
@@ -104,8 +114,11 @@ def test_a_crashed_hosts_runs_finish_on_the_host_still_alive(path: str) -> None:
                 b.spawn(nap_then_step, index, id=run_id)
             orphaned = [i for i in ids if partition_of(i) in _held(a)]
             assert orphaned  # some runs are the crashing host's
+            leases = Leases(a._app.recorder.journal)  # type: ignore[attr-defined]
+            before = {p: lease.token for p, lease in leases.read().items()}
             as_crashed(a)  # a's process "dies": b takes its partitions at once
             _wait(lambda: _held(b) == frozenset(range(PARTITIONS)), timeout=5)
+            taken = {p: lease.token for p, lease in leases.read().items()}
             _wait(_completed(b, ids))
             results = [b.history(i).result for i in ids]
     finally:
@@ -116,3 +129,11 @@ def test_a_crashed_hosts_runs_finish_on_the_host_still_alive(path: str) -> None:
     # outcome is recorded once (the stale host's commit is fenced out).
     assert set(_executions) == {f"{i}/2" for i in ids}
     assert max(_executions.values()) <= 2
+    # The runs taken over ran their step under the new owner's, larger token.
+    # (The crashed host may have run one too, with its old token, before it
+    # noticed: a store that checks the token refuses that one's write.)
+    for run_id in orphaned:
+        old, new = before[partition_of(run_id)], taken[partition_of(run_id)]
+        assert new > old
+        assert new in _tokens[run_id]
+        assert set(_tokens[run_id]) <= {old, new}
