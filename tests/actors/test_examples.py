@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import runpy
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -215,3 +218,25 @@ def test_the_agent_loop_answers_with_tools_and_gives_up_at_the_turn_cap(
         ("multiply", "completed"),
         ("think", "completed"),
     ]
+
+
+@pytest.mark.multiprocess
+def test_the_fencing_example_refuses_a_thawed_hosts_stale_write() -> None:
+    """A host frozen mid-step loses its run to another; thawed, its write is
+    refused by the store (its token is older) and the account credited once."""
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "fencing_tokens.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    stale = re.search(r"A: crediting alice under token (\d+)", out)
+    fresh = re.search(r"B: credited 100 to alice under token (\d+)", out)
+    assert stale is not None, out
+    assert fresh is not None, out
+    assert int(fresh.group(1)) > int(stale.group(1))
+    assert f"A: the store refused the write of stale token {stale.group(1)}" in out
+    assert f"alice: balance 100, last written under token {fresh.group(1)}" in out
