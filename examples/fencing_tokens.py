@@ -35,7 +35,9 @@ def _db(path: str) -> sqlite3.Connection:
     return sqlite3.connect(path, isolation_level=None, timeout=10)
 
 
-@activity(name="examples.fencing.credit")
+# Named as imported, so that both hosts (one runs this file as __main__) and a
+# replay of the history resolve the same code.
+@activity(name="examples.fencing_tokens:credit")
 def credit(db_path: str, account: str, amount: int) -> str:
     token = activity.info().fencing_token
     assert token is not None, "a shared system hands every step its token"
@@ -56,7 +58,7 @@ def credit(db_path: str, account: str, amount: int) -> str:
     return f"refused for token {token}"
 
 
-@workflow(name="examples.fencing.pay")
+@workflow(name="examples.fencing_tokens:pay")
 async def pay(ctx: WorkflowContext, db_path: str, account: str, amount: int) -> str:
     return str(await ctx.call(credit, db_path, account, amount))
 
@@ -68,9 +70,11 @@ def host_a(journal: str, db_path: str) -> None:
         time.sleep(60)  # killed by the parent long before
 
 
-def main() -> None:
-    work = Path(tempfile.mkdtemp(prefix="chronik-fencing-"))
-    journal, db_path = str(work / "journal"), str(work / "bank.sqlite")
+def main(journal: str | None = None) -> None:
+    """``journal``: where the journal goes (the SQLite file goes beside it)."""
+    if journal is None:
+        journal = str(Path(tempfile.mkdtemp(prefix="chronik-fencing-")) / "journal")
+    db_path = str(Path(journal).parent / "bank.sqlite")
     with _db(db_path) as db:
         db.execute(
             "CREATE TABLE accounts (id TEXT PRIMARY KEY, balance INT, fence INT)"
