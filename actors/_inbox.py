@@ -41,7 +41,7 @@ from actors._index import UnfinishedRuns
 from actors._ref import RunRef
 from aggregates import RunFinishedError, WorkflowRun
 from chronik_errors import ChronikError
-from journal import JournalClosedError
+from journal import JournalClosedError, partition_of
 
 __all__ = [
     "INBOX_ID",
@@ -186,6 +186,10 @@ class RequestTarget(Protocol):
 
     def history(self, workflow_id: str) -> WorkflowRun: ...
 
+    def drives(self, workflow_id: str) -> bool:
+        """Whether this system drives the run (a shared host: holds its
+        partition); the inbox delivers only those, the others are theirs."""
+
 
 class OperatorInbox:
     """Follows one journal's inbox for one open system, holding its host lock."""
@@ -250,14 +254,22 @@ class OperatorInbox:
                 self._stopping.wait(1.0)
         return version
 
-    def _catch_up(self) -> int:
-        """Deliver the requests for unfinished runs that their histories lack.
+    def catch_up(self, partitions: frozenset[int]) -> None:
+        """Deliver what the runs of ``partitions`` (just taken over from another
+        host) lack of the requests so far."""
+        self._catch_up(partitions)
+
+    def _catch_up(self, partitions: frozenset[int] | None = None) -> int:
+        """Deliver the requests for unfinished runs (of ``partitions``, if
+        given) that their histories lack.
 
         The requests are read before the unfinished runs, so that every run a
         request names was started before that list was made.
         """
         requests = list(self._requests.read())
         unfinished = self._index.load()
+        if partitions is not None:
+            unfinished = {i for i in unfinished if partition_of(i) in partitions}
         self._deliver_all(
             [
                 request
@@ -284,7 +296,9 @@ class OperatorInbox:
         signals to waiting runs cost two hundred commits back to back)."""
         by_run: dict[str, list[OperatorRequest]] = {}
         for request in requests:
-            by_run.setdefault(request.run_id, []).append(request)
+            if self._target.drives(request.run_id):
+                by_run.setdefault(request.run_id, []).append(request)
+        requests = [r for run in by_run.values() for r in run]
         if len(by_run) <= 1:
             self._deliver_run(requests)
             return

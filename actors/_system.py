@@ -34,10 +34,12 @@ from actors._errors import (
 )
 from actors._host import SystemHost
 from actors._hostlock import HostPresence, host_is_present
-from actors._inbox import OperatorInbox
+from actors._inbox import OperatorInbox, OperatorRequests
 from actors._index import UnfinishedRuns
 from actors._logs import install_filters
 from actors._messages import (
+    CancelRun,
+    DeliverSignal,
     Reply,
     TimerDue,
 )
@@ -458,8 +460,38 @@ class ActorSystem(NamedActors):
         return self._transcoder.decode(self._transcoder.encode(value))
 
     def ask(self, handle: RunHandle, message: Any, timeout: float | None) -> Reply:
-        """Deliver ``message`` to run ``handle``'s actor; wait for its reply."""
+        """Deliver ``message`` to run ``handle``'s actor; wait for its reply. A
+        signal or cancel for a run another host drives (shared systems) goes
+        into the journal's operator inbox, which that host follows: durable
+        when this returns, delivered by the owner (deduplicated by signal id)."""
+        if not self.drives(handle.workflow_id):
+            queued = self._queue_elsewhere(handle.workflow_id, message)
+            if queued is not None:
+                return queued
         return self._router.ask(handle, message, timeout)
+
+    def drives(self, workflow_id: str) -> bool:
+        """Whether this system drives the run (always, unless shared)."""
+        return self._owns(workflow_id)
+
+    def _queue_elsewhere(self, workflow_id: str, message: Any) -> Reply | None:
+        requests = OperatorRequests(self._app)
+        origin = f"host {self._ownership.host_id if self._ownership else '-'}"
+        now = self._clock.now()
+        if isinstance(message, DeliverSignal):
+            requests.signal(
+                workflow_id,
+                message.topic,
+                message.payload,
+                signal_id=message.signal_id,
+                origin=origin,
+                at=now,
+            )
+            return Reply(message.signal_id)
+        if isinstance(message, CancelRun):
+            requests.cancel(workflow_id, reason=message.reason, origin=origin, at=now)
+            return Reply()
+        return None  # a query needs the run's actor: refused as unavailable
 
     def _ref(self, handle: RunHandle) -> RunRef:
         return RunRef(handle, self)
@@ -510,6 +542,8 @@ class ActorSystem(NamedActors):
                 if changes.surplus:
                     ownership.give_back(changes.surplus)
                 self._resume_unfinished()
+                if changes.gained and self._inbox is not None:
+                    self._inbox.catch_up(changes.gained)  # what the last owner left
             except (JournalClosedError, SystemClosedError):
                 return
             except Exception:

@@ -137,3 +137,31 @@ def test_a_crashed_hosts_runs_finish_on_the_host_still_alive(path: str) -> None:
         assert new > old
         assert new in _tokens[run_id]
         assert set(_tokens[run_id]) <= {old, new}
+
+
+@workflow(name="tests.shared.wait_go")
+async def wait_go(ctx: WorkflowContext) -> object:
+    return await ctx.receive("go")
+
+
+def test_a_signal_to_a_run_another_host_drives_goes_through_the_journal(
+    path: str,
+) -> None:
+    with (
+        ActorSystem.open(path, shared=True, lease_ttl=TTL) as a,
+        ActorSystem.open(path, shared=True, lease_ttl=TTL) as b,
+    ):
+        _wait(_settled(a, b))
+        ids = [f"wait-{i}" for i in range(20)]
+        refs = {run_id: a.spawn(wait_go, id=run_id) for run_id in ids}
+        elsewhere = [i for i in ids if not a.drives(i)]
+        assert elsewhere  # b drives these
+        for index, run_id in enumerate(ids):
+            signal_id = refs[run_id].send("go", index)  # durable when it returns
+            assert signal_id
+        _wait(_completed(a, ids))
+        results = [a.history(i).result for i in ids]
+        signals = [len(a.history(i).signal_ids) for i in ids]
+
+    assert results == list(range(20))
+    assert signals == [1] * 20  # each delivered once
