@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import threading
 import time
@@ -263,6 +264,13 @@ class ActorSystem(NamedActors):
             raise ValueError(msg)
         if not isinstance(snapshot_every, int) or snapshot_every < 1:
             msg = f"snapshot_every={snapshot_every!r} must be an int >= 1"
+            raise ValueError(msg)
+        if (
+            not isinstance(lease_ttl, int | float)
+            or not math.isfinite(lease_ttl)
+            or lease_ttl <= 0
+        ):
+            msg = f"lease_ttl={lease_ttl!r} must be seconds > 0"
             raise ValueError(msg)
         if not isinstance(max_run_restarts, int) or max_run_restarts < 0:
             msg = f"max_run_restarts={max_run_restarts!r} must be an int >= 0"
@@ -527,6 +535,8 @@ class ActorSystem(NamedActors):
                 for seq, fire_at in run.pending_timers.items():
                     self._timers.add(run.id, seq, fire_at)
                 self._router.resume(run)
+        if self._ownership is None:
+            self._resumed_ids.clear()  # one host resumes once, at open: no rounds
 
     def _keep_leases(self) -> None:
         """Every third of the lease TTL: renew; stop driving the runs of

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any, Final
 
 import attrs
@@ -299,12 +299,3 @@ def _check_lease_terms(owner: str, ttl: float, now: float) -> None:
         raise LeaseSettingError("ttl", ttl, "is not a number of seconds > 0")
     if not isinstance(now, int | float) or not math.isfinite(now):
         raise LeaseSettingError("now", now, "is not a time in seconds")
-
-
-def owners(leases: Mapping[int, Lease], now: float) -> dict[str, list[int]]:
-    """The partitions each live owner holds at ``now``."""
-    held: dict[str, list[int]] = {}
-    for partition, lease in sorted(leases.items()):
-        if lease.held(now):
-            held.setdefault(lease.owner, []).append(partition)
-    return held

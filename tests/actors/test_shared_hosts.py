@@ -4,6 +4,7 @@ executed by one host, and a crashed host's runs finish on the others."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
@@ -165,3 +166,12 @@ def test_a_signal_to_a_run_another_host_drives_goes_through_the_journal(
 
     assert results == list(range(20))
     assert signals == [1] * 20  # each delivered once
+
+
+@pytest.mark.parametrize("ttl", [0, -1.0, float("nan"), float("inf"), "5"])
+def test_a_bad_lease_ttl_is_refused_before_anything_is_written(
+    path: str, ttl: object
+) -> None:
+    with pytest.raises(ValueError, match="lease_ttl="):
+        ActorSystem.open(path, shared=True, lease_ttl=ttl)  # type: ignore[arg-type]
+    assert not os.path.exists(path)
