@@ -165,7 +165,7 @@ class SystemHost:
             self._app.snapshots.put([snapshot])
 
     def _token(self, workflow_id: str) -> int | None:
-        """The fencing token this host drives the run under (None: unshared)."""
+        """The fencing token this host drives the run under (None: not held)."""
         if self._fence_for is None:
             return None
         fence = self._fence_for(partition_of(workflow_id))

@@ -19,12 +19,11 @@ class ActivityInfo:
     its schedule-to-close timeout), or None: pass it on to clients and calls that
     take a timeout, so the attempt ends before it is abandoned.
 
-    ``fencing_token`` is the token of the lease under which a shared system
-    (``ActorSystem.open(..., shared=True)``) drives the run: larger every time
-    the run's partition changes host. Hand it to a store that refuses writes
-    from older tokens (``UPDATE ... SET ..., fence = :token WHERE id = :id AND
-    fence < :token``): a host that lost the run while this attempt ran can then
-    not overwrite its successor's work. None on an unshared system (one host).
+    ``fencing_token`` is the token of the lease under which this host drives
+    the run: larger every time the run's partition changes host. Hand it to a
+    store that refuses writes from older tokens (``UPDATE ... SET ..., fence =
+    :token WHERE id = :id AND fence < :token``): a host that lost the run while
+    this attempt ran can then not overwrite its successor's work.
     """
 
     workflow_id: str

@@ -64,13 +64,21 @@ class Metrics:
         return self._commits
 
     def snapshot(
-        self, *, live_runs: int, run_restarts: int, passivations: int
+        self,
+        *,
+        live_runs: int,
+        run_restarts: int,
+        passivations: int,
+        partitions_held: int = 0,
+        lease_writes: int = 0,
     ) -> SystemStats:
         return SystemStats(
             **self.counts(),
             live_runs=live_runs,
             run_restarts=run_restarts,
             passivations=passivations,
+            partitions_held=partitions_held,
+            lease_writes=lease_writes,
             commits=self.commits(),
         )
 
@@ -92,6 +100,9 @@ class SystemStats:
     failed and were tried again), ``steps_completed`` and ``steps_failed``
     (outcomes recorded; failed = retries spent). ``timers_fired`` (timers and
     receive timeouts), ``signals_received`` (new signals recorded).
+    Ownership: ``partitions_held`` (of the journal's 64 partitions of runs,
+    those this host drives now), ``lease_writes`` (renewals and takeovers of
+    leases: housekeeping, counted in ``commits`` too).
     ``commits``: how the journal's writes in this process were grouped into
     commits (every writer on the journal in this process counts).
     """
@@ -114,6 +125,8 @@ class SystemStats:
     timers_fired: int
     signals_received: int
     commits: CommitStats
+    partitions_held: int = 0
+    lease_writes: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data (JSON and msgpack can hold it); ``commits`` nested."""

@@ -70,6 +70,10 @@ class Ownership:
         self._held: dict[int, Lease] = {}
 
     @property
+    def leases(self) -> Leases:
+        return self._leases
+
+    @property
     def held(self) -> frozenset[int]:
         with self._lock:
             return frozenset(self._held)
@@ -91,9 +95,13 @@ class Ownership:
     def _alive(self, host_id: str) -> bool:
         return host_id == self.host_id or self._present(host_id)
 
-    def tick(self) -> Round:
+    def tick(self, busy: Callable[[int], bool] = lambda partition: False) -> Round:
         """One round: renew, take free or expired partitions up to the share,
-        name the surplus. Never blocks on another host."""
+        name the surplus. Never blocks on another host.
+
+        ``busy``: whether a partition has a step in flight now; a busy partition
+        is not given back this round (its new owner would run the step again),
+        but at a later round, once it is quiet."""
         now = self._clock()
         renewed = self._leases.renew(self.host_id, self.ttl, now)
         with self._lock:
@@ -120,7 +128,8 @@ class Ownership:
                 gained = frozenset(taken)
         surplus: frozenset[int] = frozenset()
         if wanted < 0:
-            surplus = frozenset(sorted(renewed, key=_rank(self.host_id))[wanted:])
+            ranked = sorted(renewed, key=_rank(self.host_id))[wanted:]
+            surplus = frozenset(p for p in ranked if not busy(p))
         return Round(gained, lost, surplus)
 
     def give_back(self, partitions: frozenset[int]) -> None:

@@ -138,11 +138,25 @@ def _notify_changed() -> None:
         _changed.notify_all()
 
 
+_FIRST_LOOK = 0.005  # seconds before result() first looks in the journal
+_LAST_LOOK = 0.1  # and the longest pause between two looks
+
+
+def _until(deadline: float | None, pause: float) -> float:
+    if deadline is None:
+        return pause
+    return max(0.0, min(pause, deadline - time.monotonic()))
+
+
 class RunRouter(Protocol):
     """How a ref reaches a run's actor, activating a passive run by replay."""
 
     def ask(self, handle: RunHandle, message: Any, timeout: float | None) -> Reply:
         """Deliver ``message`` to the run's actor and wait for its reply."""
+
+    def settled(self, handle: RunHandle) -> bool:
+        """Whether the run has ended (``handle`` then says how), read from the
+        journal if another host drives it."""
 
     def normalise(self, value: Any) -> Any:
         """``value`` as history will hold it; unencodable values raise here."""
@@ -163,17 +177,26 @@ class RunRef:
         return f"RunRef({self.id!r}, {self._handle.status})"
 
     def status(self) -> RunStatus:
+        self._router.settled(self._handle)
         return self._handle.status
 
     def result(self, timeout: float | None = None) -> Any:
-        """The run's result, waiting up to ``timeout`` seconds for it.
+        """The run's result, waiting up to ``timeout`` seconds for it, wherever
+        the run is driven (this host, or another host of the journal).
 
         A failed run raises ``WorkflowFailedError``, a cancelled one
         ``RunCancelledError``; a run whose actor stopped on an error raises
         ``RunUnavailableError``.
         """
-        if not self._handle.done.wait(timeout):
-            raise ResultTimeoutError(self.id, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = _FIRST_LOOK
+        while not self._handle.done.wait(_until(deadline, pause)):
+            # Another host may drive the run: then its end shows in the journal.
+            if self._router.settled(self._handle):
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ResultTimeoutError(self.id, timeout)
+            pause = min(pause * 2, _LAST_LOOK)
         if self._handle.error is not None:
             raise self._handle.error
         return self._handle.result

@@ -278,9 +278,12 @@ class Router:
             # child its parent's replay started may have finished by now.
             self.activate(self.handle_of(run), run)
 
-    def _replay_finished(self, handle: RunHandle) -> pykka.ActorRef[Any]:
+    def _replay_read_only(self, handle: RunHandle) -> pykka.ActorRef[Any]:
+        """An actor that replays the run as the journal holds it now and answers
+        queries, with no effect: a finished run, or one another host drives."""
         run = self.load_run(handle.workflow_id)
-        assert run.is_finished
+        if run.is_finished:
+            self.handle_of(run)
         assert self.host is not None
         return RunActor.start(
             self.host,
@@ -333,8 +336,10 @@ class Router:
     ) -> tuple[pykka.ActorRef[Any], Reply | None]:
         read_only = None
         with self.lock:
-            if handle.finished and isinstance(message, Query):
-                read_only = self._replay_finished(handle)
+            if isinstance(message, Query) and (
+                handle.finished or not self.owns(handle.workflow_id)
+            ):
+                read_only = self._replay_read_only(handle)
                 actor = read_only
             else:
                 actor = self.activate(handle)
@@ -429,6 +434,15 @@ class Router:
                 handle.actor = None
                 handle.idle_since = None
 
+    def busy(self, partition: int) -> bool:
+        """Whether a run of ``partition`` has a step (or turn) in flight here:
+        one waiting with nothing in flight, or passive, is not busy."""
+        with self.lock:
+            return any(
+                handle.idle_since is None and partition_of(run_id) == partition
+                for run_id, handle in self._live.items()
+            )
+
     def release(self, partitions: frozenset[int]) -> list[str]:
         """Stop the actors of the live runs in ``partitions`` (the host lost them,
         or gives them back), with no restart; the runs they drove."""
@@ -450,6 +464,21 @@ class Router:
             with contextlib.suppress(pykka.ActorDeadError):
                 future.get()
         return [handle.workflow_id for handle in leaving]
+
+    def settled(self, handle: RunHandle) -> bool:
+        """Whether the run has ended; unless an actor here drives it (and sets
+        ``done`` when it ends), read from the journal and noted on ``handle``:
+        another host may have ended it, even one that took it from this host."""
+        if handle.done.is_set():
+            return True
+        if handle.actor is not None and self.owns(handle.workflow_id):
+            return False  # its actor here sets ``done`` when it ends
+        run = self.get_run(handle.workflow_id)
+        if run is None or not run.is_finished:
+            return False
+        with self.lock:
+            self.handle_of(run)  # finishes the handle
+        return True
 
     def may_restart(self, handle: RunHandle) -> bool:
         """Count a fault of the run's actor; whether a restart is still allowed."""

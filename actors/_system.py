@@ -41,6 +41,7 @@ from actors._logs import install_filters
 from actors._messages import (
     CancelRun,
     DeliverSignal,
+    Query,
     Reply,
     TimerDue,
 )
@@ -53,6 +54,7 @@ from actors._router import Router
 from actors._timers import TimerService
 from actors._worker import Worker
 from aggregates import (
+    RunFinishedError,
     WorkflowRun,
 )
 from journal import (
@@ -126,7 +128,6 @@ class ActorSystem(NamedActors):
         snapshot_every: int,
         max_run_restarts: int,
         converters: Iterable[ConverterLike] = (),
-        shared: bool = False,
         lease_ttl: float = 5.0,
     ) -> None:
         self._path = path
@@ -137,23 +138,18 @@ class ActorSystem(NamedActors):
         env = {"PERSISTENCE_MODULE": "journal", "LMDB_PATH": path}
         self._app = _Runs(env, self.converters)
         self._index = UnfinishedRuns(self._app)
-        # Which partitions of runs this host drives (see actors._ownership).
-        # Shared: one of possibly several hosts of the journal, driving the
-        # partitions of runs it holds leases on (see actors._ownership). Not
-        # shared: the one host, driving every run, unfenced.
-        self._ownership: Ownership | None = None
-        self._presence: HostPresence | None = None
-        if shared:
-            host_id = new_host_id()
-            self._ownership = Ownership(
-                Leases(self._app.recorder.journal),  # type: ignore[attr-defined]
-                host_id,
-                lease_ttl,
-                time.time,
-                present=lambda other: host_is_present(path, other),
-            )
-            # Held while this system lives: a dead host's leases go at once.
-            self._presence = HostPresence.hold(path, host_id)
+        # This system is one of possibly several hosts of the journal: it drives
+        # the partitions of runs it holds leases on (see actors._ownership).
+        host_id = new_host_id()
+        self._ownership = Ownership(
+            Leases(self._app.recorder.journal),  # type: ignore[attr-defined]
+            host_id,
+            lease_ttl,
+            time.time,
+            present=lambda other: host_is_present(path, other),
+        )
+        # Held while this system lives: a dead host's leases go at once.
+        self._presence: HostPresence | None = HostPresence.hold(path, host_id)
         self._resumed_ids: set[str] = set()  # unfinished runs this host resumed
         # The runs' actors share these threads, however many runs are active.
         self._dispatcher = Dispatcher(dispatcher_threads, name="chronik-runs")
@@ -217,7 +213,7 @@ class ActorSystem(NamedActors):
             "transcoder": self._transcoder,
             "snapshot_every": snapshot_every,
             "closing": self._closing,
-            "fence_for": None if self._ownership is None else self._ownership.fence,
+            "fence_for": self._ownership.fence,
         }
 
     @classmethod
@@ -232,7 +228,6 @@ class ActorSystem(NamedActors):
         snapshot_every: int = 200,
         max_run_restarts: int = 3,
         converters: Iterable[ConverterLike] = (),
-        shared: bool = False,
         lease_ttl: float = 5.0,
     ) -> Self:
         """Open the journal at ``path`` and resume every unfinished run.
@@ -250,13 +245,14 @@ class ActorSystem(NamedActors):
         ``max_run_restarts``: how many times in 5 s the supervisor replaces the
         actor of one run after engine faults before the run breaks off (its refs
         then raise ``RunUnavailableError`` until a message or the next open).
-        ``shared=True`` (issue 13, under way): this system is one of several
-        hosts of the journal; it drives only the partitions of runs it holds
-        leases on, its commits carry their fencing tokens, and it takes over the
-        partitions of a host that died (at once: its presence lock is free) or
-        stopped renewing. Not yet: routing a message for a run driven by another
-        host (it raises ``RunUnavailableError``), the result of such a run.
-        ``lease_ttl``: seconds a shared host's leases hold without a renewal
+        Every open system is one host of the journal among any others open on
+        it (in this process or others): it drives only the partitions of runs it
+        holds leases on, its commits carry their fencing tokens, it takes over
+        the partitions of a host that died (at once: its presence lock is free)
+        or stopped renewing, and gives back its surplus when another joins. A
+        signal or cancel for a run another host drives goes through the journal
+        to that host; ``ref.result()`` waits wherever the run is driven.
+        ``lease_ttl``: seconds a host's leases hold without a renewal
         (renewed every third of it).
         """
         if idle_timeout is not None and not idle_timeout > 0:
@@ -285,12 +281,10 @@ class ActorSystem(NamedActors):
             snapshot_every=snapshot_every,
             max_run_restarts=max_run_restarts,
             converters=converters,
-            shared=shared,
             lease_ttl=lease_ttl,
         )
         try:
-            if system._ownership is not None:
-                system._ownership.tick()  # its share of the partitions
+            system._ownership.tick()  # its share of the partitions
             system._resume_unfinished()
             system._index.checkpoint(system._clock.now())
             system._inbox = OperatorInbox.start(system, system._app, system._path)
@@ -298,8 +292,7 @@ class ActorSystem(NamedActors):
             system.close()
             raise
         system._housekeeper.start()
-        if system._ownership is not None:
-            system._lease_keeper.start()
+        system._lease_keeper.start()
         system._publisher.start()
         return system
 
@@ -336,6 +329,8 @@ class ActorSystem(NamedActors):
             live_runs=self._router.live_runs,
             run_restarts=self._router.restarts,
             passivations=self._router.passivations,
+            partitions_held=len(self._ownership.held),
+            lease_writes=self._ownership.leases.writes,
         )
 
     # -- runs -----------------------------------------------------------------------
@@ -469,22 +464,31 @@ class ActorSystem(NamedActors):
 
     def ask(self, handle: RunHandle, message: Any, timeout: float | None) -> Reply:
         """Deliver ``message`` to run ``handle``'s actor; wait for its reply. A
-        signal or cancel for a run another host drives (shared systems) goes
+        signal or cancel for a run another host drives goes
         into the journal's operator inbox, which that host follows: durable
         when this returns, delivered by the owner (deduplicated by signal id)."""
-        if not self.drives(handle.workflow_id):
-            queued = self._queue_elsewhere(handle.workflow_id, message)
-            if queued is not None:
-                return queued
+        if not self.drives(handle.workflow_id) and not isinstance(message, Query):
+            return self._queue_elsewhere(handle, message)
         return self._router.ask(handle, message, timeout)
 
+    def settled(self, handle: RunHandle) -> bool:
+        """Whether the run has ended, read from the journal if another host
+        drives it (``ref.result()`` and ``ref.status()`` look here)."""
+        return self._router.settled(handle)
+
     def drives(self, workflow_id: str) -> bool:
-        """Whether this system drives the run (always, unless shared)."""
+        """Whether this system drives the run now (holds its partition's lease)."""
         return self._owns(workflow_id)
 
-    def _queue_elsewhere(self, workflow_id: str, message: Any) -> Reply | None:
+    def _queue_elsewhere(self, handle: RunHandle, message: Any) -> Reply:
+        """Queue a signal or cancel for the host that drives the run; a finished
+        run refuses it here, with nothing written."""
+        workflow_id = handle.workflow_id
+        if self._router.settled(handle):
+            action = f"handle {type(message).__name__}"
+            raise RunFinishedError(workflow_id, handle.status, action)
         requests = OperatorRequests(self._app)
-        origin = f"host {self._ownership.host_id if self._ownership else '-'}"
+        origin = f"host {self._ownership.host_id}"
         now = self._clock.now()
         if isinstance(message, DeliverSignal):
             requests.signal(
@@ -499,7 +503,8 @@ class ActorSystem(NamedActors):
         if isinstance(message, CancelRun):
             requests.cancel(workflow_id, reason=message.reason, origin=origin, at=now)
             return Reply()
-        return None  # a query needs the run's actor: refused as unavailable
+        msg = f"no way to queue {message!r} for another host"
+        raise TypeError(msg)
 
     def _ref(self, handle: RunHandle) -> RunRef:
         return RunRef(handle, self)
@@ -508,8 +513,7 @@ class ActorSystem(NamedActors):
         self._router.tell(workflow_id, TimerDue(seq))
 
     def _owns(self, workflow_id: str) -> bool:
-        ownership = self._ownership
-        return ownership is None or ownership.holds(partition_of(workflow_id))
+        return self._ownership.holds(partition_of(workflow_id))
 
     def _resume_unfinished(self, partitions: frozenset[int] | None = None) -> None:
         """Arm the timers of the unfinished runs this host drives (of
@@ -535,18 +539,15 @@ class ActorSystem(NamedActors):
                 for seq, fire_at in run.pending_timers.items():
                     self._timers.add(run.id, seq, fire_at)
                 self._router.resume(run)
-        if self._ownership is None:
-            self._resumed_ids.clear()  # one host resumes once, at open: no rounds
 
     def _keep_leases(self) -> None:
         """Every third of the lease TTL: renew; stop driving the runs of
         partitions lost or given back; resume those of partitions gained, and
         runs started meanwhile (by another host) in partitions held."""
         ownership = self._ownership
-        assert ownership is not None
         while not self._closing.wait(ownership.ttl / 3):
             try:
-                changes = ownership.tick()
+                changes = ownership.tick(busy=self._router.busy)
                 if changes.lost or changes.surplus:
                     self._leave_partitions(changes.lost | changes.surplus)
                 if changes.surplus:
@@ -574,6 +575,13 @@ class ActorSystem(NamedActors):
                 len(left),
                 len(partitions),
             )
+
+    def crash_presence(self) -> None:
+        """Let other hosts see this one as dead (its process gone) while it
+        still runs: for crash tests in one process. They take its partitions at
+        once; its own writes from then on are fenced out."""
+        if self._presence is not None:
+            self._presence.release()
 
     # -- housekeeping -------------------------------------------------------------
 
@@ -615,8 +623,7 @@ class ActorSystem(NamedActors):
         try:
             self._supervisor.stop()
             self._index.checkpoint(self._clock.now())
-            if self._ownership is not None:
-                self._ownership.leave()  # its partitions are free at once
+            self._ownership.leave()  # its partitions are free at once
         finally:
             if self._presence is not None:
                 self._presence.release()

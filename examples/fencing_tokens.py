@@ -1,6 +1,6 @@
 """Fencing tokens: a frozen host's late write is refused by the store itself.
 
-Two hosts share a journal (``ActorSystem.open(..., shared=True)``). Host A, in a
+Two hosts share a journal (each an ``ActorSystem.open`` on it). Host A, in a
 child process, starts a payment whose step credits an account in SQLite, and is
 frozen (SIGSTOP) in the middle of that step, before its write. Its lease runs
 out; host B, this process, takes the run over and runs the step again under a
@@ -65,7 +65,7 @@ async def pay(ctx: WorkflowContext, db_path: str, account: str, amount: int) -> 
 
 def host_a(journal: str, db_path: str) -> None:
     """The child: start the payment and run its step (it gets frozen in it)."""
-    with ActorSystem.open(journal, shared=True, lease_ttl=TTL) as system:
+    with ActorSystem.open(journal, lease_ttl=TTL) as system:
         system.spawn(pay, db_path, "alice", 100, id="pay-1")
         time.sleep(60)  # killed by the parent long before
 
@@ -93,7 +93,7 @@ def main(journal: str | None = None) -> None:
         print(line, end="")
         os.kill(child.pid, signal.SIGSTOP)
         print("A is frozen (SIGSTOP) before its write; B opens the journal")
-        with ActorSystem.open(journal, shared=True, lease_ttl=TTL) as b:
+        with ActorSystem.open(journal, lease_ttl=TTL) as b:
             deadline = time.monotonic() + 20
             while b.history("pay-1").status is not RunStatus.COMPLETED:
                 assert time.monotonic() < deadline, "B never took the run over"

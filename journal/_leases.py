@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Iterable
-from typing import Any, Final
+from collections.abc import Callable, Iterable
+from typing import Any, Final, TypeVar
 
 import attrs
 import msgpack
@@ -43,6 +43,8 @@ __all__ = [
     "check_fence",
     "partition_of",
 ]
+
+_T = TypeVar("_T")
 
 PARTITIONS: Final = 64
 LEASES_DB: Final = b"chronik:leases"
@@ -85,6 +87,12 @@ class Leases:
     def __init__(self, journal: Journal) -> None:
         self._store = journal.store
         self._db = self._store.db(LEASES_DB)
+        self.writes = 0  # write transactions through this object: housekeeping
+
+    def _write(self, write: Callable[[Any], _T]) -> _T:
+        result: _T = self._store.write(write)
+        self.writes += 1
+        return result
 
     def read(self) -> dict[int, Lease]:
         """Every partition that ever had an owner, as the journal holds it now."""
@@ -138,7 +146,7 @@ class Leases:
             _put_member(txn, db, owner, now + ttl)
             return held
 
-        result: dict[int, Lease] = self._store.write(write)
+        result: dict[int, Lease] = self._write(write)
         return result
 
     def renew(self, owner: str, ttl: float, now: float) -> dict[int, Lease]:
@@ -162,7 +170,7 @@ class Leases:
             _put_member(txn, db, owner, now + ttl)
             return renewed
 
-        result: dict[int, Lease] = self._store.write(write)
+        result: dict[int, Lease] = self._write(write)
         return result
 
     def members(self, now: float) -> list[str]:
@@ -192,7 +200,7 @@ class Leases:
                     _put(txn, db, attrs.evolve(lease, expires_at=expires_at))
             txn.delete(_MEMBER + owner.encode("utf-8"), db=db)
 
-        self._store.write(write)
+        self._write(write)
 
     def release(self, partitions: Iterable[int], owner: str, now: float) -> None:
         """Let go of those of ``partitions`` ``owner`` holds: they expire now
@@ -213,7 +221,7 @@ class Leases:
                         attrs.evolve(lease, expires_at=min(now, lease.expires_at)),
                     )
 
-        self._store.write(write)
+        self._write(write)
 
 
 def _put_member(txn: Any, db: Any, host: str, until: float) -> None:

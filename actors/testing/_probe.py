@@ -256,7 +256,10 @@ class ProbedSystem(ActorSystem):
     def _wind_down(self) -> None:
         """Close a crashed system in the background: its threads end, its
         commits and steps are refused already (``close`` writes only the index
-        checkpoint, which the journal's log alone determines)."""
+        checkpoint, which the journal's log alone determines). Its presence
+        goes at once, as a dead process's lock does: the next system takes its
+        partitions on opening, not after their leases expire."""
+        self.crash_presence()
         closer = threading.Thread(
             target=self._close_quietly, name="chronik-test-crashed", daemon=True
         )

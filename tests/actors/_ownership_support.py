@@ -9,5 +9,4 @@ def as_crashed(system: ActorSystem) -> None:
     """Leave the hosts alive what a crash of ``system``'s process would: its
     presence lock is free, so they take its partitions at once; its threads go
     on, as a stale owner's would, and its writes are fenced out."""
-    assert system._presence is not None, "only a shared system has a presence"
-    system._presence.release()
+    system.crash_presence()

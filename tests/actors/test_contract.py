@@ -15,6 +15,7 @@ import contextlib
 import gc
 import itertools
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -57,6 +58,7 @@ from actors._run_actor import RunActor
 from aggregates import Command, CommandKind, RunFinishedError, WorkflowRun
 from journal import (
     EventConflictError,
+    FencedOutError,
     JournalFullError,
     JournalPathError,
     JournalReader,
@@ -80,6 +82,7 @@ from tests.actors._contract_workflows import (
     pipeline,
     reserve,
 )
+from tests.actors._ownership_support import as_crashed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -219,6 +222,18 @@ def _recorded(system: ActorSystem, workflow_id: str, seq: int) -> Callable[[], b
     return check
 
 
+def _fenced_out(
+    caplog: pytest.LogCaptureFixture, workflow_id: str
+) -> FencedOutError | None:
+    """The error with which a stale owner's commit of the run was refused, as
+    its actor logged it on stopping."""
+    for record in caplog.records:
+        for arg in record.args or ():
+            if isinstance(arg, FencedOutError) and workflow_id in str(arg):
+                return arg
+    return None
+
+
 def _keys(step: str) -> list[str]:
     return [key for name, key, _ in EXECUTIONS if name == step]
 
@@ -326,15 +341,19 @@ def test_a_step_hanging_in_an_abandoned_system_runs_again_with_the_same_key_and_
     abandoned = ActorSystem.open(path, clock=clock, max_run_restarts=0)
     old = abandoned.spawn(owned, "o-3", id="owned-o-3")
     assert gate.entered.wait(5)
+    as_crashed(abandoned)  # its process is gone, as far as other hosts see
     try:
         with ActorSystem.open(path, clock=clock, max_run_restarts=0) as fresh:
             wait_until(_recorded(fresh, "owned-o-3", 1))
             gate.opened.set()  # the abandoned owner's result comes too late
-            with pytest.raises(RunUnavailableError, match="stale owner"):
-                old.result(timeout=5)
+            # Its commit is fenced out: it stops driving the run, and its ref
+            # answers with the end the fresh owner records.
+            wait_until(lambda: not abandoned.drives("owned-o-3"))
             ref = fresh.ref("owned-o-3")
             ref.send("note", "n")
             assert ref.result(timeout=5) == ["o-3-by-execution-2", "n"]
+            assert old.result(timeout=5) == ["o-3-by-execution-2", "n"]
+            assert abandoned.restarts == 0
     finally:
         gate.opened.set()
         abandoned.close()
@@ -487,6 +506,7 @@ def test_crashes_at_any_commits_lose_no_acknowledged_signal_nor_recorded_result_
                     if ending == "close":
                         system.close()
                     else:
+                        as_crashed(system)  # its process is gone, to others
                         abandoned.append(system)
                 histories.append(stored(path, PIPELINE_RUN))
             with ActorSystem.open(path, clock=clock, max_run_restarts=0) as last:
@@ -624,15 +644,18 @@ def test_a_fresh_system_loses_no_signal_an_abandoned_one_acknowledged_and_ends_t
         old.send(*signals[0], signal_id="approve-4")
         assert gate.entered.wait(5)
         old.send(*signals[1], signal_id="note-4")  # acknowledged mid-step
+        as_crashed(abandoned)  # its process is gone, as far as other hosts see
         with ActorSystem.open(path, clock=clock, max_run_restarts=0) as fresh:
             ref = fresh.ref("gated-o-4")
             assert ref.result(timeout=5) == expected
             history = fresh.history("gated-o-4")
             assert history.signal_ids == {"approve-4", "note-4"}
             assert history.pending_signals == {}  # both consumed
-            gate.opened.set()
-            with pytest.raises(RunUnavailableError, match="stale owner"):
-                old.result(timeout=5)
+            held = stored(path, "gated-o-4")
+            gate.opened.set()  # the stale owner's step ends: its commit is fenced
+            wait_until(lambda: not abandoned.drives("gated-o-4"))
+            assert old.result(timeout=5) == expected  # as the journal has it
+            assert stored(path, "gated-o-4") == held
     finally:
         gate.opened.set()
         abandoned.close()
@@ -778,27 +801,33 @@ def test_a_message_whose_commit_conflicts_midway_appends_none_of_its_events(
 
 
 def test_when_a_fresh_system_records_first_the_abandoned_owner_of_the_run_stops_as_a_stale_owner(  # noqa: E501
-    path: str, clock: ManualClock
+    path: str, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     gate = GATES[1] = Gate()
     abandoned = ActorSystem.open(path, clock=clock, max_run_restarts=0)
     try:
         old = abandoned.spawn(owned, "o-5", id="owned-o-5")
         assert gate.entered.wait(5)
-        with ActorSystem.open(path, clock=clock, max_run_restarts=0) as fresh:
+        as_crashed(abandoned)  # its process is gone, as far as other hosts see
+        with (
+            ActorSystem.open(path, clock=clock, max_run_restarts=0) as fresh,
+            caplog.at_level(logging.WARNING, logger="chronik.actors"),
+        ):
             wait_until(_recorded(fresh, "owned-o-5", 1))
             held = [e.originator_version for e in stored(path, "owned-o-5")]
             gate.opened.set()
-            with pytest.raises(RunUnavailableError) as stopped:
-                old.result(timeout=5)
-            conflict = stopped.value.__cause__
-            assert isinstance(conflict, EventConflictError)
-            assert conflict.originator_version == 2  # the version fresh appended
-            assert "stale owner" in str(stopped.value)
+            wait_until(lambda: _fenced_out(caplog, "owned-o-5") is not None)
+            fenced = _fenced_out(caplog, "owned-o-5")
+            assert isinstance(fenced, FencedOutError)
+            assert fenced.held_token < fenced.current_token
+            for part in ("owned-o-5", f"token {fenced.held_token}", "taken over"):
+                assert part in str(fenced)
             assert [e.originator_version for e in stored(path, "owned-o-5")] == held
             ref = fresh.ref("owned-o-5")
             ref.send("note", "n")
             assert ref.result(timeout=5) == ["o-5-by-execution-2", "n"]
+            assert old.result(timeout=5) == ["o-5-by-execution-2", "n"]
+            assert abandoned.restarts == 0  # stopped, not replaced
     finally:
         gate.opened.set()
         abandoned.close()
@@ -806,7 +835,7 @@ def test_when_a_fresh_system_records_first_the_abandoned_owner_of_the_run_stops_
     assert versions == list(range(1, len(versions) + 1))
 
 
-def test_when_an_abandoned_system_records_first_the_fresh_owner_stops_and_its_next_message_replays_the_winner(  # noqa: E501
+def test_when_the_abandoned_owners_step_ends_first_its_result_is_fenced_out_and_the_fresh_owners_is_recorded(  # noqa: E501
     path: str, clock: ManualClock
 ) -> None:
     first, second = GATES[1], GATES[2] = Gate(), Gate()
@@ -814,19 +843,20 @@ def test_when_an_abandoned_system_records_first_the_fresh_owner_stops_and_its_ne
     try:
         old = abandoned.spawn(owned, "o-6", id="owned-o-6")
         assert first.entered.wait(5)
+        as_crashed(abandoned)  # its process is gone, as far as other hosts see
         with ActorSystem.open(path, clock=clock, max_run_restarts=0) as fresh:
             assert second.entered.wait(5)  # both systems run the step now
-            first.opened.set()
+            first.opened.set()  # the abandoned owner's result comes first...
+            wait_until(lambda: not abandoned.drives("owned-o-6"))
+            assert event_names(stored(path, "owned-o-6")).count("StepCompleted") == 0
+            second.opened.set()  # ...but only the fresh owner's is recorded
             wait_until(_recorded(fresh, "owned-o-6", 1))
-            second.opened.set()  # the fresh owner's result comes too late
             ref = fresh.ref("owned-o-6")
-            with pytest.raises(RunUnavailableError, match="stale owner") as stopped:
-                ref.result(timeout=5)
-            assert isinstance(stopped.value.__cause__, EventConflictError)
-            ref.send("note", "n")  # replays the winner's history
-            assert ref.result(timeout=5) == ["o-6-by-execution-1", "n"]
-            # Now the abandoned owner is the stale one.
-            with pytest.raises(EventConflictError, match="stale owner"):
+            ref.send("note", "n")
+            assert ref.result(timeout=5) == ["o-6-by-execution-2", "n"]
+            # The abandoned owner's ref reads the end; it can send nothing.
+            assert old.result(timeout=5) == ["o-6-by-execution-2", "n"]
+            with pytest.raises(RunFinishedError):
                 old.send("note", "too late")
     finally:
         first.opened.set()
@@ -838,7 +868,7 @@ def test_when_an_abandoned_system_records_first_the_fresh_owner_stops_and_its_ne
 
 
 @pytest.mark.multiprocess
-def test_of_two_processes_owning_one_run_only_one_appends_each_version_and_the_other_says_it_was_stale(  # noqa: E501
+def test_a_process_that_opens_the_journal_of_a_live_owner_takes_none_of_its_busy_runs_and_reaches_them_through_the_journal(  # noqa: E501
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     journal, counts, release = (
@@ -856,29 +886,32 @@ def test_of_two_processes_owning_one_run_only_one_appends_each_version_and_the_o
         _wait_for_lines(counts, child, "ship")
         monkeypatch.setenv("CHRONIK_COUNT_FILE", str(counts))
         monkeypatch.delenv("CHRONIK_BLOCK_FILE", raising=False)
-        with ActorSystem.open(journal, max_run_restarts=0) as fresh:
-            wait_until(_recorded(fresh, "approval-o-2", 3), timeout=10)
-            release.touch()  # the child's ship returns: it appends too late
-            out, _ = child.communicate(timeout=20)
-            ref = fresh.ref("approval-o-2")
-            ref.send("note", "n")
+        with ActorSystem.open(journal, max_run_restarts=0, lease_ttl=0.6) as second:
+            # Lease rounds pass (the owner gives back what is quiet, not the
+            # partition whose step is in flight): the run stays with its owner.
+            time.sleep(1.0)
+            assert not second.drives("approval-o-2")
+            held = stored(journal, "approval-o-2")
+            ref = second.ref("approval-o-2")
+            ref.send("note", "n", signal_id="note-2")  # queued for the owner
+            release.touch()  # the owner's ship returns and is recorded
             result = ref.result(timeout=10)
+            out, _ = child.communicate(timeout=20)
     finally:
         if child.poll() is None:
             child.kill()
             child.communicate()
     assert result == {"shipment": "shipped-res-o-2-yes", "note": "n"}
-    reported = json.loads(out)
-    assert (reported["error"], reported["cause"]) == (
-        "RunUnavailableError",
-        "EventConflictError",
-    )
-    assert "stale owner" in reported["message"]
+    assert json.loads(out) == {"error": None}  # the owner ended the run itself
     events = stored(journal, "approval-o-2")
-    completed = [e for e in events if event_names([e]) == ["StepCompleted"]]
-    assert reported["version"] == completed[-1].originator_version
+    assert events[: len(held)] == held
     assert [e.originator_version for e in events] == list(range(1, len(events) + 1))
-    assert _keys("ship") == ["approval-o-2/3"]  # the parent's own execution
+    names = event_names(events)
+    assert names.count("StepCompleted") == 2  # reserve (second attempt), ship
+    assert names.count("SignalReceived") == 2
+    ships = [line for line in counts.read_text().splitlines() if "ship" in line]
+    assert len(ships) == 1  # run once, by the owner
+    assert _keys("ship") == []  # never here
 
 
 # == 4. Replay is checked: changed code fails the run with NonDeterminismError =====
@@ -989,6 +1022,7 @@ def test_a_fresh_system_replaying_changed_code_fails_the_run_and_the_abandoned_o
     try:
         old = abandoned.spawn(original, id="changing-3")
         wait_until(_waiting(path, "changing-3"))
+        as_crashed(abandoned)  # its process is gone, as far as other hosts see
 
         @workflow(name=name)
         async def changed(ctx: WorkflowContext) -> list[Any]:
@@ -1007,8 +1041,10 @@ def test_a_fresh_system_replaying_changed_code_fails_the_run_and_the_abandoned_o
                 Command(CommandKind.STEP, "tests.contract.alpha"),
                 Command(CommandKind.RECEIVE, "note"),
             )
-            # The abandoned owner still runs the old code, and cannot append.
-            with pytest.raises(EventConflictError, match="stale owner"):
+            # The abandoned owner still runs the old code, and cannot append:
+            # it learns at its next lease round that it lost the run.
+            wait_until(lambda: not abandoned.drives("changing-3"), timeout=10)
+            with pytest.raises(RunFinishedError):
                 old.send("note", "late")
             assert event_names(stored(path, "changing-3"))[-1] == "Failed"
     finally:
@@ -1164,6 +1200,7 @@ def abandoned_with_a_gone_run(
         assert gate.entered.wait(5)
         other.send("go", "durable")
         monkeypatch.delitem(_definitions._registry, name)
+        as_crashed(abandoned)  # its process is gone, as far as other hosts see
         yield abandoned
     finally:
         gate.opened.set()
