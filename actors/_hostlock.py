@@ -19,6 +19,7 @@ __all__ = [
     "HOST_LOCK_FILE",
     "HostLock",
     "HostPresence",
+    "host_file",
     "host_is_live",
     "host_is_present",
 ]
@@ -118,8 +119,13 @@ def host_is_present(journal_path: str, host_id: str) -> bool:
 
 
 def _presence_path(journal_path: str, host_id: str) -> str:
+    return host_file(journal_path, host_id, ".lock")
+
+
+def host_file(journal_path: str, host_id: str, suffix: str) -> str:
+    """The path of one of host ``host_id``'s files (its lock, its wake pipe)."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in host_id)
-    return os.path.join(journal_path, HOSTS_DIR, f"{safe}.lock")
+    return os.path.join(journal_path, HOSTS_DIR, f"{safe}{suffix}")
 
 
 class _suppress_missing:

@@ -4,17 +4,19 @@
 a run must only ever be driven by the one actor of the system hosting it. So the
 command never touches the run: it appends a request to the stream ``INBOX_ID``
 of the journal's application log (hash-chained and audited like every event),
-with optimistic concurrency on the stream's version. Every open ``ActorSystem``
-follows the inbox: on open it delivers the requests its runs' histories do not
-show yet, then each new one within ``POLL_INTERVAL`` (the requests of different runs
-side by side, each run's in order), through the system's own
-API (``ref.send(..., signal_id=request's signal id)``, ``ref.cancel``). Delivery
-is idempotent (a signal by its id, a cancel by the run's state), so two hosts, or
-a delivery redone after a crash, never record a request twice.
+with optimistic concurrency on the stream's version, then wakes the host that
+drives the run (``actors._wake``). Every open ``ActorSystem`` follows the
+inbox: on open it delivers the requests its runs' histories do not show yet,
+then the new ones of the runs it drives each time it is woken, and at least
+every ``SLOW_POLL`` (the requests of different runs side by side, each run's in
+order), through the system's own API (``ref.send(..., signal_id=request's
+signal id)``, ``ref.cancel``). Delivery is idempotent (a signal by its id, a
+cancel by the run's state), so two hosts, or a delivery redone after a crash,
+never record a request twice.
 
-The inbox is followed by polling the stream's next version: a read of one key,
-where a topic-filtered subscription of the log would rescan every notification
-since its last match on each poll.
+The inbox is read from the stream's next version: a read of one key, where a
+topic-filtered subscription of the log would rescan every notification since
+its last match on each poll.
 
 Invariant: a request the inbox skipped or failed to deliver is still in the
 journal; the next open delivers it if its run is unfinished and lacks it.
@@ -39,6 +41,7 @@ from actors._errors import SystemClosedError, UnknownRunError
 from actors._hostlock import HostLock
 from actors._index import UnfinishedRuns
 from actors._ref import RunRef
+from actors._wake import SLOW_POLL, WakeChannel, wake_run_owner
 from aggregates import RunFinishedError, WorkflowRun
 from chronik_errors import ChronikError
 from journal import JournalClosedError, partition_of
@@ -55,7 +58,6 @@ __all__ = [
 logger = logging.getLogger("chronik.actors.inbox")
 
 INBOX_ID: Final = "chronik:operator-requests"
-POLL_INTERVAL: Final = 0.01  # as the journal's subscriptions poll other processes
 DELIVERY_TIMEOUT: Final = 30.0
 DELIVERERS: Final = 16  # runs whose requests are delivered at once
 _PAGE: Final = 1000
@@ -176,6 +178,9 @@ class OperatorRequests:
                 self._app.recorder.insert_events([stored])
             except IntegrityError:
                 continue
+            journal = getattr(self._app.recorder, "journal", None)
+            if journal is not None:  # an LMDB journal: its hosts listen
+                wake_run_owner(journal, request.run_id)
             return request
 
 
@@ -187,15 +192,25 @@ class RequestTarget(Protocol):
     def history(self, workflow_id: str) -> WorkflowRun: ...
 
     def drives(self, workflow_id: str) -> bool:
-        """Whether this system drives the run (a shared host: holds its
-        partition); the inbox delivers only those, the others are theirs."""
+        """Whether this system drives the run (holds its partition); the inbox
+        delivers only those, the others are their hosts'."""
+
+    def woken(self) -> None:
+        """Someone woke this host: also look for runs started elsewhere."""
 
 
 class OperatorInbox:
     """Follows one journal's inbox for one open system, holding its host lock."""
 
-    def __init__(self, target: RequestTarget, app: Application[Any], path: str):
+    def __init__(
+        self,
+        target: RequestTarget,
+        app: Application[Any],
+        path: str,
+        channel: WakeChannel,
+    ):
         self._target = target
+        self._channel = channel
         self._requests = OperatorRequests(app)
         self._index = UnfinishedRuns(app)
         self._path = path
@@ -208,11 +223,12 @@ class OperatorInbox:
 
     @classmethod
     def start(
-        cls, target: RequestTarget, app: Application[Any], path: str
+        cls, target: RequestTarget, app: Application[Any], path: str, host_id: str
     ) -> OperatorInbox:
-        """Take the host lock, then follow: a request appended before a probe
-        that saw the lock is read by the catch-up or by the polling after it."""
-        inbox = cls(target, app, path)
+        """Listen for wakes and take the host lock, then follow: a request
+        appended before a probe that saw the lock is read by the catch-up or by
+        a round after it."""
+        inbox = cls(target, app, path, WakeChannel.listen(path, host_id))
         inbox._lock = HostLock.acquire(path)
         inbox._thread.start()
         return inbox
@@ -221,17 +237,24 @@ class OperatorInbox:
         """Stop delivering and let go of the host lock (requests from now on wait
         for the next open). Waits briefly for a delivery in progress."""
         self._stopping.set()
+        self._channel.wake()
         if self._lock is not None:
             self._lock.release()
         thread = self._thread
         if thread.is_alive() and thread is not threading.current_thread():
             thread.join(timeout=DELIVERY_TIMEOUT / 3)
+        self._channel.close()
 
     def _follow(self) -> None:
         try:
             version = self._catch_up()
-            while not self._stopping.wait(POLL_INTERVAL):
+            while True:
+                woken = self._channel.wait(SLOW_POLL)
+                if self._stopping.is_set():
+                    return
                 version = self._poll(version)
+                if woken:
+                    self._target.woken()
         except (SystemClosedError, JournalClosedError):
             return  # closed during a delivery; the next open delivers it
 

@@ -52,6 +52,7 @@ from actors._publisher import StatsPublisher
 from actors._ref import RunHandle, RunRef
 from actors._router import Router
 from actors._timers import TimerService
+from actors._wake import wake_run_owner
 from actors._worker import Worker
 from aggregates import (
     RunFinishedError,
@@ -151,6 +152,7 @@ class ActorSystem(NamedActors):
         # Held while this system lives: a dead host's leases go at once.
         self._presence: HostPresence | None = HostPresence.hold(path, host_id)
         self._resumed_ids: set[str] = set()  # unfinished runs this host resumed
+        self._resuming = threading.Lock()  # rounds of the lease keeper and wakes
         # The runs' actors share these threads, however many runs are active.
         self._dispatcher = Dispatcher(dispatcher_threads, name="chronik-runs")
         self._timers = TimerService(clock.now, self._fire_timer)
@@ -287,7 +289,9 @@ class ActorSystem(NamedActors):
             system._ownership.tick()  # its share of the partitions
             system._resume_unfinished()
             system._index.checkpoint(system._clock.now())
-            system._inbox = OperatorInbox.start(system, system._app, system._path)
+            system._inbox = OperatorInbox.start(
+                system, system._app, system._path, system._ownership.host_id
+            )
         except BaseException:
             system.close()
             raise
@@ -363,6 +367,7 @@ class ActorSystem(NamedActors):
                 with self._router.lock:
                     handle = self._router.handle_of(run)
                     self._router.start(definition, run)
+                self._wake_owners([id])
                 return self._ref(handle)
         self._router.check_same(handle, definition.name, args_list)
         return self._ref(handle)
@@ -427,10 +432,19 @@ class ActorSystem(NamedActors):
             for run in new:
                 self._router.start(definition, run)
             started = {run.id: self._router.handle_of(run) for run in new}
+        self._wake_owners([run.id for run in new])
         return [
             self._ref(started.get(run_id) or found[run_id])  # type: ignore[arg-type]
             for run_id, _ in wanted
         ]
+
+    def _wake_owners(self, run_ids: Iterable[str]) -> None:
+        """Wake the hosts that drive those of ``run_ids`` (just started here)
+        this host does not: they start them now, not at their next round."""
+        elsewhere = {partition_of(i): i for i in run_ids if not self._owns(i)}
+        journal = self._app.recorder.journal  # type: ignore[attr-defined]
+        for run_id in elsewhere.values():
+            wake_run_owner(journal, run_id)
 
     def _definition(self, workflow: WorkflowDefinition | str) -> WorkflowDefinition:
         definition = (
@@ -515,10 +529,27 @@ class ActorSystem(NamedActors):
     def _owns(self, workflow_id: str) -> bool:
         return self._ownership.holds(partition_of(workflow_id))
 
+    def woken(self) -> None:
+        """Another process (or host) woke this one: a run may have been
+        started in a partition it drives (the inbox calls this)."""
+        try:
+            self._resume_unfinished()
+        except (JournalClosedError, SystemClosedError):
+            return
+        except Exception:
+            logger.exception(
+                "resuming runs started elsewhere failed; the next lease round "
+                "tries again"
+            )
+
     def _resume_unfinished(self, partitions: frozenset[int] | None = None) -> None:
         """Arm the timers of the unfinished runs this host drives (of
         ``partitions``, if given) and not yet resumed; activate those with work
         to do (the others wait passive for a message)."""
+        with self._resuming:
+            self._resume_unfinished_now(partitions)
+
+    def _resume_unfinished_now(self, partitions: frozenset[int] | None) -> None:
         everything = self._index.load()
         self._resumed_ids.intersection_update(everything)  # forget ended runs
         unfinished = []
@@ -541,20 +572,11 @@ class ActorSystem(NamedActors):
                 self._router.resume(run)
 
     def _keep_leases(self) -> None:
-        """Every third of the lease TTL: renew; stop driving the runs of
-        partitions lost or given back; resume those of partitions gained, and
-        runs started meanwhile (by another host) in partitions held."""
+        """A lease round every third of the lease TTL, until closing."""
         ownership = self._ownership
         while not self._closing.wait(ownership.ttl / 3):
             try:
-                changes = ownership.tick(busy=self._router.busy)
-                if changes.lost or changes.surplus:
-                    self._leave_partitions(changes.lost | changes.surplus)
-                if changes.surplus:
-                    ownership.give_back(changes.surplus)
-                self._resume_unfinished()
-                if changes.gained and self._inbox is not None:
-                    self._inbox.catch_up(changes.gained)  # what the last owner left
+                self._lease_round()
             except (JournalClosedError, SystemClosedError):
                 return
             except Exception:
@@ -564,11 +586,26 @@ class ActorSystem(NamedActors):
                     ownership.ttl / 3,
                 )
 
+    def _lease_round(self) -> None:
+        """Renew; stop driving the runs of partitions lost or given back;
+        resume those of partitions gained, and runs started meanwhile (by
+        another host) in partitions held."""
+        ownership = self._ownership
+        changes = ownership.tick(busy=self._router.busy)
+        if changes.lost or changes.surplus:
+            self._leave_partitions(changes.lost | changes.surplus)
+        if changes.surplus:
+            ownership.give_back(changes.surplus)
+        self._resume_unfinished()
+        if changes.gained and self._inbox is not None:
+            self._inbox.catch_up(changes.gained)  # what the last owner left
+
     def _leave_partitions(self, partitions: frozenset[int]) -> None:
         left = self._router.release(partitions)
-        self._resumed_ids.difference_update(
-            [i for i in self._resumed_ids if partition_of(i) in partitions]
-        )
+        with self._resuming:
+            self._resumed_ids.difference_update(
+                [i for i in self._resumed_ids if partition_of(i) in partitions]
+            )
         if left:
             logger.info(
                 "%d run(s) of %d partition(s) left to other hosts",

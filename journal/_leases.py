@@ -99,6 +99,13 @@ class Leases:
         with self._store.reading() as txn:
             return _all(txn, self._db)
 
+    def owner_of(self, partition: int, now: float) -> str | None:
+        """Who holds ``partition`` at ``now`` (None: nobody, or expired)."""
+        _check_partition(partition)
+        with self._store.reading() as txn:
+            lease = _get(txn, self._db, partition)
+        return lease.owner if lease is not None and lease.held(now) else None
+
     def last_token(self) -> int:
         """The largest fencing token handed out so far (0 if none)."""
         with self._store.reading() as txn:
