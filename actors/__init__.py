@@ -13,6 +13,7 @@ from actors._audit import (
     VerifyStage,
     VersionOutOfRangeError,
 )
+from actors._client import Client
 from actors._clock import Clock, ManualClock, SystemClock
 from actors._context import WorkflowContext
 from actors._definitions import (
@@ -83,6 +84,7 @@ __all__ = [
     "Audit",
     "AuditReport",
     "ChildFailedError",
+    "Client",
     "Clock",
     "ContextError",
     "Converter",

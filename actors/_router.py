@@ -114,13 +114,7 @@ class Router:
             return self.handle_of(run)
 
     def get_run(self, workflow_id: str) -> WorkflowRun | None:
-        try:
-            run: WorkflowRun = self._app.repository.get(
-                workflow_id, projector_func=_project
-            )
-        except AggregateNotFoundError:
-            return None
-        return run
+        return read_run(self._app, workflow_id)
 
     def load_runs(self, workflow_ids: Sequence[str]) -> Iterator[WorkflowRun]:
         """The runs the journal holds of ``workflow_ids``, in that order: read
@@ -527,6 +521,15 @@ def _has_work(run: WorkflowRun) -> bool:
         command_of_kind(record.kind).needs_actor(run, record)
         for record in open_commands
     )
+
+
+def read_run(app: Application[str], workflow_id: str) -> WorkflowRun | None:
+    """Run ``workflow_id`` as ``app``'s journal holds it now; None if none."""
+    try:
+        run: WorkflowRun = app.repository.get(workflow_id, projector_func=_project)
+    except AggregateNotFoundError:
+        return None
+    return run
 
 
 def _ending(run: WorkflowRun) -> tuple[RunStatus, Any, BaseException | None]:
