@@ -62,6 +62,7 @@ from actors._history_file import (
 from actors._info import ActivityInfo
 from actors._logs import LOG_FORMAT, RunContextFilter
 from actors._metrics import SystemStats
+from actors._plain import Actor
 from actors._ref import RunRef
 from actors._replayer import (
     Replayer,
@@ -79,6 +80,7 @@ __all__ = [
     "LOG_FORMAT",
     "ActivityDefinition",
     "ActivityInfo",
+    "Actor",
     "ActorError",
     "ActorSystem",
     "Audit",

@@ -153,6 +153,18 @@ class Client:
         )
         return signal_id
 
+    def send(
+        self,
+        run_id: str,
+        topic: str,
+        payload: Any = None,
+        *,
+        signal_id: str | None = None,
+    ) -> str:
+        """``signal``, by the name every ref and the system use: a client
+        reaches durable runs (plain actors live in a host's memory)."""
+        return self.signal(run_id, topic, payload, signal_id=signal_id)
+
     def cancel(self, run_id: str, reason: str = "cancelled") -> None:
         """Ask run ``run_id`` to cancel, durably; asking again is a no-op."""
         if not isinstance(reason, str):

@@ -276,6 +276,12 @@ def _make_workflow(fn: object, name: object) -> WorkflowDefinition:
     return WorkflowDefinition(fn, name if isinstance(name, str) else default)  # type: ignore[arg-type]
 
 
+def is_workflow_name(name: str) -> bool:
+    """Whether a workflow is registered under ``name`` (none is imported)."""
+    with _registry_lock:
+        return name in _registry
+
+
 def resolve_workflow(name: str) -> WorkflowDefinition:
     """The registered workflow ``name``, importing ``module:qualname`` if needed."""
     with _registry_lock:

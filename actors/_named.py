@@ -119,6 +119,10 @@ class NamedActors:
         self._start_named(name, "actors", spec)
         return ref
 
+    def has_actor(self, name: str) -> bool:
+        """Whether a service or plain actor is named ``name``."""
+        return name in self._names
+
     def actor(self, name: str) -> SupervisedRef:
         """The service or plain actor ``name``: a ref valid across restarts."""
         self._check_open()

@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Self
+from typing import Any, Self, overload
 
 import pykka
 from eventsourcing.application import Application
@@ -26,6 +26,7 @@ from eventsourcing.persistence import IntegrityError, Transcoder
 from actors._clock import Clock, SystemClock
 from actors._definitions import (
     WorkflowDefinition,
+    is_workflow_name,
     resolve_workflow,
 )
 from actors._errors import (
@@ -48,6 +49,7 @@ from actors._messages import (
 from actors._metrics import Metrics, SystemStats, journal_of
 from actors._named import NamedActors
 from actors._ownership import Ownership, new_host_id
+from actors._plain import Actor, registered_actor
 from actors._publisher import StatsPublisher
 from actors._ref import RunHandle, RunRef
 from actors._router import Router
@@ -69,6 +71,7 @@ from journal import (
 from supervision import (
     Dispatcher,
     Strategy,
+    SupervisedRef,
     Supervisor,
     SupervisorFlags,
     start_supervisor,
@@ -339,14 +342,34 @@ class ActorSystem(NamedActors):
 
     # -- runs -----------------------------------------------------------------------
 
-    def spawn(self, workflow: WorkflowDefinition | str, *args: Any, id: str) -> RunRef:
+    @overload
+    def spawn(self, workflow: WorkflowDefinition, *args: Any, id: str) -> RunRef: ...
+
+    @overload
+    def spawn(self, workflow: type[Actor], *args: Any, id: str) -> SupervisedRef: ...
+
+    @overload
+    def spawn(self, workflow: str, *args: Any, id: str) -> RunRef | SupervisedRef: ...
+
+    def spawn(
+        self, workflow: WorkflowDefinition | type[Actor] | str, *args: Any, id: str
+    ) -> RunRef | SupervisedRef:
         """Start ``workflow(ctx, *args)`` as run ``id``, or return run ``id``.
 
         The id is an idempotency key: the same workflow and arguments give the
         existing run; anything else is a ``RunConflictError``. Arguments msgpack
         cannot encode raise ``UnencodableValueError`` and nothing is written.
+
+        A plain ``Actor`` subclass, or the ``name`` one is registered under
+        (when no workflow has that name), starts that actor instead, named
+        ``id`` (as ``spawn_actor(cls, *args, name=id)``): not durable, and
+        reached the same way (``ref.send(topic, payload)``).
         """
         self._check_open()
+        plain = _plain_actor(workflow)
+        if plain is not None:
+            return self.spawn_actor(plain, *args, name=id)
+        assert not isinstance(workflow, type)
         definition = self._definition(workflow)
         args_list = self.normalise(list(args))
         # Only the runs held in memory are looked up first: a new id (the usual
@@ -454,6 +477,28 @@ class ActorSystem(NamedActors):
             msg = f"spawn takes a @workflow function or its name, not {workflow!r}"
             raise TypeError(msg)
         return definition
+
+    def send(
+        self,
+        target: RunRef | SupervisedRef | str,
+        topic: str,
+        payload: Any = None,
+        *,
+        timeout: float = 30.0,
+    ) -> Any:
+        """Send ``topic`` and ``payload`` to a workflow run or a plain actor or
+        service, by ref or by name (a plain actor or service of that name, else
+        the run of that id): a run records it as a signal and answers with the
+        signal's id once durable; an actor answers with what its handler
+        returns (``Actor.receive``)."""
+        if isinstance(target, str):
+            self._check_open()
+            named = self.has_actor(target)
+            target = self.actor(target) if named else self.ref(target)
+        if isinstance(target, RunRef | SupervisedRef):
+            return target.send(topic, payload, timeout=timeout)
+        msg = f"send takes a ref or a name, not {target!r}"
+        raise TypeError(msg)
 
     def ref(self, workflow_id: str) -> RunRef:
         """The run ``workflow_id``, from any thread; ``UnknownRunError`` if none."""
@@ -708,6 +753,15 @@ class ActorSystem(NamedActors):
         if self._closed:
             self._raise_failure()
             raise SystemClosedError(self._path)
+
+
+def _plain_actor(workflow: object) -> type[Actor] | None:
+    """The plain actor class ``spawn`` was given, or that its name defines."""
+    if isinstance(workflow, type) and issubclass(workflow, Actor):
+        return workflow
+    if isinstance(workflow, str) and not is_workflow_name(workflow):
+        return registered_actor(workflow)
+    return None
 
 
 def _tell(actor: pykka.ActorRef[Any], message: Any) -> None:

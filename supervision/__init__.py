@@ -39,7 +39,7 @@ from supervision._errors import (
 )
 from supervision._flag import LazyEvent
 from supervision._info import ChildInfo, ChildStatus, SupervisorInfo
-from supervision._refs import SupervisedRef, SupervisorRef, start_supervisor
+from supervision._refs import Message, SupervisedRef, SupervisorRef, start_supervisor
 from supervision._spec import Backoff, ChildSpec, Restart, Strategy, SupervisorFlags
 from supervision._supervisor import Supervisor
 
@@ -58,6 +58,7 @@ __all__ = [
     "DuplicateChildError",
     "LazyEvent",
     "ManualClock",
+    "Message",
     "Restart",
     "RestartIntensityError",
     "ShutdownTimeoutError",

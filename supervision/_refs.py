@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import attrs
 import pykka
 
 from supervision._clock import Clock
@@ -24,7 +25,23 @@ from supervision._spec import ChildSpec, SupervisorFlags
 from supervision._supervisor import EscalationHandler, Supervisor
 from supervision._tree import Handle, Path, Tree
 
-__all__ = ["FIRST_START_WAIT", "SupervisedRef", "SupervisorRef", "start_supervisor"]
+__all__ = [
+    "FIRST_START_WAIT",
+    "Message",
+    "SupervisedRef",
+    "SupervisorRef",
+    "start_supervisor",
+]
+
+
+@attrs.frozen
+class Message:
+    """A topic and a payload: what ``SupervisedRef.send`` delivers to an actor
+    (a workflow run's ref sends the same two as a signal)."""
+
+    topic: str
+    payload: Any = None
+
 
 # Seconds a tell waits for a child's first incarnation while its supervisor
 # starts it (asynchronously: a nested supervisor starts its children in its own
@@ -111,6 +128,15 @@ class SupervisedRef:
                 if ref.is_alive():
                     raise  # the handler itself raised it: the message was handled
                 stale = ref
+
+    def send(self, topic: str, payload: Any = None, *, timeout: float = 30.0) -> Any:
+        """Ask the actor to handle ``topic`` with ``payload`` (a ``Message``)
+        and return its answer: the same call as a workflow run's ``send``.
+        Errors as for ``ask``."""
+        if not isinstance(topic, str) or not topic:
+            msg = f"a message topic must be a non-empty str, not {topic!r}"
+            raise TypeError(msg)
+        return self.ask(Message(topic, payload), timeout=timeout)
 
 
 class SupervisorRef(SupervisedRef):

@@ -138,7 +138,11 @@ class WorkflowTestEnv:
             name = workflow if isinstance(workflow, str) else workflow.name
             short = name.rpartition(":")[2].rpartition(".")[2]
             id = f"{short}-{self._spawned}"
-        return self.system.spawn(workflow, *args, id=id)
+        ref = self.system.spawn(workflow, *args, id=id)
+        if not isinstance(ref, RunRef):
+            msg = f"{workflow!r} names a plain actor: spawn it with system.spawn"
+            raise TypeError(msg)
+        return ref
 
     def ref(self, workflow_id: str) -> RunRef:
         """The run in the current system (refs of a crashed system are dead)."""
