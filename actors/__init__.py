@@ -25,6 +25,7 @@ from actors._definitions import (
 from actors._errors import (
     ActorError,
     ChildFailedError,
+    ClockJumpError,
     ContextError,
     DefinitionError,
     DuplicateActorError,
@@ -88,6 +89,7 @@ __all__ = [
     "ChildFailedError",
     "Client",
     "Clock",
+    "ClockJumpError",
     "ContextError",
     "Converter",
     "DefinitionError",

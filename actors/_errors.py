@@ -18,6 +18,7 @@ from chronik_errors import ChronikError
 __all__ = [
     "ActorError",
     "ChildFailedError",
+    "ClockJumpError",
     "ContextError",
     "DefinitionError",
     "DuplicateActorError",
@@ -393,3 +394,20 @@ class GuardSettingError(ActorError, ValueError):
     def __str__(self) -> str:
         choices = ", ".join(repr(choice) for choice in self.choices)
         return f"@workflow({self.setting}=...): {self.value!r} is not one of {choices}"
+
+
+class ClockJumpError(ActorError, RuntimeError):
+    """The host's wall clock moved by more than its monotonic clock between two
+    lease rounds: leases expire by the wall clock the hosts share, so this host
+    skipped the round (it wrote nothing) rather than take or keep leases by a
+    clock that jumped."""
+
+    host_id: str
+    jump: float
+    template = (
+        "host {host_id!r}: the wall clock jumped by {jump:+.3f} s against the "
+        "monotonic clock since the last lease round; the round was skipped and "
+        "nothing was written. Keep the hosts' clocks in step (NTP slews, it does "
+        "not jump); the next round goes on from the clock as it is now"
+    )
+

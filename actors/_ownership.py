@@ -20,11 +20,13 @@ import math
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 
 import attrs
 
+from actors._errors import ClockJumpError
 from journal import PARTITIONS, Fence, Lease, Leases, LeaseSettingError
 
 __all__ = ["Ownership", "Round", "new_host_id"]
@@ -54,7 +56,9 @@ class Ownership:
         host_id: str,
         ttl: float,
         clock: Callable[[], float],
+        *,
         present: Callable[[str], bool] = lambda host_id: True,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if not isinstance(ttl, int | float) or not math.isfinite(ttl) or ttl <= 0:
             raise LeaseSettingError("ttl", ttl, "is not a number of seconds > 0")
@@ -65,6 +69,10 @@ class Ownership:
         # Whether a host still lives (its process holds its presence lock): a
         # dead host's leases are taken at once, a live one's when they expire.
         self._present = present
+        self._monotonic = monotonic
+        # The wall and monotonic clocks at the last round: a jump between them
+        # skips a round (ClockJumpError) rather than misjudge expiries.
+        self._last_clocks: tuple[float, float] | None = None
         self._lock = threading.Lock()
         # Invariant: the leases this host holds as of its last round.
         self._held: dict[int, Lease] = {}
@@ -102,7 +110,7 @@ class Ownership:
         ``busy``: whether a partition has a step in flight now; a busy partition
         is not given back this round (its new owner would run the step again),
         but at a later round, once it is quiet."""
-        now = self._clock()
+        now = self._checked_now()
         renewed = self._leases.renew(self.host_id, self.ttl, now)
         with self._lock:
             lost = frozenset(self._held) - frozenset(renewed)
@@ -131,6 +139,18 @@ class Ownership:
             ranked = sorted(renewed, key=_rank(self.host_id))[wanted:]
             surplus = frozenset(p for p in ranked if not busy(p))
         return Round(gained, lost, surplus)
+
+    def _checked_now(self) -> float:
+        """The wall clock now; ``ClockJumpError`` (nothing written) if it moved
+        by more than a third of the TTL off the monotonic clock since the last
+        round."""
+        now, steady = self._clock(), self._monotonic()
+        last, self._last_clocks = self._last_clocks, (now, steady)
+        if last is not None:
+            jump = (now - last[0]) - (steady - last[1])
+            if abs(jump) > self.ttl / 3:
+                raise ClockJumpError(self.host_id, jump)
+        return now
 
     def give_back(self, partitions: frozenset[int]) -> None:
         """Release ``partitions`` (stop their runs first): another host may take

@@ -30,6 +30,7 @@ from actors._definitions import (
     resolve_workflow,
 )
 from actors._errors import (
+    ClockJumpError,
     SystemClosedError,
     SystemFailedError,
     UnknownRunError,
@@ -624,6 +625,8 @@ class ActorSystem(NamedActors):
                 self._lease_round()
             except (JournalClosedError, SystemClosedError):
                 return
+            except ClockJumpError as error:
+                logger.warning("%s", error)
             except Exception:
                 logger.exception(
                     "renewing the leases of %r failed; trying again in %.1f s",

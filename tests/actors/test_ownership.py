@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from eventsourcing.persistence import StoredEvent
 
+from actors import ClockJumpError
 from actors._hostlock import HostPresence, host_is_present
 from actors._ownership import Ownership, new_host_id
 from journal import (
@@ -44,7 +45,8 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
 
 
 def host(journal: Journal, clock: Clock, name: str) -> Ownership:
-    return Ownership(Leases(journal), name, TTL, clock)
+    # The fake clock stands for both clocks: its moves are time passing.
+    return Ownership(Leases(journal), name, TTL, clock, monotonic=clock)
 
 
 def settle(hosts: list[Ownership], rounds: int = 4) -> None:
@@ -170,7 +172,14 @@ def test_a_host_known_dead_loses_its_partitions_at_once(journal: Journal) -> Non
     clock = Clock()
     alive = {"a", "b"}
     a, b = (
-        Ownership(Leases(journal), name, TTL, clock, present=alive.__contains__)
+        Ownership(
+            Leases(journal),
+            name,
+            TTL,
+            clock,
+            present=alive.__contains__,
+            monotonic=clock,
+        )
         for name in ("a", "b")
     )
     a.tick()
@@ -214,3 +223,25 @@ def test_a_presence_lock_says_whether_its_process_lives(tmp_path: Path) -> None:
         child.send_signal(signal.SIGKILL)
         child.wait(10)
     assert not host_is_present(journal_path, "killed:9:x")  # the kernel let go
+
+
+def test_a_host_whose_wall_clock_jumps_skips_the_round_and_writes_nothing(
+    journal: Journal,
+) -> None:
+    wall, steady = Clock(), Clock()
+    a = Ownership(Leases(journal), "a", TTL, wall, monotonic=steady)
+    assert len(a.tick().gained) == PARTITIONS
+    before = Leases(journal).read()
+    wall.now += 3600.0  # an hour ahead, while one second passed
+    steady.now += 1.0
+    with pytest.raises(ClockJumpError, match=r"jumped by \+3599\.000 s") as jumped:
+        a.tick()
+    assert "nothing was written" in str(jumped.value)
+    assert Leases(journal).read() == before
+    assert a.held == frozenset(range(PARTITIONS))  # still its own
+    wall.now += 1.0  # from the clock as it is now, rounds go on
+    steady.now += 1.0
+    assert a.tick().lost == frozenset()
+    wall.now -= 60.0  # backwards as well
+    with pytest.raises(ClockJumpError, match=r"-60\.000 s"):
+        a.tick()
