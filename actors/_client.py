@@ -47,10 +47,16 @@ _LAST_LOOK = 0.1  # and the longest pause between two reads
 
 class Client:
     """Start, signal, cancel, query and watch the runs of the journal at
-    ``path`` (which must hold one: a host opened it before)."""
+    ``path`` (which must hold one: a host opened it before). ``origin`` says
+    who asks, from where: the operator inbox records it with each request
+    (default: this process's id)."""
 
     def __init__(
-        self, path: str | os.PathLike[str], *, converters: Iterable[ConverterLike] = ()
+        self,
+        path: str | os.PathLike[str],
+        *,
+        converters: Iterable[ConverterLike] = (),
+        origin: str | None = None,
     ):
         self._path = os.fspath(path)
         JournalReader(self._path).close()  # JournalPathError: no journal there
@@ -58,13 +64,17 @@ class Client:
         env = {"PERSISTENCE_MODULE": "journal", "LMDB_PATH": self._path}
         self._app = _Runs(env, self._transcoder.converters)
         self._requests = OperatorRequests(self._app)
-        self._origin = f"client pid {os.getpid()}"
+        self._origin = origin or f"client pid {os.getpid()}"
 
     @classmethod
     def open(
-        cls, path: str | os.PathLike[str], *, converters: Iterable[ConverterLike] = ()
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        converters: Iterable[ConverterLike] = (),
+        origin: str | None = None,
     ) -> Self:
-        return cls(path, converters=converters)
+        return cls(path, converters=converters, origin=origin)
 
     def __enter__(self) -> Self:
         return self

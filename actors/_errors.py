@@ -410,4 +410,3 @@ class ClockJumpError(ActorError, RuntimeError):
         "nothing was written. Keep the hosts' clocks in step (NTP slews, it does "
         "not jump); the next round goes on from the clock as it is now"
     )
-

@@ -42,7 +42,15 @@ from actors._messages import (
 from actors._metrics import Metrics
 from actors._ref import RunHandle
 from actors._run_actor import RunActor
-from aggregates import ErrorInfo, RunEvent, RunFinishedError, RunStatus, WorkflowRun
+from aggregates import (
+    ErrorInfo,
+    RunEvent,
+    RunFinishedError,
+    RunSnapshot,
+    RunStatus,
+    Started,
+    WorkflowRun,
+)
 from journal import partition_of
 from supervision import ChildSpec, Dispatcher, Restart, SupervisorRef, inline_turns
 
@@ -526,10 +534,24 @@ def _has_work(run: WorkflowRun) -> bool:
 def read_run(app: Application[str], workflow_id: str) -> WorkflowRun | None:
     """Run ``workflow_id`` as ``app``'s journal holds it now; None if none."""
     try:
-        run: WorkflowRun = app.repository.get(workflow_id, projector_func=_project)
+        run: WorkflowRun = app.repository.get(workflow_id, projector_func=_project_run)
     except AggregateNotFoundError:
         return None
     return run
+
+
+def _project_run(
+    aggregate: WorkflowRun | None, events: Iterable[RunEvent]
+) -> WorkflowRun | None:
+    """``_project``, or None for a stream that is not a run's (the operator
+    inbox, the index of unfinished runs): its first event starts no run."""
+    events = iter(events)
+    first = next(events, None)
+    if first is None:
+        return aggregate
+    if aggregate is None and not isinstance(first, Started | RunSnapshot):
+        return None
+    return _project(first.mutate(aggregate), events)
 
 
 def _ending(run: WorkflowRun) -> tuple[RunStatus, Any, BaseException | None]:

@@ -3,40 +3,62 @@
 Exit codes: 0 fine, 1 a verification found a problem, 2 bad usage (unknown run,
 bad JSON, a path that is not a journal, ...). Every error is one line on stderr
 naming what went wrong and how to fix it; ``CHRONIK_DEBUG=1`` adds the traceback.
+
+Commands reach runs through ``actors.Client`` (``open_client``), and every
+read command prints one JSON document with ``--json`` (``json_option``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
+import math
 import os
 import sys
 import traceback
-from typing import Any, Final, NoReturn
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date, datetime, time
+from enum import Enum
+from typing import Any, Final, NoReturn, TypeVar
 
 import attrs
 import click
 
+from actors._client import Client
+from actors._errors import UnknownRunError
+from aggregates import Started, WorkflowRun
 from chronik_errors import ChronikError
+from journal import JournalPathError, JournalReader
 
 __all__ = [
     "EXIT_BAD_USAGE",
     "EXIT_OK",
     "EXIT_VERIFY_FAILED",
+    "FIX_JOURNAL",
     "CliError",
     "Options",
     "VerificationFailed",
     "cli",
     "debug_traceback",
     "describe",
+    "echo_json",
     "fail",
+    "json_option",
     "main",
     "one_line",
+    "open_client",
     "options",
+    "plain",
+    "read_run",
 ]
 
 EXIT_OK: Final = 0
 EXIT_VERIFY_FAILED: Final = 1
 EXIT_BAD_USAGE: Final = 2
 DEFAULT_JOURNAL: Final = "data"
+FIX_JOURNAL: Final = "pass -j/--journal DIR (or set CHRONIK_JOURNAL) to a journal"
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class CliError(click.ClickException):
@@ -106,6 +128,102 @@ def options(ctx: click.Context) -> Options:
 def cli(ctx: click.Context, journal: str, converters: tuple[str, ...]) -> None:
     """Host, operate and audit chronik workflows and their journal."""
     ctx.obj = Options(journal=journal, converters=converters)
+
+
+# -- the journal, through a client -------------------------------------------------
+
+
+@contextlib.contextmanager
+def open_client(
+    path: str, converters: Sequence[Any] = (), *, origin: str | None = None
+) -> Iterator[Client]:
+    """A ``Client`` of the journal at ``path``; a path that holds none fails."""
+    try:
+        client = Client(path, converters=converters, origin=origin)
+    except JournalPathError as error:
+        fail(f"journal {path!r} {error.problem}", FIX_JOURNAL)
+    with client:
+        yield client
+
+
+def read_run(client: Client, run_id: str) -> WorkflowRun:
+    """Run ``run_id`` as the journal holds it now. ``UnknownRunError`` also for
+    the id of a stream that is not a run (the operator inbox, the index of
+    unfinished runs): the client would try to read it as one."""
+    with JournalReader(client.path) as reader:
+        first = next(iter(reader.stream(run_id)), None)
+    if first is not None and first.topic != Started.TOPIC:
+        raise UnknownRunError(run_id)
+    return client.history(run_id)
+
+
+# -- JSON output -------------------------------------------------------------------
+
+
+def json_option(help: str = "Print one JSON document.") -> Callable[[_F], _F]:
+    """The ``--json`` flag of the read commands (the parameter ``as_json``)."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def echo_json(document: Any) -> None:
+    """``document`` as indented JSON on stdout (``plain`` makes it JSON data)."""
+    click.echo(json.dumps(plain(document), indent=2, allow_nan=False))
+
+
+def plain(value: Any) -> Any:
+    """``value`` as plain JSON data, to read rather than load back (history
+    files tag values exactly): enums as their value, datetimes, dates and times
+    as ISO 8601 strings, tuples and sets as lists, attrs and dataclass instances
+    as dicts of their fields, bytes as hex, non-finite floats and any other
+    value as its str."""
+    if isinstance(value, Enum):
+        return plain(value.value)
+    if isinstance(value, dict):
+        return {_key(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    if isinstance(value, set | frozenset):
+        return [plain(item) for item in _sorted(value)]
+    fields = _fields(value)
+    if fields is not None:
+        return {name: plain(getattr(value, name)) for name in fields}
+    return _scalar(value)
+
+
+def _fields(value: Any) -> list[str] | None:
+    """The field names of an attrs or dataclass instance (else None)."""
+    if attrs.has(type(value)):
+        return [field.name for field in attrs.fields(type(value))]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [field.name for field in dataclasses.fields(value)]
+    return None
+
+
+def _scalar(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray):
+        return value.hex()
+    return str(value)  # UUID, Decimal, a user type: as it prints
+
+
+def _key(key: Any) -> str:
+    found = plain(key)
+    return found if isinstance(found, str) else json.dumps(found)
+
+
+def _sorted(items: set[Any] | frozenset[Any]) -> list[Any]:
+    try:
+        return sorted(items)
+    except TypeError:  # items of types that do not compare
+        return list(items)
+
+
+# -- the console script --------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:

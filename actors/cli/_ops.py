@@ -5,10 +5,10 @@ journal (resuming every unfinished run), calls MODULE's ``configure(system)`` if
 it has one, and hosts until SIGINT or SIGTERM.
 
 ``chronik signal`` and ``chronik cancel`` never drive a run themselves (the
-system hosting it does): they check the run read-only, append a request to the
-journal's operator inbox (``actors._inbox``), and, if a host is live (it holds
-the journal's host lock, ``actors._hostlock``), wait read-only until the run's
-history shows the request delivered.
+system hosting it does): they go through an ``actors.Client``, which checks the
+run and appends a request to the journal's operator inbox (``actors._inbox``),
+and, if a host is live (it holds the journal's host lock, ``actors._hostlock``),
+wait until the run's history, read through the client, shows it delivered.
 """
 
 from __future__ import annotations
@@ -21,18 +21,17 @@ import signal
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from types import FrameType, ModuleType
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import click
 from eventsourcing.application import Application
 
+from actors._client import Client
+from actors._errors import UnknownRunError
 from actors._hostlock import host_is_live
-from actors._inbox import OperatorRequests
 from actors._index import UnfinishedRuns
 from actors._system import ActorSystem
 from actors.cli._app import (
@@ -41,7 +40,9 @@ from actors.cli._app import (
     describe,
     fail,
     one_line,
+    open_client,
     options,
+    read_run,
 )
 from actors.cli._modules import (
     FIX_CODE,
@@ -50,27 +51,13 @@ from actors.cli._modules import (
     converters_in,
     import_spec,
 )
-from aggregates import (
-    Cancelled,
-    CancelRequested,
-    Completed,
-    Failed,
-    RunStatus,
-    SignalReceived,
-    Started,
-)
-from journal import JournalPathError, JournalReader, MsgpackTranscoder
+from aggregates import RunFinishedError, RunStatus, WorkflowRun
+from journal import UnencodableValueError, UnknownTypeNameError
 
 __all__ = ["cancel", "run", "signal_run"]
 
-_ENDS: Final = {
-    Completed.TOPIC: RunStatus.COMPLETED,
-    Failed.TOPIC: RunStatus.FAILED,
-    Cancelled.TOPIC: RunStatus.CANCELLED,
-}
 _POLL: Final = 0.02
 _LIST_HINT: Final = "list the runs with `chronik list`"
-_R = TypeVar("_R")
 
 
 # -- chronik run -----------------------------------------------------------------
@@ -239,34 +226,26 @@ def signal_run(
         fail("the signal topic is empty", "pass the topic the workflow receives")
     if signal_id == "":
         fail("--id is empty", "pass a non-empty signal id, or leave --id out")
-    path = options(ctx).journal
-    watch = _RunWatch(run_id)
-    with _reader(path) as reader:
-        watch.update(reader)
-    if signal_id is not None and signal_id in watch.signal_ids:  # a retry
-        click.echo(f"signal {signal_id} was already delivered to run {run_id}")
-        return
-    watch.check_running("takes no signals", "signal a running run")
-    sid = signal_id or str(uuid.uuid4())
-    what = f"signal {topic!r} (id {sid}) for run {run_id}"
-    _append(
-        path,
-        lambda inbox: inbox.signal(
-            run_id, topic, value, signal_id=sid, origin=_origin("signal"), at=_now()
-        ),
-    )
+    refused = ("takes no signals", "signal a running run")
+    with _refusals(ctx, run_id, *refused), _client(ctx, "signal") as client:
+        run = read_run(client, run_id)
+        if signal_id is not None and signal_id in run.signal_ids:  # a retry
+            click.echo(f"signal {signal_id} was already delivered to run {run_id}")
+            return
+        sid = client.signal(run_id, topic, value, signal_id=signal_id)
+        what = f"signal {topic!r} (id {sid}) for run {run_id}"
 
-    def delivered(watch: _RunWatch) -> str | None:
-        if sid in watch.signal_ids:
-            return f"delivered {what}"
-        if watch.status is not RunStatus.RUNNING:
-            fail(
-                f"run {run_id!r} {watch.status} before the {what} reached it",
-                "a finished run takes no signals",
-            )
-        return None
+        def delivered(run: WorkflowRun) -> str | None:
+            if sid in run.signal_ids:
+                return f"delivered {what}"
+            if run.is_finished:
+                fail(
+                    f"run {run_id!r} {run.status} before the {what} reached it",
+                    "a finished run takes no signals",
+                )
+            return None
 
-    _await(path, watch, what, delivered, wait=wait, timeout=timeout)
+        _await(client, run_id, what, delivered, wait=wait, timeout=timeout)
 
 
 @cli.command()
@@ -284,34 +263,27 @@ def cancel(
 ) -> None:
     """Cancel run ID: the workflow gets WorkflowCancelled at its current await
     and may compensate. Queued like `chronik signal` when no system is open."""
-    path = options(ctx).journal
-    watch = _RunWatch(run_id)
-    with _reader(path) as reader:
-        watch.update(reader)
-    if watch.cancel_requested:  # a retry, or another operator's
-        state = "cancelled" if watch.status is RunStatus.CANCELLED else "cancelling"
-        click.echo(f"run {run_id} already had a cancel request; it is {state}")
-        return
-    watch.check_running("cannot be cancelled", "cancel a running run")
-    what = f"cancel of run {run_id}"
-    _append(
-        path,
-        lambda inbox: inbox.cancel(
-            run_id, reason=reason, origin=_origin("cancel"), at=_now()
-        ),
-    )
+    refused = ("cannot be cancelled", "cancel a running run")
+    with _refusals(ctx, run_id, *refused), _client(ctx, "cancel") as client:
+        run = read_run(client, run_id)
+        if run.cancel_requested:  # a retry, or another operator's
+            state = "cancelled" if run.status is RunStatus.CANCELLED else "cancelling"
+            click.echo(f"run {run_id} already had a cancel request; it is {state}")
+            return
+        client.cancel(run_id, reason)
+        what = f"cancel of run {run_id}"
 
-    def delivered(watch: _RunWatch) -> str | None:
-        if watch.cancel_requested:
-            return f"delivered {what}: it is cancelling"
-        if watch.status is not RunStatus.RUNNING:
-            fail(
-                f"run {run_id!r} {watch.status} before the {what} reached it",
-                "nothing was cancelled",
-            )
-        return None
+        def delivered(run: WorkflowRun) -> str | None:
+            if run.cancel_requested:
+                return f"delivered {what}: it is cancelling"
+            if run.is_finished:
+                fail(
+                    f"run {run_id!r} {run.status} before the {what} reached it",
+                    "nothing was cancelled",
+                )
+            return None
 
-    _await(path, watch, what, delivered, wait=wait, timeout=timeout)
+        _await(client, run_id, what, delivered, wait=wait, timeout=timeout)
 
 
 def _parse_json(text: str) -> Any:
@@ -326,72 +298,51 @@ def _parse_json(text: str) -> Any:
         )
 
 
-class _RunWatch:
-    """What ``signal`` and ``cancel`` need of a run, read from its events."""
-
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-        self.version = 0
-        self.status = RunStatus.RUNNING
-        self.signal_ids: set[str] = set()
-        self.cancel_requested = False
-        self._transcoder = MsgpackTranscoder()
-
-    def update(self, reader: JournalReader) -> None:
-        """Read the run's events after the last one read."""
-        for stored in reader.stream(self.run_id, gt=self.version or None):
-            if self.version == 0 and stored.topic != Started.TOPIC:
-                fail(f"{self.run_id!r} is not a workflow run", _LIST_HINT)
-            self.version = stored.originator_version
-            if stored.topic == SignalReceived.TOPIC:
-                state = self._transcoder.decode(stored.state)
-                self.signal_ids.add(str(state["signal_id"]))
-            elif stored.topic == CancelRequested.TOPIC:
-                self.cancel_requested = True
-            elif stored.topic in _ENDS:
-                self.status = _ENDS[stored.topic]
-        if self.version == 0:
-            fail(f"no run {self.run_id!r} in the journal {reader.path}", _LIST_HINT)
-
-    def check_running(self, refused: str, fix: str) -> None:
-        if self.status is not RunStatus.RUNNING:
-            fail(
-                f"run {self.run_id!r} has finished ({self.status}) and {refused}",
-                f"{fix}; `chronik show {self.run_id}` shows how it ended",
-            )
+@contextmanager
+def _client(ctx: click.Context, command: str) -> Iterator[Client]:
+    """A client of the journal that records the operator as the origin."""
+    path = options(ctx).journal
+    with open_client(path, cli_converters(ctx), origin=_origin(command)) as client:
+        yield client
 
 
 @contextmanager
-def _reader(path: str) -> Iterator[JournalReader]:
+def _refusals(
+    ctx: click.Context, run_id: str, refused: str, fix: str
+) -> Iterator[None]:
+    """The client's refusals as one-line errors (it wrote nothing then):
+    a finished run ``refused`` the request; ``fix`` says what to do instead."""
     try:
-        reader = JournalReader(path)
-    except JournalPathError as error:
+        yield
+    except UnknownRunError:
+        path = options(ctx).journal
+        fail(f"no run {run_id!r} in the journal {path}", _LIST_HINT)
+    except RunFinishedError as error:
         fail(
-            f"journal {path!r} {error.problem}",
-            "pass -j/--journal DIR (or set CHRONIK_JOURNAL) to a journal",
+            f"run {run_id!r} has finished ({error.status}) and {refused}",
+            f"{fix}; `chronik show {run_id}` shows how it ended",
         )
-    with reader:
-        yield reader
-
-
-def _append(path: str, request: Callable[[OperatorRequests], _R]) -> _R:
-    app = Application[str](env={"PERSISTENCE_MODULE": "journal", "LMDB_PATH": path})
-    try:
-        return request(OperatorRequests(app))
-    finally:
-        app.close()
+    except UnknownTypeNameError as error:
+        fail(
+            f"run {run_id!r} holds a value of type {error.name!r}, which no "
+            "converter given decodes",
+            "pass chronik --converters M, M a module whose `converters` list it",
+        )
+    except UnencodableValueError as error:
+        fail(f"the payload cannot be stored: {one_line(str(error))}", "")
 
 
 def _await(
-    path: str,
-    watch: _RunWatch,
+    client: Client,
+    run_id: str,
     what: str,
-    delivered: Callable[[_RunWatch], str | None],
+    delivered: Callable[[WorkflowRun], str | None],
     *,
     wait: bool,
     timeout: float,
 ) -> None:
     """Print how the request stands: delivered, or queued for a host."""
+    path = client.path
     queued = (
         f"queued {what}: no system has the journal {path} open; it is delivered "
         "when one opens it (e.g. `chronik run MODULE`)"
@@ -403,24 +354,22 @@ def _await(
         click.echo(f"queued {what}; the live host delivers it")
         return
     deadline = time.monotonic() + timeout
-    with _reader(path) as reader:
-        while True:
-            live = host_is_live(path)
-            watch.update(reader)  # after the probe: a host that left did it first
-            outcome = delivered(watch)
-            if outcome is not None:
-                click.echo(outcome)
-                return
-            if not live:
-                click.echo(queued)
-                return
-            if time.monotonic() >= deadline:
-                fail(
-                    f"the {what} is queued but was not delivered within {timeout:g} s",
-                    "it stays queued and the host delivers it (see its log); "
-                    "wait longer with --timeout",
-                )
-            time.sleep(_POLL)
+    while True:
+        live = host_is_live(path)
+        outcome = delivered(client.history(run_id))  # after the probe: a host
+        if outcome is not None:  # that left delivered what it would first
+            click.echo(outcome)
+            return
+        if not live:
+            click.echo(queued)
+            return
+        if time.monotonic() >= deadline:
+            fail(
+                f"the {what} is queued but was not delivered within {timeout:g} s",
+                "it stays queued and the host delivers it (see its log); "
+                "wait longer with --timeout",
+            )
+        time.sleep(_POLL)
 
 
 def _origin(command: str) -> str:
@@ -429,7 +378,3 @@ def _origin(command: str) -> str:
     except Exception:  # no user name in this environment
         user = "?"
     return f"chronik {command} by {user}@{socket.gethostname()} (pid {os.getpid()})"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

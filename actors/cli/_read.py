@@ -1,9 +1,12 @@
 """Read-only commands: list, show, history, state, export and verify.
 
-Each opens the journal through ``actors.Audit``, which never takes the write
-lock, so they run while another process runs the system on the same journal.
-Tables go to stdout (rich on a terminal, plain aligned columns when piped),
-progress bars to stderr (only on a terminal).
+``list`` and ``show`` read through ``actors.Client``, the others through
+``actors.Audit``; neither writes or takes the write lock, so they run while
+another process runs the system on the same journal. Tables go to stdout (rich
+on a terminal, plain aligned columns when piped), progress bars to stderr (only
+on a terminal). With ``--json`` each prints one JSON document instead: exact,
+tagged values (as history files hold them) for ``history``, ``state`` and
+``export``; plain ones (``_app.plain``) for ``list``, ``show`` and ``verify``.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime
-from typing import Any, Final, TypeVar
+from datetime import UTC, datetime
+from typing import Any, Final, NoReturn, TypeVar
 
 import attrs
 import click
@@ -25,10 +28,24 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from actors._audit import Audit, AuditReport, VerifyStage, VersionOutOfRangeError
+from actors._client import Client
 from actors._definitions import resolve_workflow
 from actors._errors import UnknownRunError, UnknownWorkflowError
 from actors._history_file import History, _to_json
-from actors.cli._app import EXIT_VERIFY_FAILED, cli, fail, one_line, options
+from actors._replayer import ReplayStatus
+from actors.cli._app import (
+    EXIT_VERIFY_FAILED,
+    FIX_JOURNAL,
+    cli,
+    describe,
+    echo_json,
+    fail,
+    json_option,
+    one_line,
+    open_client,
+    options,
+    read_run,
+)
 from actors.cli._modules import (
     answer_as_main,
     cli_converters,
@@ -52,12 +69,43 @@ _T = TypeVar("_T")
 
 @cli.command("list")
 @click.option("--status", metavar="S", help=f"Only runs of status S ({_STATUSES}).")
+@click.option("--workflow", metavar="NAME", help="Only runs of workflow NAME.")
+@click.option(
+    "--since",
+    metavar="TIME",
+    help="Only runs started at or after TIME (ISO 8601; UTC without an offset).",
+)
+@click.option("--until", metavar="TIME", help="Only runs started before TIME.")
+@click.option(
+    "--limit", type=click.IntRange(min=0), metavar="N", help="At most the first N."
+)
+@json_option("Print the runs as one JSON array.")
 @click.pass_context
-def list_runs(ctx: click.Context, status: str | None) -> None:
+def list_runs(
+    ctx: click.Context,
+    *,
+    status: str | None,
+    workflow: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int | None,
+    as_json: bool,
+) -> None:
     """The runs, in the order they started."""
     wanted = _status(status)
-    with _open(ctx) as audit:
-        runs = audit.runs(wanted)
+    start, end = _time("--since", since), _time("--until", until)
+    if start is not None and end is not None and end <= start:
+        fail(
+            f"--until {until} is not after --since {since}",
+            "pass an --until later than --since",
+        )
+    with _client(ctx) as client:
+        runs = client.list(
+            status=wanted, workflow=workflow, since=start, until=end, limit=limit
+        )
+    if as_json:
+        echo_json(runs)
+        return
     columns = ("id", "workflow", "status", "started", "ended", "events", "parent")
     rows = [
         (
@@ -77,18 +125,26 @@ def list_runs(ctx: click.Context, status: str | None) -> None:
 
 @cli.command()
 @click.argument("run_id", metavar="ID")
+@json_option("The run as `state --json` gives it (and ended_at), values plain.")
 @click.pass_context
-def show(ctx: click.Context, run_id: str) -> None:
+def show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """One run: what it is, how it ended, and each command it issued."""
-    with _open(ctx) as audit:
-        run = _state(audit, run_id, None)
+    with _client(ctx) as client:
+        try:
+            run = read_run(client, run_id)
+        except UnknownRunError:
+            _unknown(run_id, client.path)
+    if as_json:
+        ended = run.modified_on if run.is_finished else None
+        echo_json({**_state_document(run, run.version), "ended_at": ended})
+        return
     _print_fields(_fields(run))
     _print_commands(run.commands)
 
 
 @cli.command()
 @click.argument("run_id", metavar="ID")
-@click.option("--json", "as_json", is_flag=True, help="A chronik-history/1 document.")
+@json_option("A chronik-history/1 document.")
 @click.pass_context
 def history(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """The events of one run, oldest first."""
@@ -113,7 +169,7 @@ def history(ctx: click.Context, run_id: str, as_json: bool) -> None:
 @cli.command()
 @click.argument("run_id", metavar="ID")
 @click.option("--at", "at", type=int, metavar="N", help="As of version N (1 = start).")
-@click.option("--json", "as_json", is_flag=True, help="The state as JSON.")
+@json_option("The state as JSON.")
 @click.pass_context
 def state(ctx: click.Context, run_id: str, at: int | None, as_json: bool) -> None:
     """The state of one run, now or as of version N (time travel)."""
@@ -137,17 +193,17 @@ def state(ctx: click.Context, run_id: str, at: int | None, as_json: bool) -> Non
 @cli.command()
 @click.option("--from", "start", type=int, default=1, metavar="N", help="From N on.")
 @click.option("--to", "stop", type=int, metavar="N", help="Up to N (default: the end).")
+@json_option("One JSON array of the lines' objects (still constant memory).")
 @click.pass_context
-def export(ctx: click.Context, start: int, stop: int | None) -> None:
+def export(ctx: click.Context, start: int, stop: int | None, as_json: bool) -> None:
     """The log as JSON lines: position, stream, version, topic, timestamp, state."""
     if start < 1:
         fail(f"--from {start} is not a log position", "positions start at 1")
     if stop is not None and stop < start:
         fail(f"--to {stop} is before --from {start}", "pass --to N with N >= --from")
     with _open(ctx) as audit, _quiet_broken_pipe():
-        write = sys.stdout.write
-        for document in audit.export(start, stop):
-            write(json.dumps(document, allow_nan=False) + "\n")
+        write = _write_array if as_json else _write_lines
+        write(audit.export(start, stop))
         sys.stdout.flush()
 
 
@@ -161,8 +217,11 @@ def export(ctx: click.Context, start: int, stop: int | None) -> None:
     metavar="M",
     help="Import M (a module or a .py file) for its workflows first; repeatable.",
 )
+@json_option("Print the report as one JSON document (exit codes as without).")
 @click.pass_context
-def verify(ctx: click.Context, run_id: str | None, modules: tuple[str, ...]) -> None:
+def verify(
+    ctx: click.Context, run_id: str | None, modules: tuple[str, ...], as_json: bool
+) -> None:
     """Check the hash chains, then replay the runs against the current code."""
     imported = [import_spec(module) for module in modules]
     for module in imported:
@@ -172,7 +231,11 @@ def verify(ctx: click.Context, run_id: str | None, modules: tuple[str, ...]) -> 
         _resolve_workflows(names)
         with _progress_bar() as progress, _quiet_runtime():
             report = audit.verify(run_id, progress=progress)
-    _print_report(report)
+    if as_json:
+        echo_json(_report_document(report))
+    else:
+        click.echo(report.summary())
+    _fail_unless_ok(report)
 
 
 # -- opening and errors ------------------------------------------------------------
@@ -185,17 +248,27 @@ def _open(ctx: click.Context, converters: Sequence[Any] = ()) -> Iterator[Audit]
     try:
         audit = Audit(path, converters=given)
     except JournalPathError as error:
-        problem = f"journal {path!r} {error.problem}"
-        fail(problem, "pass -j/--journal DIR (or set CHRONIK_JOURNAL) to a journal")
+        fail(f"journal {path!r} {error.problem}", FIX_JOURNAL)
     with audit:
         yield audit
+
+
+@contextlib.contextmanager
+def _client(ctx: click.Context) -> Iterator[Client]:
+    path = options(ctx).journal
+    with open_client(path, cli_converters(ctx)) as client:
+        yield client
 
 
 def _known(audit: Audit, run_id: str | None, read: Callable[[], _T]) -> _T:
     try:
         return read()
     except UnknownRunError:
-        fail(f"no run has id {run_id!r} in journal {audit.path!r}", _LIST_HINT)
+        _unknown(run_id, audit.path)
+
+
+def _unknown(run_id: str | None, path: str) -> NoReturn:
+    fail(f"no run has id {run_id!r} in journal {path!r}", _LIST_HINT)
 
 
 def _state(audit: Audit, run_id: str, at: int | None) -> WorkflowRun:
@@ -213,6 +286,37 @@ def _status(status: str | None) -> RunStatus | None:
         return RunStatus(status.lower())
     except ValueError:
         fail(f"--status {status!r} is not a run status", f"use one of {_STATUSES}")
+
+
+def _write_lines(documents: Iterable[dict[str, Any]]) -> None:
+    for document in documents:
+        sys.stdout.write(json.dumps(document, allow_nan=False) + "\n")
+
+
+def _write_array(documents: Iterable[dict[str, Any]]) -> None:
+    """One JSON array, an object a line, written as they come."""
+    sys.stdout.write("[")
+    for n, document in enumerate(documents):
+        sys.stdout.write(
+            ("," if n else "") + "\n" + json.dumps(document, allow_nan=False)
+        )
+    sys.stdout.write("\n]\n")
+
+
+def _time(option: str, text: str | None) -> datetime | None:
+    """``text`` as an aware datetime; without an offset it is UTC, as the
+    journal's times are."""
+    if text is None:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        fail(
+            f"{option} {text!r} is not an ISO 8601 time",
+            "pass a date or a time, e.g. 2026-01-31, 2026-01-31T09:30 (UTC) or "
+            "2026-01-31T09:30+01:00",
+        )
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 @contextlib.contextmanager
@@ -287,8 +391,40 @@ def _progress_bar() -> Iterator[Any]:
         yield advance
 
 
-def _print_report(report: AuditReport) -> None:
-    click.echo(report.summary())
+def _report_document(report: AuditReport) -> dict[str, Any]:
+    """What ``verify --json`` prints: the verdict, the chain check, the replay."""
+    chain, replay = report.chain, report.replay
+    failures = [
+        {
+            "workflow_id": result.workflow_id,
+            "workflow": result.workflow,
+            "status": result.status,
+            "error": None if result.error is None else describe(result.error),
+        }
+        for result in replay.failures
+    ]
+    return {
+        "ok": report.ok,
+        "problems": report.problems,
+        "journal": {
+            "ok": chain.ok,
+            "events": chain.events,
+            "notifications": chain.notifications,
+            "max_notification_id": chain.max_notification_id,
+            "head": chain.head,
+            "first_bad": chain.first_bad,
+            "problems": chain.problems,
+        },
+        "replay": {
+            "ok": replay.ok,
+            "runs": len(replay.results),
+            "counts": {status: replay.count(status) for status in ReplayStatus},
+            "failures": failures,
+        },
+    }
+
+
+def _fail_unless_ok(report: AuditReport) -> None:
     if report.ok:
         return
     first = report.first_bad

@@ -8,7 +8,6 @@ every second it is busy (``journal.read_stats``).
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sys
@@ -23,7 +22,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from actors.cli._app import cli, fail, options
+from actors.cli._app import cli, echo_json, fail, json_option, options
 from aggregates import Cancelled, Completed, Failed, RunStatus, Started
 from journal import (
     Journal,
@@ -66,7 +65,7 @@ _ROWS: Final = (
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option()
 @click.option(
     "--all",
     "show_all",
@@ -84,7 +83,7 @@ def stats(ctx: click.Context, as_json: bool, show_all: bool) -> None:
         hosts = _hosts(read_stats(journal), time.time())
     shown = hosts if show_all else _latest(hosts)
     if as_json:
-        click.echo(json.dumps({"journal": figures, "hosts": shown}, indent=2))
+        echo_json({"journal": figures, "hosts": shown})
         return
     console = _console()
     console.print(_journal_table(figures))

@@ -168,3 +168,15 @@ def test_a_client_lists_runs_and_their_events_with_filters(path: str) -> None:
         assert client.events("l-0", since=events[-1].timestamp) == events[-1:]
         with pytest.raises(UnknownRunError):
             client.events("nope")
+
+
+def test_a_stream_that_is_not_a_run_is_no_run_to_the_client(path: str) -> None:
+    with ActorSystem.open(path), Client(path) as client:
+        client.start(collect, 1, id="c-6")
+        client.signal("c-6", "item", None)  # the operator inbox has a stream now
+        client.result("c-6", timeout=10)
+        for stream in ("chronik:operator-requests", "chronik:unfinished-runs"):
+            with pytest.raises(UnknownRunError):
+                client.history(stream)
+            with pytest.raises(UnknownRunError):
+                client.signal(stream, "item", 1)
