@@ -199,6 +199,11 @@ class Router:
         handle = self.handle_of(run)
         if not self.owns(run.id):
             return None  # another host drives it (it finds the run in the journal)
+        if handle.actor is not None:
+            # Started already: a lease round or a wake resumed the run between
+            # its spawn's commit and this start (a second actor would run its
+            # steps again).
+            return handle.actor
         if not run.is_finished:
             self._live[run.id] = handle
             self._broken.pop(run.id, None)

@@ -605,7 +605,10 @@ class ActorSystem(NamedActors):
             if partitions is not None and partition_of(run_id) not in partitions:
                 continue
             self._resumed_ids.add(run_id)
-            if self._router.known(run_id) is None:  # else: started here already
+            handle = self._router.known(run_id)
+            # A handle without an actor: spawned here while another host drove
+            # it, or driven here before the partition went and came back.
+            if handle is None or (handle.actor is None and not handle.finished):
                 unfinished.append(run_id)
         unfinished.sort()
         for first in range(0, len(unfinished), _LOAD_CHUNK):

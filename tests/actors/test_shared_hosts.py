@@ -208,3 +208,74 @@ def test_a_bad_lease_ttl_is_refused_before_anything_is_written(
     with pytest.raises(ValueError, match="lease_ttl="):
         ActorSystem.open(path, lease_ttl=ttl)  # type: ignore[arg-type]
     assert not os.path.exists(path)
+
+
+def test_two_hosts_spawning_at_once_run_each_step_once(path: str) -> None:
+    """Found by the W5 duplicates benchmark: a wake or lease round that resumed
+    a run between its spawn's commit and the spawn's own start made a second
+    actor run its steps again."""
+    with (
+        ActorSystem.open(path, lease_ttl=TTL) as a,
+        ActorSystem.open(path, lease_ttl=TTL) as b,
+    ):
+        _wait(_settled(a, b))
+
+        def spawn_all(system: ActorSystem, prefix: str) -> None:
+            for i in range(150):
+                system.spawn(two_steps, i, id=f"{prefix}-{i}")
+
+        threads = [
+            threading.Thread(target=spawn_all, args=(s, p))
+            for s, p in ((a, "ra"), (b, "rb"))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        ids = [f"{p}-{i}" for p in ("ra", "rb") for i in range(150)]
+        results = [a.ref(i).result(timeout=30) for i in ids]
+    assert results == [i * 4 for i in range(150)] * 2
+    assert len(_executions) == 600
+    assert set(_executions.values()) == {1}
+
+
+_gate = threading.Event()
+_blocking_calls: list[int] = []
+
+
+@activity(name="tests.shared.blocking_once")
+def blocking_once(x: int) -> int:
+    _blocking_calls.append(x)
+    if len(_blocking_calls) == 1:
+        _gate.wait(20)  # the first host's execution hangs: it "dies" mid-step
+    return x + 1
+
+
+@workflow(name="tests.shared.one_blocking_step")
+async def one_blocking_step(ctx: WorkflowContext, x: int) -> int:
+    return int(await ctx.call(blocking_once, x))
+
+
+def test_a_host_resumes_a_run_it_spawned_for_another_host_when_it_takes_the_run_over(
+    path: str,
+) -> None:
+    """Found by the multi-process harness: a host that held a handle of a run
+    (it spawned it, another host drove it) skipped it when it took the run's
+    partition over, and the run stayed unfinished."""
+    _gate.clear()
+    _blocking_calls.clear()
+    a = ActorSystem.open(path, lease_ttl=TTL)
+    b = ActorSystem.open(path, lease_ttl=TTL)
+    try:
+        _wait(_settled(a, b))
+        run_id = next(f"r-{i}" for i in range(1000) if b.drives(f"r-{i}"))
+        ref = a.spawn(one_blocking_step, 1, id=run_id)  # a keeps its handle
+        _wait(lambda: len(_blocking_calls) == 1)  # b runs the step, and hangs
+        as_crashed(b)
+        _wait(lambda: a.drives(run_id))
+        assert ref.result(timeout=10) == 2  # a ran the step again and ended it
+        assert len(_blocking_calls) == 2
+    finally:
+        _gate.set()
+        b.close()
+        a.close()
