@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/workflows.py --quick   # smoke run, a few seconds
     .venv/bin/python benchmarks/workflows.py --peers /tmp/peer-results  # + peers
     .venv/bin/python benchmarks/workflows.py --big     # + 10k active, 100k reopened
+    .venv/bin/python benchmarks/workflows.py --hosts   # + W5 (benchmarks/hosts.py)
     CHRONIK_BENCH_CODE=/path/to/old/checkout .venv/bin/python benchmarks/workflows.py
 
 W1-W4 and the fsync probe are defined exactly as in the peer harness
@@ -1107,6 +1108,16 @@ def quantile(samples: Sequence[float], q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
+def hosts_benchmark(root: Path, *, quick: bool) -> tuple[list[Row], list[str]]:
+    """The rows and notes of ``benchmarks/hosts.py`` (W5), at its sizes."""
+    # Run as a script this module is __main__: benchmarks.hosts, which imports
+    # benchmarks.workflows, must get this module, not run a second copy of it.
+    sys.modules.setdefault("benchmarks.workflows", sys.modules[__name__])
+    from benchmarks import hosts
+
+    return hosts.measure(root, hosts.scale_from(quick))
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
@@ -1157,6 +1168,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--strict", action="store_true", help="exit 1 if any target is missed"
     )
+    parser.add_argument(
+        "--hosts",
+        action="store_true",
+        help="also run benchmarks/hosts.py (W5: several hosts of one journal) and "
+        "append its rows",
+    )
     return parser.parse_args(argv)
 
 
@@ -1186,14 +1203,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         scale = attrs.evolve(scale, reopen_runs=BIG["reopen_runs"])
     peers = None if args.peers is None else read_peers(args.peers)
     root = Path(tempfile.mkdtemp(prefix=".bench-workflows-", dir=args.tmp_dir))
+    host_notes: list[str] = []
     try:
         print("\n".join(machine_info(root)), end="\n\n", flush=True)
         results = run(root, scale, peers, args.reopen_journal)
+        if args.hosts:
+            host_rows, host_notes = hosts_benchmark(root, quick=args.quick)
+            results = attrs.evolve(results, rows=[*results.rows, *host_rows])
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print("\n".join(table(results.rows)))
     print()
     print("\n".join(f"* {note}" for note in footnotes(results, scale, peers)))
+    print("\n".join(f"* {note}" for note in host_notes), end="\n" if host_notes else "")
     if args.json is not None:
         args.json.write_text(
             json.dumps(
