@@ -539,6 +539,61 @@ def idle(root: Path, scale: HostScale) -> Idle:
 # -- the run ---------------------------------------------------------------------------
 
 
+# -- the floor: W2's commits with the libraries alone, 1 process vs 2 ----------------
+
+
+_FLOOR_THREADS = 16  # a process's committing threads (a host: 8 + 16 of its own)
+
+
+def floor_scaling(root: Path, processes: int, scale: HostScale) -> float:
+    """Steps/s of W2's events and commits made with the libraries alone (no
+    engine) by ``processes`` processes at once on one journal, from
+    ``_FLOOR_THREADS`` threads each (their group commit merges within a process,
+    never across: LMDB has one writer at a time); first begin to last end."""
+    root.mkdir()
+    journal = root / "journal"
+    Journal.open(str(journal)).close()
+    runs, steps = scale.concurrent_runs, scale.concurrent_steps
+    per = math.ceil(runs / processes)
+    children = [
+        subprocess.Popen(
+            bench.child_command(
+                "benchmarks._floor_child",
+                str(journal),
+                str(index * per),
+                str(min(per, runs - index * per)),
+                str(_FLOOR_THREADS),
+                str(steps),
+            ),
+            env=bench.child_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for index in range(processes)
+    ]
+    try:
+        for child in children:
+            assert child.stdout is not None
+            bench.expect(child.stdout.readline().strip() == "READY", "floor child")
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        ends = []
+        for child in children:
+            assert child.stdout is not None
+            ends.append(json.loads(child.stdout.readline()))
+            child.wait(_TIMEOUT)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    seconds = float(max(e["ended"] for e in ends) - min(e["began"] for e in ends))
+    return runs * steps / seconds
+
+
 @attrs.frozen
 class Results:
     failover: Failover
@@ -548,6 +603,8 @@ class Results:
     two_hosts_spawning: list[Throughput]
     duplicates: Duplicates
     idle: Idle
+    floor_one: list[float]  # steps/s of the floor in 1 process, round by round
+    floor_two: list[float]  # and in 2 processes at once
 
 
 def steps_per_s(rounds: list[Throughput], scale: HostScale) -> float:
@@ -560,7 +617,11 @@ def run(root: Path, scale: HostScale) -> Results:
     root.mkdir()
     bench.compile_code()  # hosts import from bytecode, as from an installed package
     w2: dict[tuple[int, bool], list[Throughput]] = {}
+    floors: dict[int, list[float]] = {1: [], 2: []}
     for index in range(scale.rounds):  # alternated: drift hits each alike
+        for processes in (1, 2):
+            name = f"floor-{processes}-{index}"
+            floors[processes].append(floor_scaling(root / name, processes, scale))
         for hosts, in_hosts in [(1, False), (2, False), (1, True), (2, True)]:
             name = f"w2-{hosts}-{'spawning' if in_hosts else 'client'}-{index}"
             found = throughput(root / name, hosts, scale, in_hosts=in_hosts)
@@ -573,6 +634,8 @@ def run(root: Path, scale: HostScale) -> Results:
         two_hosts_spawning=w2[2, True],
         duplicates=duplicates(root / "duplicates", scale),
         idle=idle(root / "idle", scale),
+        floor_one=floors[1],
+        floor_two=floors[2],
     )
 
 
@@ -599,6 +662,16 @@ def rows(r: Results, scale: HostScale) -> list[bench.Row]:
             "steps/s",
             one,
             "1 host",
+            bench.Target(1.6, at_least=True, on_ratio=True),
+        ),
+        bench.Row(
+            f"floor, no engine (the libraries alone, W2's events and commits from "
+            f"{_FLOOR_THREADS} threads a process): 2 processes vs 1 on one journal: "
+            "steps/s",
+            statistics.median(r.floor_two),
+            "steps/s",
+            statistics.median(r.floor_one),
+            "1 process",
             bench.Target(1.6, at_least=True, on_ratio=True),
         ),
         bench.Row(
@@ -671,6 +744,15 @@ def footnotes(r: Results, scale: HostScale) -> list[str]:
         f"once; a run lands on the host of its partition). {d.partitions_moved} "
         f"leases changed hands meanwhile; steps completed by host {d.steps_by_host} "
         f"(the journal's steps: {d.keys}).",
+        f"floor: W2's events and commits with the libraries alone (eventsourcing's "
+        "mapper, chronik's LMDB recorder and group commit; no engine), from "
+        f"{_FLOOR_THREADS} threads in each process (benchmarks._floor_child); "
+        "steps/s round by round: 1 process "
+        + ", ".join(f"{x:,.0f}" for x in r.floor_one)
+        + "; 2 processes at once on one journal "
+        + ", ".join(f"{x:,.0f}" for x in r.floor_two)
+        + ". What two processes lose here (one LMDB writer at a time, each "
+        "process grouping and fsyncing only its own commits) no engine gets back.",
         f"W5 idle host: {i.reads} read transactions in {i.seconds:.2f} s, counted by "
         "wrapping journal._store._Store.reading (where every LMDB read transaction "
         f"of the journal begins) in the host process; {i.commits} write "
