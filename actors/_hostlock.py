@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from typing import Final
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "host_file",
     "host_is_live",
     "host_is_present",
+    "sweep_dead_hosts",
 ]
 
 HOST_LOCK_FILE: Final = "chronik-host.lock"
@@ -93,16 +95,44 @@ class HostPresence:
 
     @classmethod
     def hold(cls, journal_path: str, host_id: str) -> HostPresence:
+        """Create and lock this host's file. A sweeper (``sweep_dead_hosts``)
+        may lock or remove it between the two steps, taking it for a dead
+        host's: then this tries again, until it holds the file its path names."""
         directory = os.path.join(journal_path, HOSTS_DIR)
         os.makedirs(directory, exist_ok=True)
         path = _presence_path(journal_path, host_id)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BaseException:
-            os.close(fd)
-            raise
-        return cls(path, fd)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # a sweeper holds it for an instant
+                os.close(fd)
+                time.sleep(0.001)
+                continue
+            except BaseException:
+                os.close(fd)
+                raise
+            if _same_file(path, fd):
+                return cls(path, fd)
+            os.close(fd)  # swept before it was locked: make it again
+
+    def ensure(self) -> bool:
+        """Hold the file the path names again if it was removed or replaced
+        meanwhile (by hand, or by a sweeper that raced this host's start):
+        otherwise other hosts would take this live host for a dead one. Whether
+        it had to; a released presence stays released."""
+        fd = self._fd
+        if fd is None or _same_file(self._path, fd):
+            return False
+        again = HostPresence.hold(
+            os.path.dirname(os.path.dirname(self._path)), self._host_name()
+        )
+        self._fd, again._fd = again._fd, None
+        os.close(fd)
+        return True
+
+    def _host_name(self) -> str:
+        return os.path.basename(self._path).removesuffix(".lock")
 
     def release(self) -> None:
         fd, self._fd = self._fd, None
@@ -110,6 +140,51 @@ class HostPresence:
             with _suppress_missing():
                 os.unlink(self._path)
             os.close(fd)
+
+
+def sweep_dead_hosts(journal_path: str) -> int:
+    """Remove the files of hosts that died without closing (a presence file
+    nobody holds, and its wake pipe); how many hosts were swept. Safe beside
+    live hosts: a file is removed only while this holds its lock."""
+    directory = os.path.join(journal_path, HOSTS_DIR)
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return 0
+    swept = 0
+    for name in names:
+        if not name.endswith(".lock"):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live host's
+            if not _same_file(path, fd):
+                continue  # removed and made again meanwhile
+            with _suppress_missing():
+                os.unlink(path)
+            with _suppress_missing():
+                os.unlink(path.removesuffix(".lock") + ".wake")
+            swept += 1
+        finally:
+            os.close(fd)
+    return swept
+
+
+def _same_file(path: str, fd: int) -> bool:
+    """Whether ``path`` still names the file open at ``fd``."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
 def host_is_present(journal_path: str, host_id: str) -> bool:

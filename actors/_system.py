@@ -36,7 +36,7 @@ from actors._errors import (
     UnknownRunError,
 )
 from actors._host import SystemHost
-from actors._hostlock import HostPresence, host_is_present
+from actors._hostlock import HostPresence, host_is_present, sweep_dead_hosts
 from actors._inbox import OperatorInbox, OperatorRequests
 from actors._index import UnfinishedRuns
 from actors._logs import install_filters
@@ -155,6 +155,7 @@ class ActorSystem(NamedActors):
         )
         # Held while this system lives: a dead host's leases go at once.
         self._presence: HostPresence | None = HostPresence.hold(path, host_id)
+        sweep_dead_hosts(path)  # the files of hosts killed before
         self._resumed_ids: set[str] = set()  # unfinished runs this host resumed
         self._resuming = threading.Lock()  # rounds of the lease keeper and wakes
         # The runs' actors share these threads, however many runs are active.
@@ -642,6 +643,13 @@ class ActorSystem(NamedActors):
         resume those of partitions gained, and runs started meanwhile (by
         another host) in partitions held."""
         ownership = self._ownership
+        if self._presence is not None and self._presence.ensure():
+            logger.warning(
+                "host %s: its presence file in %r was gone (removed by hand?) and "
+                "was made again; other hosts may have taken its partitions meanwhile",
+                ownership.host_id,
+                self._path,
+            )
         changes = ownership.tick(busy=self._router.busy)
         if changes.lost or changes.surplus:
             self._leave_partitions(changes.lost | changes.surplus)

@@ -56,7 +56,7 @@ def _reset() -> None:
 def _wait(condition: Callable[[], bool], timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, "not reached in time"
+        assert time.monotonic() < deadline, f"not reached in time: {condition}"
         time.sleep(0.02)
 
 
@@ -66,6 +66,13 @@ def _held(system: ActorSystem) -> frozenset[int]:
 
 
 def _settled(*systems: ActorSystem) -> Callable[[], bool]:
+    class Settled:
+        def __call__(self) -> bool:
+            return settled()
+
+        def __repr__(self) -> str:  # what the hosts hold, when it fails
+            return f"partitions held {[len(_held(s)) for s in systems]}"
+
     def settled() -> bool:
         held = [_held(s) for s in systems]
         share = -(-PARTITIONS // len(systems))
@@ -73,7 +80,7 @@ def _settled(*systems: ActorSystem) -> Callable[[], bool]:
             0 < len(h) <= share for h in held
         )
 
-    return settled
+    return Settled()
 
 
 def _completed(system: ActorSystem, ids: list[str]) -> Callable[[], bool]:

@@ -4,10 +4,16 @@ run, not every host; a gone host is no error."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from actors import ActorSystem, WorkflowContext, workflow
+from actors._hostlock import host_is_present
 from actors._wake import WakeChannel, wake_all, wake_host, wake_owner
 
 
@@ -87,3 +93,59 @@ def test_a_run_started_and_signalled_through_another_host_ends_without_waiting_f
         ref.send("go", "now")  # queued for b, which is woken to deliver it
         assert ref.result(timeout=5) == "now"
         assert time.monotonic() - started < 3.0
+
+
+_HOST = (
+    "import sys, time; from actors import ActorSystem; "
+    "s = ActorSystem.open(sys.argv[1]); print('READY', flush=True); time.sleep(60)"
+)
+
+
+@pytest.mark.multiprocess
+def test_the_files_of_a_killed_host_are_swept_by_the_next_host_and_a_live_hosts_kept(
+    path: str,
+) -> None:
+    hosts = os.path.join(path, "chronik-hosts")
+    killed = subprocess.Popen(
+        [sys.executable, "-c", _HOST, path], stdout=subprocess.PIPE, text=True
+    )
+    live = subprocess.Popen(
+        [sys.executable, "-c", _HOST, path], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        for child in (killed, live):
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "READY"
+        before = set(os.listdir(hosts))
+        assert len(before) == 4  # a presence lock and a wake pipe each
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+        assert set(os.listdir(hosts)) == before  # nobody cleaned up after it
+        with ActorSystem.open(path):
+            mine = {name for name in os.listdir(hosts) if name not in before}
+            assert len(mine) == 2  # this host's own
+            left = set(os.listdir(hosts)) - mine
+            assert len(left) == 2  # the live host's, kept
+        assert live.poll() is None  # still running, its files in place
+        assert set(os.listdir(hosts)) == left
+    finally:
+        for child in (killed, live):
+            if child.poll() is None:
+                child.kill()
+            child.wait()
+
+
+def test_a_host_whose_presence_file_was_removed_makes_it_again_and_stays_present(
+    path: str,
+) -> None:
+    with ActorSystem.open(path, lease_ttl=0.6) as system:
+        hosts = os.path.join(path, "chronik-hosts")
+        (lock,) = [n for n in os.listdir(hosts) if n.endswith(".lock")]
+        os.unlink(os.path.join(hosts, lock))  # by hand, or a racing sweeper
+        deadline = time.monotonic() + 5
+        while lock not in os.listdir(hosts):  # made again at the next round
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert system.stats().partitions_held == 64
+        host = system._ownership.host_id
+        assert host_is_present(path, host)
