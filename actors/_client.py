@@ -32,9 +32,9 @@ from actors._errors import (
 from actors._inbox import OperatorRequests
 from actors._instance import Start, WorkflowInstance
 from actors._messages import Query
-from actors._replayer import _ReplayEnv
-from actors._router import _ending, read_run
-from actors._system import _Runs
+from actors._replayer import ReplayEnv
+from actors._router import ending_of, read_run
+from actors._system import RunsApp
 from actors._wake import wake_run_owner
 from aggregates import RunEvent, RunFinishedError, RunStatus, WorkflowRun
 from journal import ConverterLike, JournalReader, MsgpackTranscoder
@@ -62,7 +62,7 @@ class Client:
         JournalReader(self._path).close()  # JournalPathError: no journal there
         self._transcoder = MsgpackTranscoder(converters)
         env = {"PERSISTENCE_MODULE": "journal", "LMDB_PATH": self._path}
-        self._app = _Runs(env, self._transcoder.converters)
+        self._app = RunsApp(env, self._transcoder.converters)
         self._requests = OperatorRequests(self._app)
         self._origin = origin or f"client pid {os.getpid()}"
 
@@ -201,7 +201,7 @@ class Client:
         while True:
             run = self._run(run_id)
             if run.is_finished:
-                _, result, error = _ending(run)
+                _, result, error = ending_of(run)
                 if error is not None:
                     raise error
                 return result
@@ -218,7 +218,7 @@ class Client:
         instance = WorkflowInstance(
             resolve_workflow(run.name),
             run,
-            _ReplayEnv(run.modified_on, self._transcoder),
+            ReplayEnv(run.modified_on, self._transcoder),
             read_only=True,
         )
         try:

@@ -226,7 +226,7 @@ def _replay(
     recorded = _rebuild(events)
     end = _end(recorded) if recorded.is_finished else None
     run = _rebuild(events[:-1] if isinstance(events[-1], _ENDS) else events)
-    env = _ReplayEnv(recorded.modified_on, transcoder)
+    env = ReplayEnv(recorded.modified_on, transcoder)
     instance = WorkflowInstance(definition, run, env)
     try:
         instance.activate(Start())  # drives the code as far as history goes
@@ -289,7 +289,7 @@ def _end(run: WorkflowRun) -> RunEnd:
     return RunEnd(run.status, run.error)
 
 
-class _ReplayEnv:
+class ReplayEnv:
     """The world as a replay sees it: time stands still at history's last event,
     and every child the code spawns exists (its history replays on its own)."""
 

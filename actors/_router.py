@@ -165,7 +165,7 @@ class Router:
             handle = RunHandle(run.id, run.name, list(run.args))
             self._handles[run.id] = handle
         if run.is_finished and not handle.finished:
-            status, result, error = _ending(run)
+            status, result, error = ending_of(run)
             handle.finish(status, result, error)
         elif handle.actor is None and not run.is_finished:
             handle.loaded = run
@@ -559,7 +559,7 @@ def _project_run(
     return _project(first.mutate(aggregate), events)
 
 
-def _ending(run: WorkflowRun) -> tuple[RunStatus, Any, BaseException | None]:
+def ending_of(run: WorkflowRun) -> tuple[RunStatus, Any, BaseException | None]:
     if run.status is RunStatus.COMPLETED:
         return run.status, run.result, None
     if run.status is RunStatus.CANCELLED:

@@ -90,7 +90,7 @@ fault that hits every run (a full disk) escalates and stops the system."""
 _LOAD_CHUNK = 1000  # unfinished runs read in one transaction at open
 
 
-class _Runs(Application[str]):
+class RunsApp(Application[str]):
     """The journal's view of workflow runs: one WorkflowRun aggregate per run."""
 
     # Enables the snapshot store; the system takes the snapshots (see save).
@@ -141,7 +141,7 @@ class ActorSystem(NamedActors):
         self._transcoder = MsgpackTranscoder(converters)
         self.converters = self._transcoder.converters
         env = {"PERSISTENCE_MODULE": "journal", "LMDB_PATH": path}
-        self._app = _Runs(env, self.converters)
+        self._app = RunsApp(env, self.converters)
         self._index = UnfinishedRuns(self._app)
         # This system is one of possibly several hosts of the journal: it drives
         # the partitions of runs it holds leases on (see actors._ownership).
