@@ -1,0 +1,141 @@
+"""Where a journal lives: a directory (LMDB) or a PostgreSQL URL (issue 14).
+
+Every entry point (``ActorSystem.open``, the client, ``Audit``, the ``chronik``
+command's ``-j``/``CHRONIK_JOURNAL``) takes one string and parses it here, so a
+URL that does not parse, or one of another database, is refused the same way
+everywhere, before anything is written. A password never appears in a repr or
+an error (``display``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Final
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import attrs
+
+from journal._errors import JournalConfigError
+
+__all__ = ["LmdbLocation", "PostgresLocation", "parse_location"]
+
+_POSTGRES_SCHEMES: Final = ("postgresql", "postgres")
+_URL: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_SCHEMA: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_QUERY_KEYS: Final = frozenset({"schema"})
+
+
+@attrs.frozen
+class LmdbLocation:
+    """An LMDB journal: a directory on this machine's file system."""
+
+    path: str
+
+    @property
+    def display(self) -> str:
+        return self.path
+
+
+@attrs.frozen
+class PostgresLocation:
+    """A PostgreSQL journal: a database (and a schema in it) on a server."""
+
+    host: str
+    port: int
+    dbname: str
+    user: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
+    schema: str = "public"
+
+    @property
+    def display(self) -> str:
+        """The URL with the password left out."""
+        user = "" if self.user is None else f"{self.user}@"
+        schema = "" if self.schema == "public" else f"?schema={self.schema}"
+        return f"postgresql://{user}{self.host}:{self.port}/{self.dbname}{schema}"
+
+    def env(self) -> dict[str, str]:
+        """eventsourcing's ``POSTGRES_*`` settings for this location."""
+        env = {
+            "POSTGRES_HOST": self.host,
+            "POSTGRES_PORT": str(self.port),
+            "POSTGRES_DBNAME": self.dbname,
+            "POSTGRES_SCHEMA": self.schema,
+            "POSTGRES_USER": self.user or "",
+            "POSTGRES_PASSWORD": self.password or "",
+        }
+        return env
+
+
+def parse_location(source: str | os.PathLike[str]) -> LmdbLocation | PostgresLocation:
+    """The journal ``source`` names; ``JournalConfigError`` (nothing written)
+    for a URL that does not parse or names another kind of database."""
+    text = os.fspath(source)
+    if not isinstance(text, str) or not text:
+        raise JournalConfigError(
+            "journal", source, "is empty: pass a directory or a URL"
+        )
+    if not _URL.match(text):
+        return LmdbLocation(text)
+    split = urlsplit(text)
+    scheme = split.scheme.lower()
+    shown = _without_password(text)
+    if scheme not in _POSTGRES_SCHEMES:
+        raise JournalConfigError(
+            "journal",
+            shown,
+            f"is a {scheme}:// URL; a journal is a directory (LMDB) or a "
+            "postgresql:// URL",
+        )
+    try:
+        port = split.port or 5432
+    except ValueError:
+        raise JournalConfigError(
+            "journal", shown, "has a port that is not a number from 1 to 65535"
+        ) from None
+    host = split.hostname
+    if not host:
+        raise JournalConfigError(
+            "journal", shown, "names no host: postgresql://USER@HOST:PORT/DATABASE"
+        )
+    dbname = unquote(split.path.lstrip("/"))
+    if not dbname or "/" in dbname:
+        raise JournalConfigError(
+            "journal",
+            shown,
+            "names no database (or more than one path part): "
+            "postgresql://USER@HOST:PORT/DATABASE",
+        )
+    query = parse_qs(split.query, keep_blank_values=True, strict_parsing=False)
+    unknown = sorted(set(query) - _QUERY_KEYS)
+    if unknown:
+        raise JournalConfigError(
+            "journal",
+            shown,
+            f"has settings chronik does not know: {unknown} (it knows ?schema=NAME)",
+        )
+    schema = query.get("schema", ["public"])[-1]
+    if not _SCHEMA.match(schema):
+        raise JournalConfigError(
+            "journal",
+            shown,
+            f"has schema {schema!r}: a schema name is letters, digits and _ "
+            "(63 at most), not starting with a digit",
+        )
+    return PostgresLocation(
+        host=host,
+        port=port,
+        dbname=dbname,
+        user=unquote(split.username) if split.username else None,
+        password=unquote(split.password) if split.password else None,
+        schema=schema,
+    )
+
+
+def _without_password(url: str) -> str:
+    split = urlsplit(url)
+    if split.password is None:
+        return url
+    netloc = split.netloc.replace(f":{split.password}@", ":***@", 1)
+    return split._replace(netloc=netloc).geturl()
