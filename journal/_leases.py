@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Callable, Iterable
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import attrs
 import msgpack
@@ -38,7 +38,10 @@ __all__ = [
     "PARTITIONS",
     "Fence",
     "Lease",
+    "LeaseStorage",
+    "LeaseTable",
     "Leases",
+    "LmdbLeaseStorage",
     "check_covered",
     "check_fence",
     "partition_of",
@@ -80,36 +83,119 @@ class Fence:
     token: int
 
 
-class Leases:
-    """The lease table of one journal. Every method is one durable write (or one
-    read) and safe from any thread or process."""
+class LeaseTable(Protocol):
+    """The lease records of one journal inside one transaction (a backend's)."""
+
+    def get(self, partition: int) -> Lease | None: ...
+
+    def put(self, lease: Lease) -> None: ...
+
+    def all(self) -> dict[int, Lease]: ...
+
+    def counter(self) -> int: ...
+
+    def set_counter(self, token: int) -> None: ...
+
+    def put_member(self, host: str, until: float) -> None: ...
+
+    def delete_member(self, host: str) -> None: ...
+
+    def members(self) -> dict[str, float]: ...
+
+
+class LeaseStorage(Protocol):
+    """Runs a function on the lease table in one durable write transaction, or
+    in one read transaction."""
+
+    def write(self, fn: Callable[[LeaseTable], _T]) -> _T: ...
+
+    def read(self, fn: Callable[[LeaseTable], _T]) -> _T: ...
+
+
+class LmdbLeaseStorage:
+    """The lease table in the LMDB journal's ``LEASES_DB``, written through its
+    group committer (durable as events are)."""
 
     def __init__(self, journal: Journal) -> None:
         self._store = journal.store
         self._db = self._store.db(LEASES_DB)
+
+    def write(self, fn: Callable[[LeaseTable], _T]) -> _T:
+        result: _T = self._store.write(
+            lambda context: fn(_LmdbTable(context.txn, self._db))
+        )
+        return result
+
+    def read(self, fn: Callable[[LeaseTable], _T]) -> _T:
+        with self._store.reading() as txn:
+            return fn(_LmdbTable(txn, self._db))
+
+
+class _LmdbTable:
+    def __init__(self, txn: Any, db: Any) -> None:
+        self._txn, self._db = txn, db
+
+    def get(self, partition: int) -> Lease | None:
+        return _get(self._txn, self._db, partition)
+
+    def put(self, lease: Lease) -> None:
+        _put(self._txn, self._db, lease)
+
+    def all(self) -> dict[int, Lease]:
+        return _all(self._txn, self._db)
+
+    def counter(self) -> int:
+        return _counter(self._txn, self._db)
+
+    def set_counter(self, token: int) -> None:
+        self._txn.put(_COUNTER, msgpack.packb(token), db=self._db)
+
+    def put_member(self, host: str, until: float) -> None:
+        _put_member(self._txn, self._db, host, until)
+
+    def delete_member(self, host: str) -> None:
+        self._txn.delete(_MEMBER + host.encode("utf-8"), db=self._db)
+
+    def members(self) -> dict[str, float]:
+        found: dict[str, float] = {}
+        cursor = self._txn.cursor(db=self._db)
+        if cursor.set_range(_MEMBER):
+            for key, value in cursor:
+                if not key.startswith(_MEMBER):
+                    break
+                found[key[len(_MEMBER) :].decode("utf-8")] = msgpack.unpackb(value)
+        return found
+
+
+class Leases:
+    """The lease table of one journal. Every method is one durable write (or one
+    read) and safe from any thread or process. ``storage``: an LMDB ``Journal``,
+    or any ``LeaseStorage`` (PostgreSQL's: ``journal._pg_leases``)."""
+
+    def __init__(self, storage: Journal | LeaseStorage) -> None:
+        self._storage: LeaseStorage = (
+            LmdbLeaseStorage(storage) if isinstance(storage, Journal) else storage
+        )
         self.writes = 0  # write transactions through this object: housekeeping
 
-    def _write(self, write: Callable[[Any], _T]) -> _T:
-        result: _T = self._store.write(write)
+    def _write(self, write: Callable[[LeaseTable], _T]) -> _T:
+        result = self._storage.write(write)
         self.writes += 1
         return result
 
     def read(self) -> dict[int, Lease]:
         """Every partition that ever had an owner, as the journal holds it now."""
-        with self._store.reading() as txn:
-            return _all(txn, self._db)
+        return self._storage.read(lambda table: table.all())
 
     def owner_of(self, partition: int, now: float) -> str | None:
         """Who holds ``partition`` at ``now`` (None: nobody, or expired)."""
         _check_partition(partition)
-        with self._store.reading() as txn:
-            lease = _get(txn, self._db, partition)
+        lease = self._storage.read(lambda table: table.get(partition))
         return lease.owner if lease is not None and lease.held(now) else None
 
     def last_token(self) -> int:
         """The largest fencing token handed out so far (0 if none)."""
-        with self._store.reading() as txn:
-            return _counter(txn, self._db)
+        return self._storage.read(lambda table: table.counter())
 
     def acquire(
         self,
@@ -128,14 +214,12 @@ class Leases:
         for partition in wanted:
             _check_partition(partition)
         _check_lease_terms(owner, ttl, now)
-        db = self._db
 
-        def write(context: Any) -> dict[int, Lease]:
-            txn = context.txn
-            counter = _counter(txn, db)
+        def write(table: LeaseTable) -> dict[int, Lease]:
+            counter = table.counter()
             held: dict[int, Lease] = {}
             for partition in wanted:
-                lease = _get(txn, db, partition)
+                lease = table.get(partition)
                 if (
                     lease is not None
                     and lease.owner != owner
@@ -148,64 +232,49 @@ class Leases:
                     counter += 1
                     token = counter
                 held[partition] = Lease(partition, owner, token, now + ttl)
-                _put(txn, db, held[partition])
-            txn.put(_COUNTER, msgpack.packb(counter), db=db)
-            _put_member(txn, db, owner, now + ttl)
+                table.put(held[partition])
+            table.set_counter(counter)
+            table.put_member(owner, now + ttl)
             return held
 
-        result: dict[int, Lease] = self._write(write)
-        return result
+        return self._write(write)
 
     def renew(self, owner: str, ttl: float, now: float) -> dict[int, Lease]:
         """Extend every lease ``owner`` still holds (expired or not, as long as
         no other host took it), tokens kept. Returns them: a partition missing
         from the result is lost."""
         _check_lease_terms(owner, ttl, now)
-        db = self._db
 
-        def write(context: Any) -> dict[int, Lease]:
-            txn = context.txn
-            mine = {
-                p: lease for p, lease in _all(txn, db).items() if lease.owner == owner
-            }
+        def write(table: LeaseTable) -> dict[int, Lease]:
             renewed = {
                 p: attrs.evolve(lease, expires_at=now + ttl)
-                for p, lease in mine.items()
+                for p, lease in table.all().items()
+                if lease.owner == owner
             }
             for lease in renewed.values():
-                _put(txn, db, lease)
-            _put_member(txn, db, owner, now + ttl)
+                table.put(lease)
+            table.put_member(owner, now + ttl)
             return renewed
 
-        result: dict[int, Lease] = self._write(write)
-        return result
+        return self._write(write)
 
     def members(self, now: float) -> list[str]:
         """The hosts alive at ``now``: each ``acquire`` or ``renew`` says a host
         is alive for its TTL; ``leave`` says it is gone."""
-        with self._store.reading() as txn:
-            cursor = txn.cursor(db=self._db)
-            alive = []
-            if cursor.set_range(_MEMBER):
-                for key, value in cursor:
-                    if not key.startswith(_MEMBER):
-                        break
-                    if now < msgpack.unpackb(value):
-                        alive.append(key[len(_MEMBER) :].decode("utf-8"))
-            return alive
+        found = self._storage.read(lambda table: table.members())
+        return [host for host, until in found.items() if now < until]
 
     def leave(self, owner: str, now: float) -> None:
         """``owner`` stops: its leases expire now and it is no member any more."""
         _check_lease_terms(owner, 1.0, now)
-        db = self._db
 
-        def write(context: Any) -> None:
-            txn = context.txn
-            for lease in _all(txn, db).values():
+        def write(table: LeaseTable) -> None:
+            for lease in table.all().values():
                 if lease.owner == owner:
-                    expires_at = min(now, lease.expires_at)
-                    _put(txn, db, attrs.evolve(lease, expires_at=expires_at))
-            txn.delete(_MEMBER + owner.encode("utf-8"), db=db)
+                    table.put(
+                        attrs.evolve(lease, expires_at=min(now, lease.expires_at))
+                    )
+            table.delete_member(owner)
 
         self._write(write)
 
@@ -215,17 +284,13 @@ class Leases:
         wanted = sorted(set(partitions))
         for partition in wanted:
             _check_partition(partition)
-        db = self._db
 
-        def write(context: Any) -> None:
-            txn = context.txn
+        def write(table: LeaseTable) -> None:
             for partition in wanted:
-                lease = _get(txn, db, partition)
+                lease = table.get(partition)
                 if lease is not None and lease.owner == owner:
-                    _put(
-                        txn,
-                        db,
-                        attrs.evolve(lease, expires_at=min(now, lease.expires_at)),
+                    table.put(
+                        attrs.evolve(lease, expires_at=min(now, lease.expires_at))
                     )
 
         self._write(write)

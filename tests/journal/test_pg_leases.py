@@ -1,0 +1,137 @@
+"""The lease table behaves alike on both backends (issue 14): the same
+``Leases`` logic over LMDB and over PostgreSQL; on PostgreSQL the fence check
+runs inside the append's transaction."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from journal import PARTITIONS, Fence, FencedOutError, Journal, Leases
+
+TTL = 5.0
+
+psycopg = pytest.importorskip("psycopg")
+
+
+def _postgres_storage(dsn: str) -> Iterator[Any]:
+    from eventsourcing.postgres import PostgresDatastore
+    from psycopg.conninfo import conninfo_to_dict
+    from psycopg.sql import SQL, Identifier
+
+    from journal._pg_leases import PostgresLeaseStorage
+
+    params = conninfo_to_dict(dsn)
+    settings = {
+        "dbname": str(params.get("dbname", "postgres")),
+        "host": str(params.get("host", "127.0.0.1")),
+        "port": str(params.get("port", "5432")),
+        "user": str(params.get("user", "postgres")),
+        "password": str(params.get("password", "")),
+    }
+    schema = f"chronik_leases_{uuid.uuid4().hex[:10]}"
+    datastore = PostgresDatastore(schema=schema, pool_size=4, **settings)
+    storage = PostgresLeaseStorage(datastore)
+    storage.create_tables()
+    try:
+        yield storage, datastore
+    finally:
+        datastore.close()
+        with psycopg.connect(autocommit=True, **settings) as conn:
+            conn.execute(SQL("DROP SCHEMA {0} CASCADE").format(Identifier(schema)))
+
+
+@pytest.fixture(params=["lmdb", "postgres"])
+def leases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Leases]:
+    if request.param == "lmdb":
+        journal = Journal.open(str(tmp_path / "journal"))
+        try:
+            yield Leases(journal)
+        finally:
+            journal.close()
+        return
+    dsn = request.getfixturevalue("postgres_dsn")
+    for storage, _ in _postgres_storage(dsn):
+        yield Leases(storage)
+
+
+def test_leases_are_taken_renewed_released_and_stolen_alike(leases: Leases) -> None:
+    taken = leases.acquire([3, 5], "a", TTL, now=100.0)
+    assert {p: (x.owner, x.token) for p, x in taken.items()} == {
+        3: ("a", 1),
+        5: ("a", 2),
+    }
+    assert leases.acquire([3], "b", TTL, now=101.0) == {}  # held
+    renewed = leases.renew("a", TTL, now=103.0)
+    assert {p: x.token for p, x in renewed.items()} == {3: 1, 5: 2}
+    assert leases.owner_of(3, 104.0) == "a"
+    assert sorted(leases.members(104.0)) == ["a", "b"]
+    stolen = leases.acquire([3], "b", TTL, now=109.0)  # a's lease ran out
+    assert stolen[3].token == 3
+    assert leases.renew("a", TTL, now=109.5).keys() == {5}  # 3 is lost
+    leases.release([5], "a", now=110.0)
+    assert leases.owner_of(5, 110.0) is None
+    assert leases.acquire([5], "b", TTL, now=110.0)[5].token == 4
+    taken_from_dead = leases.acquire([7], "a", TTL, now=111.0)
+    assert leases.acquire([7], "b", TTL, now=111.5, dead=frozenset({"a"}))[7].token == (
+        taken_from_dead[7].token + 1
+    )
+    leases.leave("b", now=112.0)
+    assert "b" not in leases.members(112.0)
+    assert all(
+        lease.expires_at <= 112.0
+        for lease in leases.read().values()
+        if lease.owner == "b"
+    )
+    assert leases.last_token() == 6
+
+
+def test_hosts_racing_for_every_partition_get_each_once(leases: Leases) -> None:
+    won: dict[str, dict[int, Any]] = {}
+
+    def race(host: str) -> None:
+        won[host] = leases.acquire(range(PARTITIONS), host, TTL, now=100.0)
+
+    threads = [threading.Thread(target=race, args=(h,)) for h in ("a", "b", "c")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(len(w) for w in won.values()) == PARTITIONS
+    tokens = [lease.token for w in won.values() for lease in w.values()]
+    assert sorted(tokens) == list(range(1, PARTITIONS + 1))
+
+
+def test_a_fence_check_in_an_append_transaction_refuses_a_stale_owner(
+    postgres_dsn: str,
+) -> None:
+    from journal._pg_leases import check_fence_pg
+
+    for storage, datastore in _postgres_storage(postgres_dsn):
+        leases = Leases(storage)
+        old = leases.acquire([9], "a", TTL, now=100.0)[9]
+        with datastore.transaction(commit=False) as cursor:
+            check_fence_pg(cursor, datastore.schema, Fence(9, old.token), "run-1")
+        new = leases.acquire([9], "b", TTL, now=200.0)[9]
+        with (
+            datastore.transaction(commit=False) as cursor,
+            pytest.raises(FencedOutError) as refused,
+        ):
+            check_fence_pg(cursor, datastore.schema, Fence(9, old.token), "run-1")
+        assert (refused.value.held_token, refused.value.current_token) == (
+            old.token,
+            new.token,
+        )
+        assert refused.value.current_owner == "b"
+        with (
+            datastore.transaction(commit=False) as cursor,
+            pytest.raises(FencedOutError),
+        ):
+            check_fence_pg(
+                cursor, datastore.schema, Fence(10, 1), "run-2"
+            )  # never held
