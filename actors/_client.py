@@ -23,6 +23,7 @@ from typing import Any, Self
 from eventsourcing.persistence import IntegrityError
 
 from actors._audit import Audit, RunSummary
+from actors._backend import Backend, LmdbBackend
 from actors._definitions import WorkflowDefinition, resolve_workflow
 from actors._errors import (
     ResultTimeoutError,
@@ -35,7 +36,6 @@ from actors._messages import Query
 from actors._replayer import ReplayEnv
 from actors._router import ending_of, read_run
 from actors._system import RunsApp
-from actors._wake import wake_run_owner
 from aggregates import RunEvent, RunFinishedError, RunStatus, WorkflowRun
 from journal import ConverterLike, JournalReader, MsgpackTranscoder
 
@@ -61,8 +61,8 @@ class Client:
         self._path = os.fspath(path)
         JournalReader(self._path).close()  # JournalPathError: no journal there
         self._transcoder = MsgpackTranscoder(converters)
-        env = {"PERSISTENCE_MODULE": "journal", "LMDB_PATH": self._path}
-        self._app = RunsApp(env, self._transcoder.converters)
+        self._backend: Backend = LmdbBackend(self._path)
+        self._app = RunsApp(self._backend.env(), self._transcoder.converters)
         self._requests = OperatorRequests(self._app)
         self._origin = origin or f"client pid {os.getpid()}"
 
@@ -292,7 +292,7 @@ class Client:
         return run
 
     def _wake(self, run_id: str) -> None:
-        wake_run_owner(self._app.recorder.journal, run_id)  # type: ignore[attr-defined]
+        self._backend.wake_run_owner(self._app, run_id)
 
 
 def _now() -> datetime:

@@ -37,11 +37,12 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import register_topic
 
+from actors._backend import Backend, Listener
 from actors._errors import SystemClosedError, UnknownRunError
 from actors._hostlock import HostLock
 from actors._index import UnfinishedRuns
 from actors._ref import RunRef
-from actors._wake import SLOW_POLL, WakeChannel, wake_run_owner
+from actors._wake import SLOW_POLL, wake_run_owner
 from aggregates import RunFinishedError, WorkflowRun
 from chronik_errors import ChronikError
 from journal import JournalClosedError, partition_of
@@ -207,7 +208,7 @@ class OperatorInbox:
         target: RequestTarget,
         app: Application[Any],
         path: str,
-        channel: WakeChannel,
+        channel: Listener,
     ):
         self._target = target
         self._channel = channel
@@ -223,13 +224,17 @@ class OperatorInbox:
 
     @classmethod
     def start(
-        cls, target: RequestTarget, app: Application[Any], path: str, host_id: str
+        cls,
+        target: RequestTarget,
+        app: Application[Any],
+        backend: Backend,
+        host_id: str,
     ) -> OperatorInbox:
         """Listen for wakes and take the host lock, then follow: a request
         appended before a probe that saw the lock is read by the catch-up or by
         a round after it."""
-        inbox = cls(target, app, path, WakeChannel.listen(path, host_id))
-        inbox._lock = HostLock.acquire(path)
+        inbox = cls(target, app, backend.where, backend.listen(host_id))
+        inbox._lock = backend.host_lock()
         inbox._thread.start()
         return inbox
 

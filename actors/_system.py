@@ -23,6 +23,7 @@ import pykka
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Transcoder
 
+from actors._backend import Backend, LmdbBackend, Presence
 from actors._clock import Clock, SystemClock
 from actors._definitions import (
     WorkflowDefinition,
@@ -36,7 +37,6 @@ from actors._errors import (
     UnknownRunError,
 )
 from actors._host import SystemHost
-from actors._hostlock import HostPresence, host_is_present, sweep_dead_hosts
 from actors._inbox import OperatorInbox, OperatorRequests
 from actors._index import UnfinishedRuns
 from actors._logs import install_filters
@@ -55,7 +55,6 @@ from actors._publisher import StatsPublisher
 from actors._ref import RunHandle, RunRef
 from actors._router import Router
 from actors._timers import TimerService
-from actors._wake import wake_run_owner
 from actors._worker import Worker
 from aggregates import (
     RunFinishedError,
@@ -140,22 +139,22 @@ class ActorSystem(NamedActors):
         # The same converters encode the journal's events and normalise values.
         self._transcoder = MsgpackTranscoder(converters)
         self.converters = self._transcoder.converters
-        env = {"PERSISTENCE_MODULE": "journal", "LMDB_PATH": path}
-        self._app = RunsApp(env, self.converters)
+        self._backend: Backend = LmdbBackend(path)
+        self._app = RunsApp(self._backend.env(), self.converters)
         self._index = UnfinishedRuns(self._app)
         # This system is one of possibly several hosts of the journal: it drives
         # the partitions of runs it holds leases on (see actors._ownership).
         host_id = new_host_id()
         self._ownership = Ownership(
-            Leases(self._app.recorder.journal),  # type: ignore[attr-defined]
+            Leases(self._backend.lease_storage(self._app)),
             host_id,
             lease_ttl,
             time.time,
-            present=lambda other: host_is_present(path, other),
+            present=self._backend.present,
         )
         # Held while this system lives: a dead host's leases go at once.
-        self._presence: HostPresence | None = HostPresence.hold(path, host_id)
-        sweep_dead_hosts(path)  # the files of hosts killed before
+        self._presence: Presence | None = self._backend.hold_presence(host_id)
+        self._backend.sweep()  # what hosts killed before left behind
         self._resumed_ids: set[str] = set()  # unfinished runs this host resumed
         self._resuming = threading.Lock()  # rounds of the lease keeper and wakes
         # The runs' actors share these threads, however many runs are active.
@@ -295,7 +294,7 @@ class ActorSystem(NamedActors):
             system._resume_unfinished()
             system._index.checkpoint(system._clock.now())
             system._inbox = OperatorInbox.start(
-                system, system._app, system._path, system._ownership.host_id
+                system, system._app, system._backend, system._ownership.host_id
             )
         except BaseException:
             system.close()
@@ -467,9 +466,8 @@ class ActorSystem(NamedActors):
         """Wake the hosts that drive those of ``run_ids`` (just started here)
         this host does not: they start them now, not at their next round."""
         elsewhere = {partition_of(i): i for i in run_ids if not self._owns(i)}
-        journal = self._app.recorder.journal  # type: ignore[attr-defined]
         for run_id in elsewhere.values():
-            wake_run_owner(journal, run_id)
+            self._backend.wake_run_owner(self._app, run_id)
 
     def _definition(self, workflow: WorkflowDefinition | str) -> WorkflowDefinition:
         definition = (

@@ -29,7 +29,16 @@ from journal._errors import (
 )
 from journal._factory import LMDBFactory
 from journal._groupcommit import CommitStats
-from journal._leases import PARTITIONS, Fence, Lease, Leases, partition_of
+from journal._leases import (
+    PARTITIONS,
+    Fence,
+    Lease,
+    Leases,
+    LeaseStorage,
+    LeaseTable,
+    LmdbLeaseStorage,
+    partition_of,
+)
 from journal._recorders import (
     LMDBAggregateRecorder,
     LMDBApplicationRecorder,
@@ -77,7 +86,10 @@ __all__ = [
     "LMDBTrackingRecorder",
     "Lease",
     "LeaseSettingError",
+    "LeaseStorage",
+    "LeaseTable",
     "Leases",
+    "LmdbLeaseStorage",
     "MsgpackTranscoder",
     "Problem",
     "StreamIdError",

@@ -1,0 +1,113 @@
+"""What a host needs of where its journal lives, besides the events.
+
+The runtime reaches its journal's events through eventsourcing's application
+API whatever the backend. The rest differs by where the journal lives: the
+lease table, how a host shows it is alive (a presence lock on one machine;
+nothing but its renewals past one), how it is woken (a named pipe, or
+``LISTEN``/``NOTIFY``), and the lock ``chronik signal`` probes for a live host.
+A ``Backend`` gathers those, so that ``ActorSystem``, the operator inbox and the
+client are written once. ``LmdbBackend`` is the journal in a directory;
+PostgreSQL's comes with issue 14's wiring.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from eventsourcing.application import Application
+
+from actors._hostlock import HostLock, HostPresence, host_is_present, sweep_dead_hosts
+from actors._wake import WakeChannel, wake_run_owner
+from journal import Journal, LeaseStorage, LmdbLeaseStorage
+
+__all__ = ["Backend", "Listener", "LmdbBackend", "Presence"]
+
+
+class Presence(Protocol):
+    """A host's sign of life other hosts can probe, held while it lives."""
+
+    def ensure(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+class Listener(Protocol):
+    """Where a host sleeps until it is woken (or a timeout passes)."""
+
+    def wait(self, timeout: float) -> bool: ...
+
+    def wake(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    """The non-event side of a journal's location."""
+
+    @property
+    def where(self) -> str:
+        """The journal, for messages (never with a password)."""
+
+    def env(self) -> dict[str, str]:
+        """The eventsourcing settings of the journal's applications."""
+
+    def lease_storage(self, app: Application[Any]) -> LeaseStorage: ...
+
+    def hold_presence(self, host_id: str) -> Presence | None:
+        """Show this host alive until ``release``; None: the backend has no
+        such sign (hosts then wait for leases to expire)."""
+
+    def present(self, host_id: str) -> bool:
+        """Whether host ``host_id`` lives, as far as its sign tells."""
+
+    def sweep(self) -> None:
+        """Remove what dead hosts left behind."""
+
+    def listen(self, host_id: str) -> Listener: ...
+
+    def wake_run_owner(self, app: Application[Any], run_id: str) -> None:
+        """Wake the host that drives run ``run_id`` (after a durable request)."""
+
+    def host_lock(self) -> HostLock | None:
+        """The lock ``chronik signal`` probes to tell a live host exists."""
+
+
+class LmdbBackend:
+    """A journal in a directory on this machine: flock presence, pipes."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+
+    @property
+    def where(self) -> str:
+        return self._path
+
+    def env(self) -> dict[str, str]:
+        return {"PERSISTENCE_MODULE": "journal", "LMDB_PATH": self._path}
+
+    def lease_storage(self, app: Application[Any]) -> LeaseStorage:
+        return LmdbLeaseStorage(_journal(app))
+
+    def hold_presence(self, host_id: str) -> Presence | None:
+        return HostPresence.hold(self._path, host_id)
+
+    def present(self, host_id: str) -> bool:
+        return host_is_present(self._path, host_id)
+
+    def sweep(self) -> None:
+        sweep_dead_hosts(self._path)
+
+    def listen(self, host_id: str) -> Listener:
+        return WakeChannel.listen(self._path, host_id)
+
+    def wake_run_owner(self, app: Application[Any], run_id: str) -> None:
+        wake_run_owner(_journal(app), run_id)
+
+    def host_lock(self) -> HostLock | None:
+        return HostLock.acquire(self._path)
+
+
+def _journal(app: Application[Any]) -> Journal:
+    journal = app.recorder.journal  # type: ignore[attr-defined]
+    assert isinstance(journal, Journal)
+    return journal
