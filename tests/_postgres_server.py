@@ -21,7 +21,7 @@ from pathlib import Path
 
 import attrs
 
-__all__ = ["Server", "find_server"]
+__all__ = ["Server", "connection_settings", "find_server"]
 
 _LOCAL = "postgresql://postgres@127.0.0.1:5432/test"
 _BIN_DIRS = ("/usr/local/bin", *sorted(Path("/usr/lib/postgresql").glob("*/bin")))
@@ -152,3 +152,18 @@ def find_server() -> Iterator[Server]:
         return
     with _throwaway() as server:
         yield server
+
+
+def connection_settings(dsn: str) -> dict[str, str]:
+    """``dsn`` as the keyword settings eventsourcing's ``PostgresDatastore`` and
+    ``psycopg.connect`` take (database, host, port, user, password)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(dsn)
+    return {
+        "dbname": str(params.get("dbname", "postgres")),
+        "host": str(params.get("host", "127.0.0.1")),
+        "port": str(params.get("port", "5432")),
+        "user": str(params.get("user", "postgres")),
+        "password": str(params.get("password", "")),
+    }

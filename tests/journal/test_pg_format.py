@@ -13,23 +13,16 @@ import pytest
 psycopg = pytest.importorskip("psycopg")
 
 from eventsourcing.postgres import PostgresDatastore  # noqa: E402
-from psycopg.conninfo import conninfo_to_dict  # noqa: E402
 from psycopg.sql import SQL, Identifier  # noqa: E402
 
 from journal import JournalPathError  # noqa: E402
 from journal._pg_format import check_format  # noqa: E402
+from tests._postgres_server import connection_settings  # noqa: E402
 
 
 @pytest.fixture
 def settings(postgres_dsn: str) -> dict[str, str]:
-    params = conninfo_to_dict(postgres_dsn)
-    return {
-        "dbname": str(params.get("dbname", "postgres")),
-        "host": str(params.get("host", "127.0.0.1")),
-        "port": str(params.get("port", "5432")),
-        "user": str(params.get("user", "postgres")),
-        "password": str(params.get("password", "")),
-    }
+    return connection_settings(postgres_dsn)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from journal import PARTITIONS, Fence, FencedOutError, Journal, Leases
+from tests._postgres_server import connection_settings
 
 TTL = 5.0
 
@@ -21,19 +22,11 @@ psycopg = pytest.importorskip("psycopg")
 
 def _postgres_storage(dsn: str) -> Iterator[Any]:
     from eventsourcing.postgres import PostgresDatastore
-    from psycopg.conninfo import conninfo_to_dict
     from psycopg.sql import SQL, Identifier
 
     from journal._pg_leases import PostgresLeaseStorage
 
-    params = conninfo_to_dict(dsn)
-    settings = {
-        "dbname": str(params.get("dbname", "postgres")),
-        "host": str(params.get("host", "127.0.0.1")),
-        "port": str(params.get("port", "5432")),
-        "user": str(params.get("user", "postgres")),
-        "password": str(params.get("password", "")),
-    }
+    settings = connection_settings(dsn)
     schema = f"chronik_leases_{uuid.uuid4().hex[:10]}"
     datastore = PostgresDatastore(schema=schema, pool_size=4, **settings)
     storage = PostgresLeaseStorage(datastore)
