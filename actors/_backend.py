@@ -6,21 +6,41 @@ lease table, how a host shows it is alive (a presence lock on one machine;
 nothing but its renewals past one), how it is woken (a named pipe, or
 ``LISTEN``/``NOTIFY``), and the lock ``chronik signal`` probes for a live host.
 A ``Backend`` gathers those, so that ``ActorSystem``, the operator inbox and the
-client are written once. ``LmdbBackend`` is the journal in a directory;
-PostgreSQL's comes with issue 14's wiring.
+client are written once. ``LmdbBackend`` is the journal in a directory,
+``PostgresBackend`` a database on a server (issue 14: its hosts may be on
+different machines, so a host's only sign of life is its lease renewals).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, Protocol
 
 from eventsourcing.application import Application
 
 from actors._hostlock import HostLock, HostPresence, host_is_present, sweep_dead_hosts
+from actors._pg_wake import PostgresWakeChannel, wake_all_pg, wake_host_pg
 from actors._wake import WakeChannel, wake_run_owner
-from journal import Journal, LeaseStorage, LmdbLeaseStorage
+from journal import (
+    Journal,
+    Leases,
+    LeaseStorage,
+    LmdbLeaseStorage,
+    LmdbLocation,
+    PostgresLocation,
+    parse_location,
+    partition_of,
+)
+from journal._pg_leases import PostgresLeaseStorage
 
-__all__ = ["Backend", "Listener", "LmdbBackend", "Presence"]
+__all__ = [
+    "Backend",
+    "Listener",
+    "LmdbBackend",
+    "PostgresBackend",
+    "Presence",
+    "backend_for",
+]
 
 
 class Presence(Protocol):
@@ -111,3 +131,62 @@ def _journal(app: Application[Any]) -> Journal:
     journal = app.recorder.journal  # type: ignore[attr-defined]
     assert isinstance(journal, Journal)
     return journal
+
+
+class PostgresBackend:
+    """A journal in a PostgreSQL database: no presence (a host that stops
+    renewing is dead once its leases expire), ``LISTEN``/``NOTIFY`` wakes."""
+
+    def __init__(self, location: PostgresLocation) -> None:
+        self._location = location
+        self._storage: LeaseStorage | None = None  # made with the first app
+
+    @property
+    def where(self) -> str:
+        return self._location.display
+
+    def env(self) -> dict[str, str]:
+        return {"PERSISTENCE_MODULE": "journal.postgres", **self._location.env()}
+
+    def lease_storage(self, app: Application[Any]) -> LeaseStorage:
+        if self._storage is None:
+            datastore = app.recorder.datastore  # type: ignore[attr-defined]
+            storage = PostgresLeaseStorage(datastore)
+            storage.create_tables()
+            self._storage = storage
+        return self._storage
+
+    def hold_presence(self, host_id: str) -> Presence | None:
+        return None
+
+    def present(self, host_id: str) -> bool:
+        return True  # nothing tells a dead host but its leases running out
+
+    def sweep(self) -> None:
+        return None
+
+    def listen(self, host_id: str) -> Listener:
+        return PostgresWakeChannel.listen(self._location.conninfo(), host_id)
+
+    def wake_run_owner(self, app: Application[Any], run_id: str) -> None:
+        datastore = app.recorder.datastore  # type: ignore[attr-defined]
+        owner = Leases(self.lease_storage(app)).owner_of(
+            partition_of(run_id), time.time()
+        )
+        with datastore.get_connection() as conn:
+            if owner is None:
+                wake_all_pg(conn)
+            else:
+                wake_host_pg(conn, owner)
+            conn.commit()
+
+    def host_lock(self) -> HostLock | None:
+        return None
+
+
+def backend_for(source: str) -> Backend:
+    """The backend of the journal ``source`` names (a directory or a URL)."""
+    location = parse_location(source)
+    if isinstance(location, LmdbLocation):
+        return LmdbBackend(location.path)
+    return PostgresBackend(location)

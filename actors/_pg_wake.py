@@ -19,9 +19,10 @@ from typing import Final
 import psycopg
 from psycopg import sql
 
-__all__ = ["PostgresWakeChannel", "channel_of", "wake_host_pg"]
+__all__ = ["PostgresWakeChannel", "channel_of", "wake_all_pg", "wake_host_pg"]
 
 _PREFIX: Final = "chronik_wake_"
+EVERY_HOST: Final = "chronik_wake_all"  # every host listens here too
 
 
 def channel_of(host_id: str) -> str:
@@ -46,6 +47,7 @@ class PostgresWakeChannel:
         conn = psycopg.connect(conninfo, autocommit=True)
         channel = channel_of(host_id)
         conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(EVERY_HOST)))
         return cls(conn, channel, conninfo)
 
     def wait(self, timeout: float) -> bool:
@@ -85,6 +87,12 @@ def wake_host_pg(conn: psycopg.Connection[tuple[object, ...]], host_id: str) -> 
     """Send host ``host_id`` a wake on ``conn`` (delivered when its
     transaction commits; at once in autocommit)."""
     _notify(conn, channel_of(host_id))
+
+
+def wake_all_pg(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Wake every host listening on the journal's server (a run whose
+    partition nobody holds: one of them takes it over)."""
+    _notify(conn, EVERY_HOST)
 
 
 def _notify(conn: psycopg.Connection[tuple[object, ...]], channel: str) -> None:

@@ -39,6 +39,7 @@ from journal._leases import (
     LmdbLeaseStorage,
     partition_of,
 )
+from journal._location import LmdbLocation, PostgresLocation, parse_location
 from journal._recorders import (
     LMDBAggregateRecorder,
     LMDBApplicationRecorder,
@@ -90,7 +91,9 @@ __all__ = [
     "LeaseTable",
     "Leases",
     "LmdbLeaseStorage",
+    "LmdbLocation",
     "MsgpackTranscoder",
+    "PostgresLocation",
     "Problem",
     "StreamIdError",
     "TrackingConflictError",
@@ -102,6 +105,7 @@ __all__ = [
     "converter_for",
     "default_name",
     "journal_figures",
+    "parse_location",
     "partition_of",
     "publish_stats",
     "read_stats",

@@ -55,6 +55,19 @@ class PostgresLocation:
         schema = "" if self.schema == "public" else f"?schema={self.schema}"
         return f"postgresql://{user}{self.host}:{self.port}/{self.dbname}{schema}"
 
+    def conninfo(self) -> str:
+        """A libpq connection string for psycopg (with the password)."""
+        parts = {
+            "host": self.host,
+            "port": str(self.port),
+            "dbname": self.dbname,
+            "user": self.user,
+            "password": self.password,
+        }
+        return " ".join(
+            f"{key}={_quoted(value)}" for key, value in parts.items() if value
+        )
+
     def env(self) -> dict[str, str]:
         """eventsourcing's ``POSTGRES_*`` settings for this location."""
         env = {
@@ -131,6 +144,11 @@ def parse_location(source: str | os.PathLike[str]) -> LmdbLocation | PostgresLoc
         password=unquote(split.password) if split.password else None,
         schema=schema,
     )
+
+
+def _quoted(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"
 
 
 def _without_password(url: str) -> str:

@@ -23,13 +23,12 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from journal._errors import FencedOutError
 from journal._leases import Fence, Lease, LeaseTable
-from journal._postgres import create_schema
+from journal._postgres import LEASES_TABLE, create_schema
 
 __all__ = ["PostgresLeaseStorage", "check_fence_pg"]
 
 _T = TypeVar("_T")
 
-LEASES_TABLE = "chronik_leases"
 COUNTER_TABLE = "chronik_lease_counter"
 MEMBERS_TABLE = "chronik_lease_members"
 

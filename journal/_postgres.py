@@ -8,7 +8,14 @@ three things:
 - notification ids are assigned from the table's last id inside the locked insert,
   not from a sequence, so a refused append leaves no hole: ids are gapless, as in
   the LMDB journal (a sequence's ``nextval`` is not rolled back);
-- ``create_table()`` also creates the PostgreSQL schema it names.
+- ``create_table()`` also creates the PostgreSQL schema it names;
+- concurrent appends of one process are group-committed, as in the LMDB journal
+  (``journal._groupcommit``): the callers queued while one transaction commits
+  share the next one. It locks the table once, finds the requests that conflict
+  (a stored (stream, version), one taken earlier in the group, a tracking position
+  not past the recorded one) and refuses each of them alone, inserts the others'
+  events with one statement (notification ids gapless, in queue order), notifies
+  once and commits once.
 
 State stays ``bytea``: whatever the transcoder made (msgpack, for chronik).
 """
@@ -17,18 +24,35 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from eventsourcing.persistence import IntegrityError, StoredEvent
+import attrs
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    StoredEvent,
+    Tracking,
+)
 from eventsourcing.postgres import (
     PostgresApplicationRecorder,
     PostgresDatastore,
     PostgresProcessRecorder,
 )
+from eventsourcing.utils import retry
+from psycopg import Cursor, Rollback
 from psycopg.errors import UniqueViolation
+from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-from journal._errors import EventConflictError, JournalConfigError
+from journal._errors import (
+    EventConflictError,
+    FencedOutError,
+    JournalConfigError,
+    TrackingConflictError,
+)
+from journal._groupcommit import CommitStats, GroupCommitter, Write, run_checked
+from journal._leases import Fence, check_covered
 
 __all__ = [
     "PostgresJournalProcessRecorder",
@@ -39,6 +63,80 @@ __all__ = [
 # What a unique violation on the events table's primary key says, after "Key ".
 _KEY_PREFIX = "Key (originator_id, originator_version)=("
 _KEY_SUFFIX = ") already exists."
+
+_Key = tuple[str, int]  # (originator id, originator version)
+_Outcome = tuple[Any, BaseException | None]
+
+LEASES_TABLE = "chronik_leases"  # journal._pg_leases makes it
+
+
+@attrs.frozen(eq=False)
+class _Append:
+    """One caller's ``insert_events``: its events, and the tracking position they
+    were caused by (process recorders only), admitted or refused as one."""
+
+    events: tuple[StoredEvent, ...]
+    tracking: Tracking | None
+    fence: Fence | None = None  # refused whole unless its token still holds
+
+    def __call__(self, group: _Group) -> range:
+        return group.admit(self)
+
+
+class _Group:
+    """What one group transaction found stored, and what it has admitted since."""
+
+    def __init__(
+        self,
+        stored_keys: set[_Key],
+        positions: dict[str, int],
+        leases: dict[int, tuple[str, int]] | None = None,
+    ) -> None:
+        # The fenced partitions' (owner, token), read (and locked FOR SHARE)
+        # inside this transaction.
+        self.leases = leases or {}
+        # Invariant: every (stream, version) stored, or admitted into this group.
+        self.taken = stored_keys
+        # Invariant: per application, the tracking position recorded or admitted.
+        self.positions = positions
+        self.events: list[StoredEvent] = []
+        self.trackings: list[Tracking] = []
+
+    def admit(self, append: _Append) -> range:
+        """Check one append against the group, then take it; return the places
+        of its events in the group's insert. A refused append takes nothing."""
+        keys = [_key(e) for e in append.events]
+        fence = append.fence
+        if fence is not None:
+            owner, token = self.leases.get(fence.partition, (None, 0))
+            if token != fence.token:
+                stream = keys[0][0] if keys else "-"
+                raise FencedOutError(stream, fence.partition, fence.token, token, owner)
+        for key in keys:
+            if key in self.taken:
+                raise EventConflictError(
+                    *key,
+                    "the stream already has this version (another writer stored "
+                    "it, or is storing it in the same transaction)",
+                )
+        if len(set(keys)) != len(keys):
+            twice = next(k for k in keys if keys.count(k) > 1)
+            raise EventConflictError(*twice, "the batch holds it twice")
+        if append.tracking is not None:
+            self._admit_tracking(append.tracking)
+        self.taken.update(keys)
+        start = len(self.events)
+        self.events.extend(append.events)
+        return range(start, len(self.events))
+
+    def _admit_tracking(self, tracking: Tracking) -> None:
+        current = self.positions.get(tracking.application_name)
+        if current is not None and tracking.notification_id <= current:
+            raise TrackingConflictError(
+                tracking.application_name, tracking.notification_id, current
+            )
+        self.positions[tracking.application_name] = tracking.notification_id
+        self.trackings.append(tracking)
 
 
 class PostgresJournalRecorder(PostgresApplicationRecorder):
@@ -54,9 +152,14 @@ class PostgresJournalRecorder(PostgresApplicationRecorder):
         datastore: PostgresDatastore,
         *,
         events_table_name: str = "stored_events",
+        group_commit: bool = True,
     ) -> None:
+        """``group_commit=False`` commits each append in a transaction of its own,
+        as the library does."""
         _require_text_ids(datastore)
         super().__init__(datastore, events_table_name=events_table_name)
+        self.group_commit = group_commit
+        self._committer = GroupCommitter(self._run_group)
         names = {
             "schema": Identifier(self.datastore.schema),
             "table": Identifier(self.events_table_name),
@@ -89,6 +192,26 @@ class PostgresJournalRecorder(PostgresApplicationRecorder):
             "ORDER BY e.ordinal "
             "RETURNING notification_id"
         ).format(**names)
+        # The same insert, for a group: columns as arrays of plain types, which
+        # psycopg sends far faster than an array of the composite type.
+        self.insert_columns_statement = SQL(
+            "INSERT INTO {schema}.{table} "
+            "(originator_id, originator_version, topic, state, notification_id) "
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state, "
+            "(SELECT COALESCE(MAX(notification_id), 0) FROM {schema}.{table}) "
+            "+ e.ordinal "
+            "FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::bytea[]) "
+            "WITH ORDINALITY "
+            "AS e(originator_id, originator_version, topic, state, ordinal) "
+            "ORDER BY e.ordinal "
+            "RETURNING notification_id"
+        ).format(**names)
+        self.select_stored_keys_statement = SQL(
+            "SELECT originator_id, originator_version FROM {schema}.{table} "
+            "JOIN unnest(%s::text[], %s::bigint[]) "
+            "AS k(originator_id, originator_version) "
+            "USING (originator_id, originator_version)"
+        ).format(**names)
 
     def create_table(self) -> None:
         create_schema(self.datastore)
@@ -105,6 +228,36 @@ class PostgresJournalRecorder(PostgresApplicationRecorder):
                 "under a table lock the library's database function does not "
                 "take; unset it",
             )
+        append = self._append_of(stored_events, kwargs)
+        if append is None:
+            return self._insert_alone(stored_events, **kwargs)
+        if not append.events and append.tracking is None:
+            return None
+        ids: Sequence[int] | None = self._committer.submit(cast(Write, append))
+        return ids
+
+    def commit_stats(self) -> CommitStats:
+        """How this recorder's appends were grouped into transactions so far."""
+        return self._committer.stats()
+
+    def _append_of(
+        self, stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]
+    ) -> _Append | None:
+        """The append to group-commit, or None to commit it alone."""
+        fence: Fence | None = kwargs.get("fence")
+        if fence is not None:  # a stream's first event (its creation) needs none
+            check_covered(
+                fence,
+                (s.originator_id for s in stored_events if s.originator_version > 1),
+            )
+            return _Append(tuple(stored_events), None, fence)
+        if not self.group_commit:
+            return None
+        return _Append(tuple(stored_events), None)
+
+    def _insert_alone(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
         try:
             ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
         except IntegrityError as error:
@@ -114,12 +267,163 @@ class PostgresJournalRecorder(PostgresApplicationRecorder):
             raise conflict from error
         return ids
 
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def _run_group(self, writes: list[Write]) -> list[_Outcome]:
+        """One transaction for the group: lock, check each append, insert the
+        admitted ones, notify, commit. Raises if the transaction fails whole."""
+        appends = [cast(_Append, write) for write in writes]
+        failure: Exception | None = None
+        with self.datastore.get_connection() as conn:
+            # Pipelined: the lock and the checks' queries travel together, as do
+            # the insert, the NOTIFY and the commit.
+            with conn.pipeline(), conn.transaction(), conn.cursor() as curs:
+                try:
+                    self._lock_table(curs)
+                    group = _Group(
+                        self._stored_keys(curs, appends),
+                        self._tracking_positions(curs, appends),
+                        self._fenced_leases(curs, appends),
+                    )
+                    outcomes = [run_checked(write, group) for write in writes]
+                    if group.events:
+                        self._notify_channel(curs)
+                    ids = self._insert_admitted(curs, group.events)
+                    self._insert_trackings(curs, group.trackings)
+                except Exception as error:
+                    # Nothing of a failed group may commit (some failures are
+                    # raised here, not by the server); re-raised after the
+                    # pipeline has ended, as psycopg warns otherwise.
+                    failure = error
+                    raise Rollback from None
+            if failure is not None:
+                raise failure
+        return [
+            (([ids[i] for i in places] or None) if error is None else None, error)
+            for places, error in outcomes
+        ]
+
+    def _stored_keys(self, curs: Cursor[DictRow], appends: list[_Append]) -> set[_Key]:
+        """The appends' (stream, version) pairs that are stored already."""
+        keys = [_key(e) for append in appends for e in append.events]
+        if not keys:
+            return set()
+        ids, versions = zip(*keys, strict=True)
+        curs.execute(
+            self.select_stored_keys_statement, (list(ids), list(versions)), prepare=True
+        )
+        return {(r["originator_id"], r["originator_version"]) for r in curs.fetchall()}
+
+    def _fenced_leases(
+        self, curs: Cursor[DictRow], appends: list[_Append]
+    ) -> dict[int, tuple[str, int]]:
+        """The (owner, token) of each partition the appends' fences name,
+        locked FOR SHARE until this transaction ends (a host taking one over
+        waits for it)."""
+        partitions = sorted({a.fence.partition for a in appends if a.fence})
+        if not partitions:
+            return {}
+        curs.execute(
+            SQL(
+                "SELECT partition, owner, token FROM {schema}.{leases} "
+                "WHERE partition = ANY(%s) FOR SHARE"
+            ).format(
+                schema=Identifier(self.datastore.schema),
+                leases=Identifier(LEASES_TABLE),
+            ),
+            (partitions,),
+        )
+        return {
+            int(r["partition"]): (str(r["owner"]), int(r["token"]))
+            for r in curs.fetchall()
+        }
+
+    def _tracking_positions(
+        self, curs: Cursor[DictRow], appends: list[_Append]
+    ) -> dict[str, int]:
+        """The recorded tracking positions of the appends' applications."""
+        return {}
+
+    def _insert_trackings(
+        self, curs: Cursor[DictRow], trackings: list[Tracking]
+    ) -> None:
+        """Record the admitted tracking positions (process recorders)."""
+
+    def _insert_admitted(
+        self, curs: Cursor[DictRow], events: list[StoredEvent]
+    ) -> list[int]:
+        """Insert the group's admitted events with one statement; their
+        notification ids, in the order of ``events``."""
+        if not events:
+            return []
+        curs.execute(
+            self.insert_columns_statement,
+            (
+                [str(e.originator_id) for e in events],
+                [e.originator_version for e in events],
+                [e.topic for e in events],
+                [e.state for e in events],
+            ),
+            prepare=True,
+        )
+        # Ids are the last id plus each event's ordinal: sorted, they are in
+        # the order of ``events``, whatever order RETURNING gives them in.
+        return sorted(row["notification_id"] for row in curs.fetchall())
+
 
 class PostgresJournalProcessRecorder(PostgresProcessRecorder, PostgresJournalRecorder):
     """Events and the tracking position they were caused by, in one transaction."""
 
     # The MRO puts PostgresJournalRecorder between the tracking recorder and the
     # library's application recorder: its table, insert and create_table apply.
+
+    def __init__(
+        self,
+        datastore: PostgresDatastore,
+        *,
+        events_table_name: str = "stored_events",
+        tracking_table_name: str = "notification_tracking",
+    ) -> None:
+        super().__init__(
+            datastore,
+            events_table_name=events_table_name,
+            tracking_table_name=tracking_table_name,
+        )
+        self.select_positions_statement = SQL(
+            "SELECT application_name, notification_id FROM {0}.{1} "
+            "WHERE application_name = ANY(%s)"
+        ).format(
+            Identifier(self.datastore.schema), Identifier(self.tracking_table_name)
+        )
+
+    def _append_of(
+        self, stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]
+    ) -> _Append | None:
+        # Legacy multi-row tracking refuses only a repeated position, which the
+        # group's check does not model: such appends commit alone.
+        if not self.datastore.single_row_tracking:
+            return None
+        append = super()._append_of(stored_events, kwargs)
+        if append is None:
+            return None
+        return attrs.evolve(append, tracking=kwargs.get("tracking"))
+
+    def _tracking_positions(
+        self, curs: Cursor[DictRow], appends: list[_Append]
+    ) -> dict[str, int]:
+        names = list({a.tracking.application_name for a in appends if a.tracking})
+        if not names:
+            return {}
+        curs.execute(self.select_positions_statement, (names,), prepare=True)
+        return {r["application_name"]: r["notification_id"] for r in curs.fetchall()}
+
+    def _insert_trackings(
+        self, curs: Cursor[DictRow], trackings: list[Tracking]
+    ) -> None:
+        # Each was checked against the recorded position, under the events
+        # table's lock; one refused now (a writer outside that lock) fails the
+        # whole transaction, so nothing of the group is stored.
+        for tracking in trackings:
+            self._insert_tracking(curs, tracking)
 
 
 def create_schema(datastore: PostgresDatastore) -> None:
@@ -134,6 +438,10 @@ def create_schema(datastore: PostgresDatastore) -> None:
         datastore.transaction(commit=True) as cursor,
     ):
         cursor.execute(statement, prepare=False)
+
+
+def _key(event: StoredEvent) -> _Key:
+    return str(event.originator_id), event.originator_version
 
 
 def _require_text_ids(datastore: PostgresDatastore) -> None:

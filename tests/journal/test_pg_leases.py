@@ -4,6 +4,7 @@ runs inside the append's transaction."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ TTL = 5.0
 psycopg = pytest.importorskip("psycopg")
 
 
+@contextlib.contextmanager
 def _postgres_storage(dsn: str) -> Iterator[Any]:
     from eventsourcing.postgres import PostgresDatastore
     from psycopg.sql import SQL, Identifier
@@ -28,7 +30,9 @@ def _postgres_storage(dsn: str) -> Iterator[Any]:
 
     settings = connection_settings(dsn)
     schema = f"chronik_leases_{uuid.uuid4().hex[:10]}"
-    datastore = PostgresDatastore(schema=schema, pool_size=4, **settings)
+    datastore = PostgresDatastore(
+        schema=schema, pool_size=4, originator_id_type="text", **settings
+    )
     storage = PostgresLeaseStorage(datastore)
     storage.create_tables()
     try:
@@ -49,7 +53,7 @@ def leases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Leases]:
             journal.close()
         return
     dsn = request.getfixturevalue("postgres_dsn")
-    for storage, _ in _postgres_storage(dsn):
+    with _postgres_storage(dsn) as (storage, _):
         yield Leases(storage)
 
 
@@ -105,7 +109,7 @@ def test_a_fence_check_in_an_append_transaction_refuses_a_stale_owner(
 ) -> None:
     from journal._pg_leases import check_fence_pg
 
-    for storage, datastore in _postgres_storage(postgres_dsn):
+    with _postgres_storage(postgres_dsn) as (storage, datastore):
         leases = Leases(storage)
         old = leases.acquire([9], "a", TTL, now=100.0)[9]
         with datastore.transaction(commit=False) as cursor:
@@ -128,3 +132,60 @@ def test_a_fence_check_in_an_append_transaction_refuses_a_stale_owner(
             check_fence_pg(
                 cursor, datastore.schema, Fence(10, 1), "run-2"
             )  # never held
+
+
+def test_a_fenced_append_commits_only_while_its_token_holds_and_fails_alone(
+    postgres_dsn: str,
+) -> None:
+    from eventsourcing.persistence import StoredEvent
+
+    from journal import LeaseSettingError, partition_of
+    from journal._postgres import PostgresJournalRecorder
+
+    with _postgres_storage(postgres_dsn) as (storage, datastore):
+        recorder = PostgresJournalRecorder(datastore)
+        recorder.create_table()
+        leases = Leases(storage)
+        stream = "order-7"
+        part = partition_of(stream)
+        other = next(f"o-{i}" for i in range(999) if partition_of(f"o-{i}") != part)
+        old = leases.acquire([part], "a", TTL, now=100.0)[part]
+
+        def event(version: int, stream_id: str = stream) -> StoredEvent:
+            return StoredEvent(stream_id, version, "tests:Event", b"x")
+
+        recorder.insert_events([event(1)])  # a stream's creation needs no fence
+        recorder.insert_events([event(2)], fence=Fence(part, old.token))
+        with pytest.raises(LeaseSettingError, match="does not cover"):
+            recorder.insert_events([event(2, other)], fence=Fence(part, old.token))
+        new = leases.acquire([part], "b", TTL, now=200.0)[part]
+        results: dict[str, Any] = {}
+
+        def stale() -> None:
+            try:
+                recorder.insert_events([event(3)], fence=Fence(part, old.token))
+            except FencedOutError as error:
+                results["stale"] = error
+
+        def current() -> None:
+            results["current"] = recorder.insert_events(
+                [event(1, other)]
+            )  # committed beside it, maybe in the same group
+
+        threads = [threading.Thread(target=f) for f in (stale, current)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        refused = results["stale"]
+        assert (refused.held_token, refused.current_token) == (old.token, new.token)
+        assert refused.current_owner == "b"
+        assert results["current"]
+        versions = [e.originator_version for e in recorder.select_events(stream)]
+        assert versions == [1, 2]  # the stale write left nothing
+        recorder.insert_events([event(3)], fence=Fence(part, new.token))
+        assert [e.originator_version for e in recorder.select_events(stream)] == [
+            1,
+            2,
+            3,
+        ]

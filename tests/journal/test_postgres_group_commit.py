@@ -1,0 +1,299 @@
+"""Group commit in chronik's PostgreSQL recorder: concurrent appends of one process
+share a transaction, a conflicting append fails alone, a failed transaction fails
+every append of its group.
+
+To put appends in one group deterministically, a test holds the events table's
+lock from a connection of its own: the first append leads and waits for the lock,
+the others queue behind it and, once the lock is released, form the next group.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import psycopg
+import pytest
+from eventsourcing.persistence import ProgrammingError, StoredEvent, Tracking
+from psycopg.sql import SQL, Composed, Identifier
+
+from journal import EventConflictError, TrackingConflictError
+from journal._postgres import PostgresJournalProcessRecorder, PostgresJournalRecorder
+from tests.journal.test_postgres_recorder import (
+    drop_schema,
+    event,
+    new_schema,
+    settings,
+    text_datastore,
+)
+
+Outcome = Sequence[int] | None | BaseException
+
+
+@pytest.fixture
+def recorder() -> Iterator[PostgresJournalRecorder]:
+    schema = new_schema()
+    datastore = text_datastore(schema)
+    recorder = PostgresJournalRecorder(datastore)
+    recorder.create_table()
+    yield recorder
+    datastore.close()
+    drop_schema(schema)
+
+
+@pytest.fixture
+def process_recorder() -> Iterator[PostgresJournalProcessRecorder]:
+    schema = new_schema()
+    datastore = text_datastore(schema)
+    recorder = PostgresJournalProcessRecorder(datastore)
+    recorder.create_table()
+    yield recorder
+    datastore.close()
+    drop_schema(schema)
+
+
+def table(recorder: PostgresJournalRecorder) -> Composed:
+    return SQL("{0}.{1}").format(
+        Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)
+    )
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(0.005)
+
+
+def queued(recorder: PostgresJournalRecorder) -> int:
+    """Appends waiting in the recorder's group committer, its leader included."""
+    return len(recorder._committer._queue)
+
+
+def lock_waiters(recorder: PostgresJournalRecorder) -> int:
+    with psycopg.connect(autocommit=True, **settings()) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_locks "
+            "WHERE NOT granted AND relation = %s::regclass",
+            (table(recorder).as_string(conn),),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def append_in_one_group(
+    recorder: PostgresJournalRecorder, appends: Sequence[Callable[[], Outcome]]
+) -> tuple[Outcome, list[Outcome]]:
+    """Run a first append, then ``appends`` queued behind it so that they commit
+    together in the next group; the first's outcome, and theirs in order."""
+    outcomes: list[Outcome] = [None] * (len(appends) + 1)
+
+    def run(index: int, append: Callable[[], Outcome]) -> None:
+        try:
+            outcomes[index] = append()
+        except BaseException as error:
+            outcomes[index] = error
+
+    first = lambda: recorder.insert_events([event("first", 1)])  # noqa: E731
+    threads = [
+        threading.Thread(target=run, args=(i, a))
+        for i, a in enumerate([first, *appends])
+    ]
+    with psycopg.connect(**settings()) as holder:
+        holder.execute(SQL("LOCK TABLE {0} IN EXCLUSIVE MODE").format(table(recorder)))
+        threads[0].start()
+        wait_until(lambda: lock_waiters(recorder) == 1, "the leader waits for the lock")
+        for thread in threads[1:]:
+            thread.start()
+        wait_until(lambda: queued(recorder) == len(threads), "all appends queue")
+        holder.commit()
+    for thread in threads:
+        thread.join()
+    return outcomes[0], outcomes[1:]
+
+
+def appending(
+    recorder: PostgresJournalRecorder, *events: StoredEvent, **kwargs: Any
+) -> Callable[[], Outcome]:
+    return lambda: recorder.insert_events(list(events), **kwargs)
+
+
+def test_64_concurrent_appends_share_transactions_and_get_their_own_gapless_ids(
+    recorder: PostgresJournalRecorder,
+) -> None:
+    streams = [f"order-{i}" for i in range(64)]
+    start = threading.Barrier(len(streams))
+    ids: dict[str, Sequence[int] | None] = {}
+
+    def append(stream: str) -> None:
+        start.wait()
+        ids[stream] = recorder.insert_events([event(stream, 1)])
+
+    threads = [threading.Thread(target=append, args=(s,)) for s in streams]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(i for got in ids.values() for i in got or []) == list(range(1, 65))
+    notifications = recorder.select_notifications(start=1, limit=100)
+    assert {n.originator_id: [n.id] for n in notifications} == ids
+    stats = recorder.commit_stats()
+    assert stats.writes == 64
+    assert stats.groups < 64, stats
+    with psycopg.connect(**settings()) as conn:
+        row = conn.execute(
+            SQL("SELECT count(DISTINCT xmin::text) FROM {0}").format(table(recorder))
+        ).fetchone()
+    assert row == (stats.groups,)  # the server saw as many writing transactions
+
+
+def test_queued_appends_commit_in_one_transaction_with_ids_in_queue_order(
+    recorder: PostgresJournalRecorder,
+) -> None:
+    appends = [
+        appending(recorder, event(f"order-{i}", 1), event(f"order-{i}", 2))
+        for i in range(8)
+    ]
+    first, outcomes = append_in_one_group(recorder, appends)
+
+    assert first == [1]
+    assert sorted(outcomes) == [[2 + 2 * i, 3 + 2 * i] for i in range(8)]  # type: ignore[type-var]
+    assert recorder.commit_stats().groups == 2
+    assert recorder.commit_stats().max_group == 8
+    for ids in outcomes:
+        assert isinstance(ids, list)
+        streams = {n.originator_id for n in recorder.select_notifications(ids[0], 2)}
+        assert len(streams) == 1  # an append's events are consecutive
+
+
+def test_a_conflicting_append_among_many_fails_alone_and_the_others_commit(
+    recorder: PostgresJournalRecorder,
+) -> None:
+    recorder.insert_events([event("stored", 1)])
+    appends = [
+        appending(recorder, event("order-1", 1)),
+        appending(recorder, event("order-2", 1), event("stored", 1)),
+        appending(recorder, event("order-3", 1)),
+        appending(recorder, event("twice", 1), event("twice", 1)),
+        appending(recorder, event("order-4", 1)),
+    ]
+    first, outcomes = append_in_one_group(recorder, appends)
+
+    assert first == [2]
+    stored, twice = outcomes[1], outcomes[3]
+    assert isinstance(stored, EventConflictError)
+    assert (stored.originator_id, stored.originator_version) == ("stored", 1)
+    assert isinstance(twice, EventConflictError)
+    assert "holds it twice" in str(twice)
+    assert [outcomes[i] for i in (0, 2, 4)] == [[3], [4], [5]]
+    assert recorder.commit_stats().groups == 3
+    notifications = recorder.select_notifications(start=1, limit=10)
+    assert [(n.id, n.originator_id) for n in notifications] == [
+        (1, "stored"),
+        (2, "first"),
+        (3, "order-1"),
+        (4, "order-3"),
+        (5, "order-4"),
+    ]
+
+
+def test_two_appends_of_one_version_in_a_group_store_the_first_queued(
+    recorder: PostgresJournalRecorder,
+) -> None:
+    appends = [
+        appending(recorder, event("order-1", 1, b"a")),
+        appending(recorder, event("order-1", 1, b"b")),
+    ]
+    _, outcomes = append_in_one_group(recorder, appends)
+
+    refused = [o for o in outcomes if isinstance(o, EventConflictError)]
+    stored = recorder.select_events("order-1")
+    assert len(refused) == 1, outcomes
+    assert len(stored) == 1
+    winner = outcomes.index(next(o for o in outcomes if o == [2]))
+    assert stored[0].state == [b"a", b"b"][winner]
+
+
+def test_a_tracking_conflict_fails_its_append_alone(
+    process_recorder: PostgresJournalProcessRecorder,
+) -> None:
+    process_recorder.insert_events([], tracking=Tracking("upstream", 5))
+    appends = [
+        appending(process_recorder, event("a", 1), tracking=Tracking("upstream", 5)),
+        appending(process_recorder, event("b", 1), tracking=Tracking("upstream", 6)),
+        appending(process_recorder, event("c", 1), tracking=Tracking("other", 1)),
+    ]
+    _, outcomes = append_in_one_group(process_recorder, appends)
+
+    refused = outcomes[0]
+    assert isinstance(refused, TrackingConflictError)
+    assert (refused.notification_id, refused.current) == (5, 5)
+    assert outcomes[1:] == [[2], [3]]
+    assert process_recorder.max_tracking_id("upstream") == 6
+    assert process_recorder.max_tracking_id("other") == 1
+    assert process_recorder.select_events("a") == []
+
+
+def test_a_transaction_the_server_refuses_fails_every_append_of_its_group(
+    recorder: PostgresJournalRecorder,
+) -> None:
+    schema = Identifier(recorder.datastore.schema)
+    with psycopg.connect(autocommit=True, **settings()) as conn:
+        conn.execute(
+            SQL(
+                "CREATE FUNCTION {0}.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                "BEGIN IF NEW.originator_id = 'poison' THEN "
+                "RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$"
+            ).format(schema)
+        )
+        conn.execute(
+            SQL(
+                "CREATE TRIGGER refuse BEFORE INSERT ON {0} "
+                "FOR EACH ROW EXECUTE FUNCTION {1}.refuse()"
+            ).format(table(recorder), schema)
+        )
+    appends = [
+        appending(recorder, event("order-1", 1)),
+        appending(recorder, event("poison", 1)),
+        appending(recorder, event("order-2", 1)),
+    ]
+    first, outcomes = append_in_one_group(recorder, appends)
+
+    assert first == [1]
+    assert all(isinstance(o, ProgrammingError) for o in outcomes), outcomes
+    assert "refused by the test" in str(outcomes[0])
+    assert recorder.commit_stats().failed_groups == 1
+    assert recorder.insert_events([event("order-1", 1)]) == [2]
+    notifications = recorder.select_notifications(start=1, limit=10)
+    assert [(n.id, n.originator_id) for n in notifications] == [
+        (1, "first"),
+        (2, "order-1"),
+    ]
+
+
+def test_with_group_commit_off_each_append_commits_alone(
+    recorder: PostgresJournalRecorder,
+) -> None:
+    recorder.group_commit = False
+    assert recorder.insert_events([event("order-1", 1)]) == [1]
+    with pytest.raises(EventConflictError, match="version 1 of stream order-1"):
+        recorder.insert_events([event("order-1", 1)])
+    assert recorder.commit_stats().groups == 0
+
+
+def test_a_failure_after_the_insert_rolls_the_group_back(
+    recorder: PostgresJournalRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(*args: object) -> None:
+        raise RuntimeError("failed after the insert")
+
+    monkeypatch.setattr(recorder, "_insert_trackings", fail)
+    with pytest.raises(RuntimeError, match="failed after the insert"):
+        recorder.insert_events([event("order-1", 1)])
+
+    assert recorder.max_notification_id() is None
+    assert recorder.commit_stats().failed_groups == 1
