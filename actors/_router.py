@@ -168,7 +168,9 @@ class Router:
             status, result, error = ending_of(run)
             handle.finish(status, result, error)
         elif handle.actor is None and not run.is_finished:
-            handle.loaded = run
+            # Kept for the next activation only while this host drives the
+            # run: another host's progress would make it stale.
+            handle.loaded = run if self.owns(run.id) else None
         return handle
 
     @staticmethod
@@ -198,7 +200,10 @@ class Router:
         assert host is not None
         handle = self.handle_of(run)
         if not self.owns(run.id):
-            return None  # another host drives it (it finds the run in the journal)
+            # Another host drives it (it finds the run in the journal): what
+            # this host read of it goes stale, so it is not kept for later.
+            handle.loaded = None
+            return None
         if handle.actor is not None:
             # Started already: a lease round or a wake resumed the run between
             # its spawn's commit and this start (a second actor would run its
@@ -271,8 +276,12 @@ class Router:
 
     def resume(self, run: WorkflowRun) -> None:
         """Activate an unfinished run at open if it has work to do now; the
-        others wait passive for a message."""
+        others wait passive for a message (from the state just read: a
+        handle this host made while another host drove the run holds an older
+        one)."""
         if not _has_work(run):
+            with self.lock:
+                self.handle_of(run)  # its next activation replays this state
             return
         with (
             self.lock,
@@ -461,6 +470,9 @@ class Router:
             ]
             for handle in leaving:
                 del self._live[handle.workflow_id]
+            for run_id, handle in list(self._handles.items()):
+                if partition_of(run_id) in partitions:
+                    handle.loaded = None  # the next owner moves it on
         stopping = []
         for handle in leaving:
             actor, handle.actor, handle.idle_since = handle.actor, None, None

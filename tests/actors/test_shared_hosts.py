@@ -286,3 +286,33 @@ def test_a_host_resumes_a_run_it_spawned_for_another_host_when_it_takes_the_run_
         _gate.set()
         b.close()
         a.close()
+
+
+@workflow(name="tests.shared.step_wait_step")
+async def step_wait_step(ctx: WorkflowContext, x: int) -> list[object]:
+    first = await ctx.call(work, "s", x)
+    go = await ctx.receive("go")
+    return [first, go, await ctx.call(work, "t", first)]
+
+
+def test_a_host_that_takes_over_a_waiting_run_it_spawned_replays_it_as_it_is_now(
+    path: str,
+) -> None:
+    """Found on PostgreSQL: a host kept the state it read when it spawned a run
+    another host drove; taking the run over, a signal activated it from that
+    stale state and its first step ran again."""
+    a = ActorSystem.open(path, lease_ttl=TTL)
+    b = ActorSystem.open(path, lease_ttl=TTL)
+    try:
+        _wait(_settled(a, b))
+        run_id = next(f"w-{i}" for i in range(1000) if b.drives(f"w-{i}"))
+        ref = a.spawn(step_wait_step, 5, id=run_id)  # a keeps its handle
+        _wait(lambda: len(a.history(run_id).commands) == 2)  # b ran it, waits
+        as_crashed(b)
+        _wait(lambda: a.drives(run_id))
+        ref.send("go", "on")
+        assert ref.result(timeout=10) == [10, "on", 20]
+    finally:
+        b.close()
+        a.close()
+    assert _executions[f"{run_id}/1"] == 1
