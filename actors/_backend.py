@@ -13,16 +13,20 @@ different machines, so a host's only sign of life is its lease renewals).
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 from eventsourcing.application import Application
+from eventsourcing.postgres import PostgresDatastore
 
 from actors._hostlock import HostLock, HostPresence, host_is_present, sweep_dead_hosts
 from actors._pg_wake import PostgresWakeChannel, wake_all_pg, wake_host_pg
 from actors._wake import WakeChannel, wake_run_owner
 from journal import (
     Journal,
+    JournalReader,
     Leases,
     LeaseStorage,
     LmdbLeaseStorage,
@@ -31,6 +35,7 @@ from journal import (
     parse_location,
     partition_of,
 )
+from journal._pg_format import check_format
 from journal._pg_leases import PostgresLeaseStorage
 
 __all__ = [
@@ -68,6 +73,14 @@ class Backend(Protocol):
     def where(self) -> str:
         """The journal, for messages (never with a password)."""
 
+    def prepare(self) -> None:
+        """Before a host opens the journal: check (or make) what the backend
+        needs first (a PostgreSQL journal's format marker)."""
+
+    def check_exists(self) -> None:
+        """``JournalPathError`` unless a journal is there (for clients, which
+        never make one)."""
+
     def env(self) -> dict[str, str]:
         """The eventsourcing settings of the journal's applications."""
 
@@ -101,6 +114,12 @@ class LmdbBackend:
     @property
     def where(self) -> str:
         return self._path
+
+    def prepare(self) -> None:
+        return None  # the LMDB recorder checks its format marker on opening
+
+    def check_exists(self) -> None:
+        JournalReader(self._path).close()
 
     def env(self) -> dict[str, str]:
         return {"PERSISTENCE_MODULE": "journal", "LMDB_PATH": self._path}
@@ -144,6 +163,32 @@ class PostgresBackend:
     @property
     def where(self) -> str:
         return self._location.display
+
+    def prepare(self) -> None:
+        with self._datastore() as datastore:
+            check_format(datastore, self.where)
+
+    def check_exists(self) -> None:
+        with self._datastore() as datastore:
+            check_format(datastore, self.where, create=False)
+
+    @contextlib.contextmanager
+    def _datastore(self) -> Iterator[PostgresDatastore]:
+        settings = self._location.env()
+        datastore = PostgresDatastore(
+            dbname=settings["POSTGRES_DBNAME"],
+            host=settings["POSTGRES_HOST"],
+            port=settings["POSTGRES_PORT"],
+            user=settings["POSTGRES_USER"],
+            password=settings["POSTGRES_PASSWORD"],
+            schema=settings["POSTGRES_SCHEMA"],
+            pool_size=1,
+            max_overflow=0,
+        )
+        try:
+            yield datastore
+        finally:
+            datastore.close()
 
     def env(self) -> dict[str, str]:
         return {"PERSISTENCE_MODULE": "journal.postgres", **self._location.env()}

@@ -23,7 +23,7 @@ from typing import Any, Self
 from eventsourcing.persistence import IntegrityError
 
 from actors._audit import Audit, RunSummary
-from actors._backend import Backend, LmdbBackend
+from actors._backend import Backend, backend_for
 from actors._definitions import WorkflowDefinition, resolve_workflow
 from actors._errors import (
     ResultTimeoutError,
@@ -37,7 +37,7 @@ from actors._replayer import ReplayEnv
 from actors._router import ending_of, read_run
 from actors._system import RunsApp
 from aggregates import RunEvent, RunFinishedError, RunStatus, WorkflowRun
-from journal import ConverterLike, JournalReader, MsgpackTranscoder
+from journal import ConverterLike, MsgpackTranscoder
 
 __all__ = ["Client"]
 
@@ -59,11 +59,11 @@ class Client:
         origin: str | None = None,
     ):
         self._path = os.fspath(path)
-        JournalReader(self._path).close()  # JournalPathError: no journal there
+        self._backend: Backend = backend_for(self._path)
+        self._backend.check_exists()  # JournalPathError: no journal there
         self._transcoder = MsgpackTranscoder(converters)
-        self._backend: Backend = LmdbBackend(self._path)
         self._app = RunsApp(self._backend.env(), self._transcoder.converters)
-        self._requests = OperatorRequests(self._app)
+        self._requests = OperatorRequests(self._app, wake=self._wake)
         self._origin = origin or f"client pid {os.getpid()}"
 
     @classmethod

@@ -112,8 +112,15 @@ _R = TypeVar("_R", bound=OperatorRequest)
 class OperatorRequests:
     """The inbox stream of one journal, through an eventsourcing application."""
 
-    def __init__(self, app: Application[Any]) -> None:
+    def __init__(
+        self,
+        app: Application[Any],
+        wake: Callable[[str], None] | None = None,
+    ) -> None:
         self._app = app
+        # Wakes the host that drives a run once a request for it is durable;
+        # by default the LMDB journal's (a pipe per host).
+        self._wake = wake
 
     def signal(
         self,
@@ -179,9 +186,12 @@ class OperatorRequests:
                 self._app.recorder.insert_events([stored])
             except IntegrityError:
                 continue
-            journal = getattr(self._app.recorder, "journal", None)
-            if journal is not None:  # an LMDB journal: its hosts listen
-                wake_run_owner(journal, request.run_id)
+            if self._wake is not None:
+                self._wake(request.run_id)
+            else:
+                journal = getattr(self._app.recorder, "journal", None)
+                if journal is not None:  # an LMDB journal: its hosts listen
+                    wake_run_owner(journal, request.run_id)
             return request
 
 

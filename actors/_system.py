@@ -23,7 +23,7 @@ import pykka
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Transcoder
 
-from actors._backend import Backend, LmdbBackend, Presence
+from actors._backend import Backend, Presence, backend_for
 from actors._clock import Clock, SystemClock
 from actors._definitions import (
     WorkflowDefinition,
@@ -139,7 +139,8 @@ class ActorSystem(NamedActors):
         # The same converters encode the journal's events and normalise values.
         self._transcoder = MsgpackTranscoder(converters)
         self.converters = self._transcoder.converters
-        self._backend: Backend = LmdbBackend(path)
+        self._backend: Backend = backend_for(path)
+        self._backend.prepare()  # a PostgreSQL journal's format, before any table
         self._app = RunsApp(self._backend.env(), self.converters)
         self._index = UnfinishedRuns(self._app)
         # This system is one of possibly several hosts of the journal: it drives
@@ -462,6 +463,9 @@ class ActorSystem(NamedActors):
             for run_id, _ in wanted
         ]
 
+    def _wake_owner(self, run_id: str) -> None:
+        self._backend.wake_run_owner(self._app, run_id)
+
     def _wake_owners(self, run_ids: Iterable[str]) -> None:
         """Wake the hosts that drive those of ``run_ids`` (just started here)
         this host does not: they start them now, not at their next round."""
@@ -546,7 +550,7 @@ class ActorSystem(NamedActors):
         if self._router.settled(handle):
             action = f"handle {type(message).__name__}"
             raise RunFinishedError(workflow_id, handle.status, action)
-        requests = OperatorRequests(self._app)
+        requests = OperatorRequests(self._app, wake=self._wake_owner)
         origin = f"host {self._ownership.host_id}"
         now = self._clock.now()
         if isinstance(message, DeliverSignal):

@@ -24,10 +24,14 @@ FORMAT_TABLE: Final = "chronik_format"
 _LOCK_KEY: Final = 0x6368726F6E696B  # "chronik": one advisory lock for creating
 
 
-def check_format(datastore: PostgresDatastore, where: str) -> bool:
+def check_format(
+    datastore: PostgresDatastore, where: str, *, create: bool = True
+) -> bool:
     """Check the journal in ``datastore``'s schema, marking a new (empty or
     absent) schema as one; whether it was new. ``where`` names the journal in
-    errors (its URL without the password)."""
+    errors (its URL without the password). ``create=False`` (a client, which
+    makes no journal): an empty or absent schema is a ``JournalPathError``,
+    and nothing is written."""
     schema = datastore.schema
     marker = FORMAT_MARKER.decode()
     with datastore.transaction(commit=True) as cursor:
@@ -39,6 +43,12 @@ def check_format(datastore: PostgresDatastore, where: str) -> bool:
             (schema,),
         )
         tables = {str(row["table_name"]) for row in cursor.fetchall()}
+        if not tables and not create:
+            raise JournalPathError(
+                where,
+                f"holds no chronik journal (schema {schema!r} is empty or absent)",
+                "Open an ActorSystem on it first, or check the URL",
+            )
         if not tables:
             cursor.execute(
                 SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema))

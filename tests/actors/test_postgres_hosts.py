@@ -1,0 +1,155 @@
+"""Hosts and clients on a PostgreSQL journal (issue 14): the same runtime as on
+LMDB, with a URL where a directory was."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+psycopg = pytest.importorskip("psycopg")
+
+from psycopg.sql import SQL, Identifier  # noqa: E402
+
+from actors import (  # noqa: E402
+    ActorSystem,
+    Client,
+    RunStatus,
+    WorkflowContext,
+    activity,
+    workflow,
+)
+from journal import JournalPathError  # noqa: E402
+from tests._postgres_server import connection_settings  # noqa: E402
+
+_executed: Counter[str] = Counter()
+_lock = threading.Lock()
+
+
+_log: list[tuple[str, int | None, float]] = []
+
+
+@activity(name="tests.pg.double")
+def double(x: int) -> int:
+    info = activity.info()
+    with _lock:
+        _executed[info.idempotency_key] += 1
+        _log.append((info.idempotency_key, info.fencing_token, time.monotonic()))
+    return x * 2
+
+
+@workflow(name="tests.pg.steps_and_signal")
+async def steps_and_signal(ctx: WorkflowContext, x: int) -> list[object]:
+    first = await ctx.call(double, x)
+    go = await ctx.receive("go")
+    return [first, go, await ctx.call(double, first)]
+
+
+@pytest.fixture
+def url(postgres_dsn: str) -> Iterator[str]:
+    settings = connection_settings(postgres_dsn)
+    schema = f"chronik_hosts_{uuid.uuid4().hex[:10]}"
+    password = f":{settings['password']}" if settings["password"] else ""
+    yield (
+        f"postgresql://{settings['user']}{password}@{settings['host']}:"
+        f"{settings['port']}/{settings['dbname']}?schema={schema}"
+    )
+    with psycopg.connect(autocommit=True, **settings) as conn:
+        conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(schema)))
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    _executed.clear()
+
+
+def test_a_system_on_a_postgresql_url_runs_steps_signals_and_results(url: str) -> None:
+    with ActorSystem.open(url, lease_ttl=1.0) as system:
+        ref = system.spawn(steps_and_signal, 3, id="pg-1")
+        ref.send("go", "now", signal_id="go-1")
+        assert ref.result(timeout=10) == [6, "now", 12]
+        assert system.history("pg-1").status is RunStatus.COMPLETED
+    with ActorSystem.open(url, lease_ttl=1.0) as reopened:  # replayed from there
+        assert reopened.ref("pg-1").result(timeout=5) == [6, "now", 12]
+    assert _executed == Counter({"pg-1/1": 1, "pg-1/3": 1})
+
+
+def test_a_client_starts_and_signals_runs_that_hosts_on_postgresql_drive(
+    url: str,
+) -> None:
+    with (
+        ActorSystem.open(url, lease_ttl=1.0) as a,
+        ActorSystem.open(url, lease_ttl=1.0) as b,
+        Client(url) as client,
+    ):
+        _wait_shared_out(a, b)
+        ids = [f"c-{i}" for i in range(20)]
+        for index, run_id in enumerate(ids):
+            client.start(steps_and_signal, index, id=run_id)
+        for run_id in ids:
+            client.signal(run_id, "go", run_id)
+        results = [client.result(run_id, timeout=20) for run_id in ids]
+    assert results == [[2 * i, f"c-{i}", 4 * i] for i in range(20)]
+    assert len(_executed) == 40
+    assert set(_executed.values()) == {1}
+
+
+def test_a_crashed_hosts_runs_move_to_the_other_once_its_leases_expire(
+    url: str,
+) -> None:
+    a = ActorSystem.open(url, lease_ttl=1.0)
+    b = ActorSystem.open(url, lease_ttl=1.0)
+    try:
+        _wait_shared_out(a, b)
+        run_id = next(f"r-{i}" for i in range(1000) if b.drives(f"r-{i}"))
+        ref = a.spawn(steps_and_signal, 5, id=run_id)  # b drives it
+        deadline = time.monotonic() + 10
+        while len(a.history(run_id).commands) < 2:  # b ran the step, now waits
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        _freeze(b)
+        started = time.monotonic()
+        ref.send("go", "later")  # queued: a takes the run when b's leases expire
+        assert ref.result(timeout=15) == [10, "later", 20]
+        assert time.monotonic() - started < 1.0 + 3.0
+    finally:
+        b.close()
+        a.close()
+    assert _executed[f"{run_id}/1"] == 1, _log
+
+
+def _wait_shared_out(*hosts: ActorSystem) -> None:
+    """Until the hosts hold every partition between them, each some: runs
+    started from then on are not handed over while they work."""
+    deadline = time.monotonic() + 15
+    while True:
+        held = [h.stats().partitions_held for h in hosts]
+        if sum(held) == 64 and all(held):
+            return
+        assert time.monotonic() < deadline, f"the hosts never shared out: {held}"
+        time.sleep(0.05)
+
+
+def _freeze(system: ActorSystem) -> None:
+    """As if the host's process stopped (a PostgreSQL journal's hosts have no
+    presence lock: only their leases running out tells): no renewals, no
+    deliveries from its inbox."""
+
+    def frozen(*args: object, **kwargs: object) -> object:
+        msg = "frozen for the test"
+        raise RuntimeError(msg)
+
+    system._ownership.tick = frozen  # type: ignore[method-assign]
+    assert system._inbox is not None
+    system._inbox.stop()
+
+
+def test_a_client_on_a_database_with_no_journal_is_refused_and_writes_nothing(
+    url: str,
+) -> None:
+    with pytest.raises(JournalPathError, match="holds no chronik journal"):
+        Client(url)
