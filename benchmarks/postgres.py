@@ -56,6 +56,7 @@ class Scale:
     rounds: int  # throughput rounds; each runs both contenders, in rotated order
     latency_rounds: int  # rounds alternating the two, after a warm-up round
     latency_per_round: int
+    idle_seconds: float = 5.0
 
 
 DEFAULT = Scale(
@@ -66,7 +67,12 @@ DEFAULT = Scale(
     latency_per_round=100,
 )
 QUICK = Scale(
-    threads=8, appends_per_thread=5, rounds=1, latency_rounds=1, latency_per_round=20
+    threads=8,
+    appends_per_thread=5,
+    rounds=1,
+    latency_rounds=1,
+    latency_per_round=20,
+    idle_seconds=1.0,
 )
 
 
@@ -99,7 +105,7 @@ def stream_id(make: Make) -> Any:
 def recorder_on_new_schema(
     server: dict[str, str], make: Make, pool_size: int
 ) -> Iterator[ApplicationRecorder]:
-    schema = f"chronik_bench_{uuid.uuid4().hex[:12]}"
+    schema = new_schema("bench")
     datastore = PostgresDatastore(
         schema=schema,
         pool_size=pool_size,
@@ -115,10 +121,18 @@ def recorder_on_new_schema(
         yield recorder
     finally:
         datastore.close()
-        with psycopg.connect(autocommit=True, **server) as conn:  # type: ignore[arg-type]
-            conn.execute(
-                SQL("DROP SCHEMA IF EXISTS {0} CASCADE").format(Identifier(schema))
-            )
+        drop_schema(server, schema)
+
+
+def new_schema(what: str) -> str:
+    return f"chronik_{what}_{uuid.uuid4().hex[:12]}"
+
+
+def drop_schema(server: dict[str, str], schema: str) -> None:
+    with psycopg.connect(autocommit=True, **server) as conn:  # type: ignore[arg-type]
+        conn.execute(
+            SQL("DROP SCHEMA IF EXISTS {0} CASCADE").format(Identifier(schema))
+        )
 
 
 def stored_event(stream: Any, version: int) -> StoredEvent:
@@ -226,9 +240,69 @@ def measure_latency(
         return samples[chronik], samples[library]
 
 
+# -- an idle host -----------------------------------------------------------------
+
+
+IDLE_RUNS = 100
+
+
+class _StatementCounter:
+    """Counts the statements this process sends (psycopg's execute)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+        self._originals: list[tuple[type[Any], Callable[..., Any]]] = []
+
+    def __enter__(self) -> _StatementCounter:
+        for cls in (psycopg.Cursor, psycopg.Connection):
+            original = cls.execute
+            self._originals.append((cls, original))
+
+            def counted(
+                this: Any, *args: Any, _original: Any = original, **kwargs: Any
+            ) -> Any:
+                with self._lock:
+                    self.count += 1
+                return _original(this, *args, **kwargs)
+
+            setattr(cls, "execute", counted)  # noqa: B010
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for cls, original in self._originals:
+            setattr(cls, "execute", original)  # noqa: B010
+
+
+def idle_statements(server: dict[str, str], seconds: float) -> float:
+    """Statements per second an idle host sends: one ActorSystem on a fresh
+    schema, ``IDLE_RUNS`` runs waiting on a signal, left alone a second, then
+    counted for ``seconds``."""
+    from actors import ActorSystem
+    from benchmarks._workloads import wait_for_go
+
+    schema = new_schema("idle")
+    password = f":{server['password']}" if server["password"] else ""
+    url = (
+        f"postgresql://{server['user']}{password}@{server['host']}:"
+        f"{server['port']}/{server['dbname']}?schema={schema}"
+    )
+    try:
+        with ActorSystem.open(url) as system:
+            for index in range(IDLE_RUNS):
+                system.spawn(wait_for_go, id=f"idle-{index}")
+            time.sleep(1.0)
+            with _StatementCounter() as counter:
+                time.sleep(seconds)
+            return counter.count / seconds
+    finally:
+        drop_schema(server, schema)
+
+
 def run(server: dict[str, str], scale: Scale) -> Results:
     rates, mean_group = throughput_rounds(server, scale)
     chronik_latency, library_latency = measure_latency(server, scale)
+    idle = idle_statements(server, scale.idle_seconds)
     rows = [
         Row(
             f"{scale.threads} threads x one event per append",
@@ -250,6 +324,14 @@ def run(server: dict[str, str], scale: Scale) -> Results:
             percentile(library_latency, 0.99),
             "s",
             None,
+        ),
+        Row(
+            f"an idle host ({IDLE_RUNS} runs waiting): statements per second "
+            "(baseline: one a second)",
+            idle,
+            1.0,
+            "statements/s",
+            Target(1, at_least=False),
         ),
     ]
     return Results(rows, rates, mean_group)

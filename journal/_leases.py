@@ -90,6 +90,9 @@ class LeaseTable(Protocol):
 
     def put(self, lease: Lease) -> None: ...
 
+    def put_all(self, leases: Iterable[Lease]) -> None:
+        """``put`` each (a backend may do it in one statement)."""
+
     def all(self) -> dict[int, Lease]: ...
 
     def counter(self) -> int: ...
@@ -140,6 +143,10 @@ class _LmdbTable:
 
     def put(self, lease: Lease) -> None:
         _put(self._txn, self._db, lease)
+
+    def put_all(self, leases: Iterable[Lease]) -> None:
+        for lease in leases:
+            _put(self._txn, self._db, lease)
 
     def all(self) -> dict[int, Lease]:
         return _all(self._txn, self._db)
@@ -232,7 +239,7 @@ class Leases:
                     counter += 1
                     token = counter
                 held[partition] = Lease(partition, owner, token, now + ttl)
-                table.put(held[partition])
+            table.put_all(held.values())
             table.set_counter(counter)
             table.put_member(owner, now + ttl)
             return held
@@ -251,8 +258,7 @@ class Leases:
                 for p, lease in table.all().items()
                 if lease.owner == owner
             }
-            for lease in renewed.values():
-                table.put(lease)
+            table.put_all(renewed.values())
             table.put_member(owner, now + ttl)
             return renewed
 
@@ -269,11 +275,11 @@ class Leases:
         _check_lease_terms(owner, 1.0, now)
 
         def write(table: LeaseTable) -> None:
-            for lease in table.all().values():
-                if lease.owner == owner:
-                    table.put(
-                        attrs.evolve(lease, expires_at=min(now, lease.expires_at))
-                    )
+            table.put_all(
+                attrs.evolve(lease, expires_at=min(now, lease.expires_at))
+                for lease in table.all().values()
+                if lease.owner == owner
+            )
             table.delete_member(owner)
 
         self._write(write)

@@ -13,7 +13,7 @@ that append to commit, and the append sees the token as it is.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from eventsourcing.postgres import PostgresDatastore
@@ -102,6 +102,24 @@ class _PostgresTable:
             "owner = EXCLUDED.owner, token = EXCLUDED.token, "
             "expires_at = EXCLUDED.expires_at",
             (lease.partition, lease.owner, lease.token, lease.expires_at),
+        )
+
+    def put_all(self, leases: Iterable[Lease]) -> None:
+        rows = list(leases)
+        if not rows:
+            return
+        self._run(
+            "INSERT INTO {schema}.{leases} (partition, owner, token, expires_at) "
+            "SELECT * FROM unnest(%s::integer[], %s::text[], %s::bigint[], "
+            "%s::double precision[]) ON CONFLICT (partition) DO UPDATE SET "
+            "owner = EXCLUDED.owner, token = EXCLUDED.token, "
+            "expires_at = EXCLUDED.expires_at",
+            (
+                [x.partition for x in rows],
+                [x.owner for x in rows],
+                [x.token for x in rows],
+                [x.expires_at for x in rows],
+            ),
         )
 
     def all(self) -> dict[int, Lease]:
