@@ -23,7 +23,7 @@ from eventsourcing.postgres import PostgresDatastore
 
 from actors._hostlock import HostLock, HostPresence, host_is_present, sweep_dead_hosts
 from actors._pg_wake import PostgresWakeChannel, wake_all_pg, wake_host_pg
-from actors._wake import WakeChannel, wake_run_owner
+from actors._wake import SLOW_POLL, WakeChannel, wake_run_owner
 from journal import (
     Journal,
     JournalReader,
@@ -67,7 +67,15 @@ class Listener(Protocol):
 
 
 class Backend(Protocol):
-    """The non-event side of a journal's location."""
+    """The non-event side of a journal's location.
+
+    ``slow_poll``: seconds an idle host waits for a wake before it reads the
+    operator inbox anyway; ``resume_every``: every how many lease rounds it
+    looks for runs started elsewhere (wakes bring those at once; the rounds
+    catch what a wake missed)."""
+
+    slow_poll: float
+    resume_every: int
 
     @property
     def where(self) -> str:
@@ -107,6 +115,9 @@ class Backend(Protocol):
 
 class LmdbBackend:
     """A journal in a directory on this machine: flock presence, pipes."""
+
+    slow_poll = SLOW_POLL  # a read of one LMDB key: cheap
+    resume_every = 1
 
     def __init__(self, path: str) -> None:
         self._path = path
@@ -154,7 +165,12 @@ def _journal(app: Application[Any]) -> Journal:
 
 class PostgresBackend:
     """A journal in a PostgreSQL database: no presence (a host that stops
-    renewing is dead once its leases expire), ``LISTEN``/``NOTIFY`` wakes."""
+    renewing is dead once its leases expire), ``LISTEN``/``NOTIFY`` wakes.
+    An idle host costs the server its lease renewals and little else: the
+    inbox and the runs started elsewhere are looked at every 10 s or so."""
+
+    slow_poll = 10.0
+    resume_every = 6
 
     def __init__(self, location: PostgresLocation) -> None:
         self._location = location

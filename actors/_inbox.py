@@ -222,6 +222,7 @@ class OperatorInbox:
     ):
         self._target = target
         self._channel = channel
+        self._slow_poll = SLOW_POLL  # seconds between reads while idle
         self._requests = OperatorRequests(app)
         self._index = UnfinishedRuns(app)
         self._path = path
@@ -244,6 +245,7 @@ class OperatorInbox:
         appended before a probe that saw the lock is read by the catch-up or by
         a round after it."""
         inbox = cls(target, app, backend.where, backend.listen(host_id))
+        inbox._slow_poll = backend.slow_poll
         inbox._lock = backend.host_lock()
         inbox._thread.start()
         return inbox
@@ -264,7 +266,7 @@ class OperatorInbox:
         try:
             version = self._catch_up()
             while True:
-                woken = self._channel.wait(SLOW_POLL)
+                woken = self._channel.wait(self._slow_poll)
                 if self._stopping.is_set():
                     return
                 version = self._poll(version)

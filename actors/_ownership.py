@@ -95,9 +95,12 @@ class Ownership:
             lease = self._held.get(partition)
         return None if lease is None else Fence(partition, lease.token)
 
-    def share(self, now: float) -> int:
-        """How many partitions this host should hold with the hosts alive now."""
-        hosts = {h for h in self._leases.members(now) if self._alive(h)}
+    def share(self, now: float, members: list[str] | None = None) -> int:
+        """How many partitions this host should hold with the hosts alive now
+        (``members``, if just read)."""
+        if members is None:
+            members = self._leases.members(now)
+        hosts = {h for h in members if self._alive(h)}
         return math.ceil(PARTITIONS / len(hosts | {self.host_id}))
 
     def _alive(self, host_id: str) -> bool:
@@ -111,11 +114,11 @@ class Ownership:
         is not given back this round (its new owner would run the step again),
         but at a later round, once it is quiet."""
         now = self._checked_now()
-        renewed = self._leases.renew(self.host_id, self.ttl, now)
+        renewed, members = self._leases.renew_round(self.host_id, self.ttl, now)
         with self._lock:
             lost = frozenset(self._held) - frozenset(renewed)
             self._held = dict(renewed)
-        wanted = self.share(now) - len(renewed)
+        wanted = self.share(now, members) - len(renewed)
         gained: frozenset[int] = frozenset()
         if wanted > 0:
             table = self._leases.read()

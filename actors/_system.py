@@ -158,6 +158,7 @@ class ActorSystem(NamedActors):
         self._backend.sweep()  # what hosts killed before left behind
         self._resumed_ids: set[str] = set()  # unfinished runs this host resumed
         self._resuming = threading.Lock()  # rounds of the lease keeper and wakes
+        self._rounds = 0  # lease rounds so far
         # The runs' actors share these threads, however many runs are active.
         self._dispatcher = Dispatcher(dispatcher_threads, name="chronik-runs")
         self._timers = TimerService(clock.now, self._fire_timer)
@@ -657,7 +658,9 @@ class ActorSystem(NamedActors):
             self._leave_partitions(changes.lost | changes.surplus)
         if changes.surplus:
             ownership.give_back(changes.surplus)
-        self._resume_unfinished()
+        self._rounds += 1
+        if changes.gained or self._rounds % self._backend.resume_every == 0:
+            self._resume_unfinished()
         if changes.gained and self._inbox is not None:
             self._inbox.catch_up(changes.gained)  # what the last owner left
 

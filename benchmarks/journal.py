@@ -497,8 +497,9 @@ def run(root: Path, scale: Scale) -> Results:
 
 
 def figure(value: float, unit: str) -> str:
-    if unit.endswith("/s"):  # a rate: ev/s, appends/s
-        return f"{value:,.0f} {unit}"
+    if unit.endswith("/s"):  # a rate: ev/s, appends/s, transactions/s
+        places = 0 if value >= 100 else 1 if value >= 10 else 2
+        return f"{value:,.{places}f} {unit}"
     ms = value * 1e3
     decimals = 3 if ms < 1 else 2 if ms < 10 else 1 if ms < 100 else 0
     return f"{ms:,.{decimals}f} ms"

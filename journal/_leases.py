@@ -264,6 +264,26 @@ class Leases:
 
         return self._write(write)
 
+    def renew_round(
+        self, owner: str, ttl: float, now: float
+    ) -> tuple[dict[int, Lease], list[str]]:
+        """``renew``, and the hosts alive at ``now`` (``members``), in one
+        transaction: a host's whole round of housekeeping costs one."""
+        _check_lease_terms(owner, ttl, now)
+
+        def write(table: LeaseTable) -> tuple[dict[int, Lease], list[str]]:
+            renewed = {
+                p: attrs.evolve(lease, expires_at=now + ttl)
+                for p, lease in table.all().items()
+                if lease.owner == owner
+            }
+            table.put_all(renewed.values())
+            table.put_member(owner, now + ttl)
+            alive = [h for h, until in table.members().items() if now < until]
+            return renewed, alive
+
+        return self._write(write)
+
     def members(self, now: float) -> list[str]:
         """The hosts alive at ``now``: each ``acquire`` or ``renew`` says a host
         is alive for its TTL; ``leave`` says it is gone."""
