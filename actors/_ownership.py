@@ -163,6 +163,12 @@ class Ownership:
                 self._held.pop(partition, None)
         self._leases.release(partitions, self.host_id, self._clock())
 
+    def expire_all(self) -> None:
+        """Let this host's leases run out now, keeping its own view of them
+        (as a host that died would: for crash tests). Others take them at
+        their next round; a write with their fences is then refused."""
+        self._leases.leave(self.host_id, self._clock())
+
     def leave(self) -> None:
         """Release everything and stop being a member (the host is closing)."""
         with self._lock:

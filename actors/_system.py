@@ -159,6 +159,7 @@ class ActorSystem(NamedActors):
         self._resumed_ids: set[str] = set()  # unfinished runs this host resumed
         self._resuming = threading.Lock()  # rounds of the lease keeper and wakes
         self._rounds = 0  # lease rounds so far
+        self._crashed = False  # crash_presence on a backend with no presence
         # The runs' actors share these threads, however many runs are active.
         self._dispatcher = Dispatcher(dispatcher_threads, name="chronik-runs")
         self._timers = TimerService(clock.now, self._fire_timer)
@@ -646,6 +647,8 @@ class ActorSystem(NamedActors):
         resume those of partitions gained, and runs started meanwhile (by
         another host) in partitions held."""
         ownership = self._ownership
+        if self._crashed:
+            return
         if self._presence is not None and self._presence.ensure():
             logger.warning(
                 "host %s: its presence file in %r was gone (removed by hand?) and "
@@ -680,9 +683,14 @@ class ActorSystem(NamedActors):
     def crash_presence(self) -> None:
         """Let other hosts see this one as dead (its process gone) while it
         still runs: for crash tests in one process. They take its partitions at
-        once; its own writes from then on are fenced out."""
+        once; its own writes from then on are fenced out. A backend with no
+        presence (PostgreSQL) gets the same from this host's leases running
+        out now, unrenewed, while it still believes it holds them."""
         if self._presence is not None:
             self._presence.release()
+            return
+        self._crashed = True  # no more lease rounds: a dead host renews nothing
+        self._ownership.expire_all()
 
     # -- housekeeping -------------------------------------------------------------
 

@@ -24,7 +24,10 @@ import attrs
 __all__ = ["Server", "connection_settings", "find_server"]
 
 _LOCAL = "postgresql://postgres@127.0.0.1:5432/test"
-_BIN_DIRS = ("/usr/local/bin", *sorted(Path("/usr/lib/postgresql").glob("*/bin")))
+_BIN_DIRS = (
+    "/usr/local/bin",
+    *(str(p) for p in sorted(Path("/usr/lib/postgresql").glob("*/bin"))),
+)
 
 
 @attrs.frozen

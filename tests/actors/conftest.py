@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from actors import ActorSystem, ManualClock
+from tests._postgres_server import connection_settings
 
 
 @pytest.fixture
@@ -21,4 +23,33 @@ def path(tmp_path: Path) -> str:
 @pytest.fixture
 def system(path: str, clock: ManualClock) -> Iterator[ActorSystem]:
     with ActorSystem.open(path, clock=clock) as opened:
+        yield opened
+
+
+@pytest.fixture(params=["lmdb", "postgres"])
+def journal_location(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Where a fresh journal lives, on each backend (issue 14): a directory for
+    LMDB; for PostgreSQL, a URL naming a schema of its own, dropped afterwards
+    (the test skips, saying why, where there is no server)."""
+    if request.param == "lmdb":
+        yield str(tmp_path / "journal")
+        return
+    psycopg = pytest.importorskip("psycopg")
+    from psycopg.sql import SQL, Identifier
+
+    settings = connection_settings(request.getfixturevalue("postgres_dsn"))
+    schema = f"chronik_t_{uuid.uuid4().hex[:12]}"
+    password = f":{settings['password']}" if settings["password"] else ""
+    yield (
+        f"postgresql://{settings['user']}{password}@{settings['host']}:"
+        f"{settings['port']}/{settings['dbname']}?schema={schema}"
+    )
+    with psycopg.connect(autocommit=True, **settings) as conn:
+        conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(schema)))
+
+
+@pytest.fixture
+def journal_system(journal_location: str, clock: ManualClock) -> Iterator[ActorSystem]:
+    """``system`` on each backend."""
+    with ActorSystem.open(journal_location, clock=clock) as opened:
         yield opened

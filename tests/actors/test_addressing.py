@@ -43,9 +43,9 @@ async def greeting_run(ctx: WorkflowContext, greeting: str) -> str:
 
 
 def test_a_run_and_a_plain_actor_are_spawned_by_name_and_sent_to_alike(
-    path: str,
+    journal_location: str,
 ) -> None:
-    with ActorSystem.open(path) as system:
+    with ActorSystem.open(journal_location) as system:
         run = system.spawn("tests.addressing.greeting_run", "hi", id="greet-run")
         actor = system.spawn("tests.addressing.greeter", "hey", id="greeter-1")
         assert isinstance(run, RunRef)
@@ -66,17 +66,20 @@ def test_a_run_and_a_plain_actor_are_spawned_by_name_and_sent_to_alike(
         assert other.send("hello", "fay") == "hallo fay (hello, #1)"
 
 
-def test_a_client_sends_to_a_run_as_a_ref_does(path: str) -> None:
-    with ActorSystem.open(path) as system, Client(path) as client:
+def test_a_client_sends_to_a_run_as_a_ref_does(journal_location: str) -> None:
+    with (
+        ActorSystem.open(journal_location) as system,
+        Client(journal_location) as client,
+    ):
         ref = system.spawn(greeting_run, "hi", id="greet-3")
         assert isinstance(client.send("greet-3", "hello", "gus"), str)
         assert ref.result(timeout=5) == "hi gus"
 
 
 def test_sending_to_nothing_or_to_an_actor_without_a_handler_is_a_clear_error(
-    path: str,
+    journal_location: str,
 ) -> None:
-    with ActorSystem.open(path) as system:
+    with ActorSystem.open(journal_location) as system:
         with pytest.raises(UnknownRunError, match="'nobody'"):
             system.send("nobody", "hello", 1)
         mute = system.spawn("tests.addressing.mute", id="mute-1")

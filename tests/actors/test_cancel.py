@@ -62,46 +62,46 @@ def _history(system: ActorSystem, workflow_id: str) -> WorkflowRun:
 
 
 def test_a_cancelled_workflow_can_compensate_and_complete(
-    system: ActorSystem, clock: ManualClock
+    journal_system: ActorSystem, clock: ManualClock
 ) -> None:
-    ref = system.spawn(compensating, "o-1", id="cancel-1")
+    ref = journal_system.spawn(compensating, "o-1", id="cancel-1")
     clock.wait_for_timers(1)  # waiting for "ship"
     ref.cancel("customer changed their mind")
     assert ref.result(timeout=5) == "compensated: customer changed their mind"
     assert calls == ["charge o-1", "refund ch-o-1"]
-    run = _history(system, "cancel-1")
+    run = _history(journal_system, "cancel-1")
     assert run.cancel_requested
     assert run.status is RunStatus.COMPLETED
 
 
 def test_a_cancellation_the_workflow_does_not_catch_ends_the_run_cancelled(
-    system: ActorSystem, clock: ManualClock
+    journal_system: ActorSystem, clock: ManualClock
 ) -> None:
-    ref = system.spawn(not_handling, id="cancel-2")
+    ref = journal_system.spawn(not_handling, id="cancel-2")
     clock.wait_for_timers(1)
     ref.cancel("no longer needed")
     with pytest.raises(RunCancelledError, match="no longer needed"):
         ref.result(timeout=5)
     assert ref.status() is RunStatus.CANCELLED
     clock.advance("2d")  # the abandoned timer's fire is ignored
-    assert _history(system, "cancel-2").status is RunStatus.CANCELLED
+    assert _history(journal_system, "cancel-2").status is RunStatus.CANCELLED
 
 
 def test_cancelling_twice_is_a_no_op_and_a_finished_run_refuses(
-    system: ActorSystem, clock: ManualClock
+    journal_system: ActorSystem, clock: ManualClock
 ) -> None:
-    ref = system.spawn(compensating, "o-3", id="cancel-3")
+    ref = journal_system.spawn(compensating, "o-3", id="cancel-3")
     clock.wait_for_timers(1)
     ref.cancel("first")
     ref.result(timeout=5)
     with pytest.raises(RunFinishedError):
         ref.cancel("second")
-    stored = system._app.repository.event_store.get("cancel-3")
+    stored = journal_system._app.repository.event_store.get("cancel-3")
     assert sum(isinstance(e, CancelRequested) for e in stored) == 1
 
 
 def test_a_cancellation_is_replayed_at_the_same_await_in_a_fresh_system(
-    path: str, clock: ManualClock
+    journal_location: str, clock: ManualClock
 ) -> None:
     gate = threading.Event()
 
@@ -122,7 +122,7 @@ def test_a_cancellation_is_replayed_at_the_same_await_in_a_fresh_system(
             return "compensated"
         return "slept"
 
-    abandoned = ActorSystem.open(path, clock=clock)
+    abandoned = ActorSystem.open(journal_location, clock=clock)
     old = abandoned.spawn(replayed, "o-4", id="cancel-4")
     clock.wait_for_timers(1)
     old.cancel("stop")  # durable; the refund now hangs in the old system
@@ -132,7 +132,7 @@ def test_a_cancellation_is_replayed_at_the_same_await_in_a_fresh_system(
         time.sleep(0.001)
     as_crashed(abandoned)  # its process is gone, as far as other hosts see
     try:
-        with ActorSystem.open(path, clock=clock) as fresh:
+        with ActorSystem.open(journal_location, clock=clock) as fresh:
             assert fresh.ref("cancel-4").result(timeout=5) == "compensated"
             history = fresh.history("cancel-4")
             assert [c.name for c in history.commands] == [

@@ -23,7 +23,8 @@ from actors import (
     workflow,
 )
 from aggregates import RunFinishedError
-from journal import JournalPathError, JournalReader, UnencodableValueError
+from journal import JournalPathError, UnencodableValueError
+from tests.actors._backends import xfail_on_postgres
 
 _executed: Counter[str] = Counter()
 _lock = threading.Lock()
@@ -50,15 +51,15 @@ def _reset() -> None:
     _executed.clear()
 
 
-def _log_end(path: str) -> int:
-    with JournalReader(path) as reader:
-        return reader.max_notification_id() or 0
+def _log_end(host: ActorSystem) -> int:
+    """The position of the journal's last event, read through ``host``."""
+    return host._app.recorder.max_notification_id() or 0
 
 
 def test_a_client_starts_signals_queries_and_waits_for_a_run_a_host_drives(
-    path: str,
+    journal_location: str,
 ) -> None:
-    with ActorSystem.open(path) as host, Client(path) as client:
+    with ActorSystem.open(journal_location) as host, Client(journal_location) as client:
         assert client.start("tests.client.collect", 4, id="c-1") is RunStatus.RUNNING
         # Idempotent by id; a name or the definition, the same run.
         assert client.start(collect, 4, id="c-1") is RunStatus.RUNNING
@@ -82,21 +83,23 @@ def test_a_client_starts_signals_queries_and_waits_for_a_run_a_host_drives(
     assert _executed == Counter({"c-1/1": 1})
 
 
-def test_a_client_drives_nothing_a_run_it_starts_waits_for_a_host(path: str) -> None:
-    ActorSystem.open(path).close()  # the journal exists, no host is open
-    with Client(path) as client:
+def test_a_client_drives_nothing_a_run_it_starts_waits_for_a_host(
+    journal_location: str,
+) -> None:
+    ActorSystem.open(journal_location).close()  # the journal exists, no host is open
+    with Client(journal_location) as client:
         client.start(collect, 1, id="c-2")
         client.signal("c-2", "item", None)
         with pytest.raises(TimeoutError):
             client.result("c-2", timeout=0.3)
         assert client.status("c-2") is RunStatus.RUNNING
         assert _executed == Counter()  # nothing ran in the client
-        with ActorSystem.open(path):
+        with ActorSystem.open(journal_location):
             assert client.result("c-2", timeout=10) == [2]
 
 
-def test_a_client_cancels_and_the_result_says_so(path: str) -> None:
-    with ActorSystem.open(path), Client(path) as client:
+def test_a_client_cancels_and_the_result_says_so(journal_location: str) -> None:
+    with ActorSystem.open(journal_location), Client(journal_location) as client:
         client.start(collect, 1, id="c-3")
         client.cancel("c-3", "no longer wanted")
         client.cancel("c-3")  # again: a no-op
@@ -110,12 +113,12 @@ def test_a_client_cancels_and_the_result_says_so(path: str) -> None:
             client.cancel("c-3b")
 
 
-def test_bad_requests_get_clear_errors_and_write_nothing(path: str) -> None:
-    with ActorSystem.open(path), Client(path) as client:
+def test_bad_requests_get_clear_errors_and_write_nothing(journal_location: str) -> None:
+    with ActorSystem.open(journal_location) as host, Client(journal_location) as client:
         client.start(collect, 1, id="c-4")
         client.signal("c-4", "item", None)
         assert client.result("c-4", timeout=10) == [2]
-        before = _log_end(path)
+        before = _log_end(host)
         with pytest.raises(RunConflictError, match="idempotency key"):
             client.start(collect, 2, id="c-4")
         with pytest.raises(UnknownRunError, match="'nope'"):
@@ -132,7 +135,7 @@ def test_bad_requests_get_clear_errors_and_write_nothing(path: str) -> None:
             client.start(collect, object(), id="c-5")
         with pytest.raises(ValueError, match="limit"):
             client.list(limit=-1)
-        assert _log_end(path) == before
+        assert _log_end(host) == before
 
 
 def test_a_client_on_a_path_with_no_journal_is_refused_and_creates_nothing(
@@ -144,8 +147,16 @@ def test_a_client_on_a_path_with_no_journal_is_refused_and_creates_nothing(
     assert not missing.exists()
 
 
-def test_a_client_lists_runs_and_their_events_with_filters(path: str) -> None:
-    with ActorSystem.open(path), Client(path) as client:
+def test_a_client_lists_runs_and_their_events_with_filters(
+    journal_location: str, request: pytest.FixtureRequest
+) -> None:
+    xfail_on_postgres(
+        request,
+        "Client.list() and Client.events() read through Audit, whose "
+        "JournalReader opens the URL as an LMDB directory: JournalPathError "
+        "'holds no journal' on a PostgreSQL journal",
+    )
+    with ActorSystem.open(journal_location), Client(journal_location) as client:
         before = datetime.now(UTC)
         for i in range(5):
             client.start(collect, i, id=f"l-{i}")
@@ -170,8 +181,10 @@ def test_a_client_lists_runs_and_their_events_with_filters(path: str) -> None:
             client.events("nope")
 
 
-def test_a_stream_that_is_not_a_run_is_no_run_to_the_client(path: str) -> None:
-    with ActorSystem.open(path), Client(path) as client:
+def test_a_stream_that_is_not_a_run_is_no_run_to_the_client(
+    journal_location: str,
+) -> None:
+    with ActorSystem.open(journal_location), Client(journal_location) as client:
         client.start(collect, 1, id="c-6")
         client.signal("c-6", "item", None)  # the operator inbox has a stream now
         client.result("c-6", timeout=10)

@@ -46,8 +46,8 @@ async def tracked(ctx: WorkflowContext, items: int) -> int:
     return int(progress["done"])
 
 
-def test_a_query_reads_the_state_of_a_running_run(system: ActorSystem) -> None:
-    ref = system.spawn(tracked, 3, id="query-1")
+def test_a_query_reads_the_state_of_a_running_run(journal_system: ActorSystem) -> None:
+    ref = journal_system.spawn(tracked, 3, id="query-1")
     ref.send("item")
     assert ref.query("progress") == {"done": 1, "of": 3}
     assert ref.query("times", 10) == 10
@@ -59,17 +59,19 @@ def test_a_query_reads_the_state_of_a_running_run(system: ActorSystem) -> None:
 
 
 def test_a_finished_run_answers_queries_with_its_final_state(
-    system: ActorSystem,
+    journal_system: ActorSystem,
 ) -> None:
-    ref = system.spawn(tracked, 1, id="query-2")
+    ref = journal_system.spawn(tracked, 1, id="query-2")
     ref.send("item")
     assert ref.result(timeout=5) == 1
     assert ref.query("progress") == {"done": 1, "of": 1}
-    assert len(system.history("query-2").commands) == 1  # replay wrote nothing
+    assert len(journal_system.history("query-2").commands) == 1  # replay wrote nothing
 
 
-def test_a_passive_run_is_activated_by_a_signal_or_a_query(path: str) -> None:
-    with ActorSystem.open(path, idle_timeout=0.05) as system:
+def test_a_passive_run_is_activated_by_a_signal_or_a_query(
+    journal_location: str,
+) -> None:
+    with ActorSystem.open(journal_location, idle_timeout=0.05) as system:
         ref = system.spawn(tracked, 2, id="passive-1")
         ref.send("item")
         _wait_for(lambda: system.live_runs == 0)
@@ -81,7 +83,7 @@ def test_a_passive_run_is_activated_by_a_signal_or_a_query(path: str) -> None:
         assert system.passivations == 2
 
 
-def test_a_passive_run_wakes_for_its_timer(path: str) -> None:
+def test_a_passive_run_wakes_for_its_timer(journal_location: str) -> None:
     clock = ManualClock()
 
     @workflow(name="tests.passive.sleeper")
@@ -89,7 +91,7 @@ def test_a_passive_run_wakes_for_its_timer(path: str) -> None:
         await ctx.sleep("1d")
         return "woke"
 
-    with ActorSystem.open(path, clock=clock, idle_timeout=0.05) as system:
+    with ActorSystem.open(journal_location, clock=clock, idle_timeout=0.05) as system:
         ref = system.spawn(sleeper, id="passive-2")
         clock.wait_for_timers(1)
         _wait_for(lambda: system.live_runs == 0)
@@ -97,8 +99,10 @@ def test_a_passive_run_wakes_for_its_timer(path: str) -> None:
         assert ref.result(timeout=5) == "woke"
 
 
-def test_resident_runs_grow_with_active_runs_not_with_all_runs(path: str) -> None:
-    with ActorSystem.open(path, idle_timeout=0.05) as system:
+def test_resident_runs_grow_with_active_runs_not_with_all_runs(
+    journal_location: str,
+) -> None:
+    with ActorSystem.open(journal_location, idle_timeout=0.05) as system:
         refs = [system.spawn(tracked, 1, id=f"many-{i}") for i in range(50)]
         _wait_for(lambda: system.live_runs == 0)
         refs[7].send("item")
@@ -123,15 +127,15 @@ async def _patched_order(ctx: WorkflowContext) -> int:
 
 
 def test_a_patch_keeps_old_runs_on_the_old_path_and_new_runs_on_the_new(
-    path: str, clock: ManualClock
+    journal_location: str, clock: ManualClock
 ) -> None:
     fees.clear()
-    with ActorSystem.open(path, clock=clock) as system:
+    with ActorSystem.open(journal_location, clock=clock) as system:
         system.spawn(before_patch, id="old-order")
         _wait_for(lambda: system.history("old-order").next_seq == 3)
     # The ship receive comes after the patch point: replay sees a receive there.
     workflow(name="tests.patches.order")(_patched_order)
-    with ActorSystem.open(path, clock=clock) as system:
+    with ActorSystem.open(journal_location, clock=clock) as system:
         old = system.ref("old-order")
         old.send("ship")
         assert old.result(timeout=5) == 100
@@ -144,14 +148,14 @@ def test_a_patch_keeps_old_runs_on_the_old_path_and_new_runs_on_the_new(
 
 
 def test_removing_a_patch_check_from_code_is_non_determinism(
-    path: str, clock: ManualClock
+    journal_location: str, clock: ManualClock
 ) -> None:
     workflow(name="tests.patches.order")(_patched_order)
-    with ActorSystem.open(path, clock=clock) as system:
+    with ActorSystem.open(journal_location, clock=clock) as system:
         system.spawn("tests.patches.order", id="patched-order")
         _wait_for(lambda: system.history("patched-order").next_seq == 5)
     workflow(name="tests.patches.order")(before_patch.fn)
-    with ActorSystem.open(path, clock=clock) as system:
+    with ActorSystem.open(journal_location, clock=clock) as system:
         ref = system.ref("patched-order")
         with pytest.raises(RunFinishedError):  # the run fails as it replays
             ref.send("ship")
@@ -168,8 +172,10 @@ async def long_history(ctx: WorkflowContext, signals: int) -> int:
     return total
 
 
-def test_snapshots_bound_the_events_read_to_rebuild_a_long_run(path: str) -> None:
-    with ActorSystem.open(path, snapshot_every=20) as system:
+def test_snapshots_bound_the_events_read_to_rebuild_a_long_run(
+    journal_location: str,
+) -> None:
+    with ActorSystem.open(journal_location, snapshot_every=20) as system:
         ref = system.spawn(long_history, 100, id="long-1")
         for _ in range(60):
             ref.send("n", 1)
@@ -192,11 +198,11 @@ async def long_history_then_nap(ctx: WorkflowContext, signals: int) -> int:
 
 
 def test_a_reopened_journal_rebuilds_its_runs_from_their_last_snapshots(
-    path: str,
+    journal_location: str,
 ) -> None:
     """Opening reads many unfinished runs at once (a snapshot and the events
     after it, each): they resume where they were, a timer included."""
-    with ActorSystem.open(path, snapshot_every=20) as system:
+    with ActorSystem.open(journal_location, snapshot_every=20) as system:
         waiting = system.spawn(long_history, 100, id="long-waiting")
         napping = system.spawn(long_history_then_nap, 30, id="long-napping")
         short = system.spawn(long_history, 2, id="short-waiting")
@@ -209,7 +215,7 @@ def test_a_reopened_journal_rebuilds_its_runs_from_their_last_snapshots(
             run_id: system.history(run_id)
             for run_id in ("long-waiting", "long-napping", "short-waiting")
         }
-    with ActorSystem.open(path, snapshot_every=20) as system:
+    with ActorSystem.open(journal_location, snapshot_every=20) as system:
         for run_id, before in expected.items():
             after = system.history(run_id)
             assert (after.version, after.status) == (before.version, before.status)

@@ -47,8 +47,10 @@ async def doubled_twice(ctx: WorkflowContext, value: int) -> int:
     return int(await ctx.call(double, once))
 
 
-def test_a_run_returns_its_result_and_reports_completed(system: ActorSystem) -> None:
-    ref = system.spawn(doubled_twice, 3, id="double-3")
+def test_a_run_returns_its_result_and_reports_completed(
+    journal_system: ActorSystem,
+) -> None:
+    ref = journal_system.spawn(doubled_twice, 3, id="double-3")
     assert ref.result(timeout=5) == 12
     assert ref.status() is RunStatus.COMPLETED
     assert [info.idempotency_key for info in executions] == [
@@ -58,17 +60,17 @@ def test_a_run_returns_its_result_and_reports_completed(system: ActorSystem) -> 
 
 
 def test_each_step_and_its_outcome_are_saved_in_one_commit(
-    system: ActorSystem, monkeypatch: pytest.MonkeyPatch
+    journal_system: ActorSystem, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     saves: list[list[str]] = []
-    save = system._host.commit
+    save = journal_system._host.commit
 
     def counting(run: WorkflowRun, *children: WorkflowRun) -> None:
         saves.append([type(event).__name__ for event in run.pending_events])
         save(run, *children)
 
-    monkeypatch.setattr(system._host, "commit", counting)
-    system.spawn(doubled_twice, 1, id="double-1").result(timeout=5)
+    monkeypatch.setattr(journal_system._host, "commit", counting)
+    journal_system.spawn(doubled_twice, 1, id="double-1").result(timeout=5)
     # The next step's StepScheduled rides along: still one commit per step.
     assert saves == [
         ["Started"],
@@ -78,40 +80,40 @@ def test_each_step_and_its_outcome_are_saved_in_one_commit(
 
 
 def test_spawning_an_existing_id_with_equal_arguments_returns_the_same_run(
-    system: ActorSystem,
+    journal_system: ActorSystem,
 ) -> None:
-    first = system.spawn(doubled_twice, 5, id="double-5")
+    first = journal_system.spawn(doubled_twice, 5, id="double-5")
     assert first.result(timeout=5) == 20
-    again = system.spawn(doubled_twice, 5, id="double-5")
+    again = journal_system.spawn(doubled_twice, 5, id="double-5")
     assert again.result(timeout=5) == 20
     assert len(executions) == 2
 
 
 def test_spawning_an_existing_id_with_other_arguments_is_a_conflict(
-    system: ActorSystem,
+    journal_system: ActorSystem,
 ) -> None:
-    system.spawn(doubled_twice, 5, id="double-x").result(timeout=5)
+    journal_system.spawn(doubled_twice, 5, id="double-x").result(timeout=5)
     with pytest.raises(RunConflictError, match="double-x") as raised:
-        system.spawn(doubled_twice, 6, id="double-x")
+        journal_system.spawn(doubled_twice, 6, id="double-x")
     assert "(5,)" in str(raised.value)
     assert "(6,)" in str(raised.value)
 
 
 def test_system_ref_finds_a_run_by_id_and_refuses_an_unknown_id(
-    system: ActorSystem,
+    journal_system: ActorSystem,
 ) -> None:
-    system.spawn(doubled_twice, 2, id="double-2").result(timeout=5)
-    assert system.ref("double-2").result(timeout=5) == 8
+    journal_system.spawn(doubled_twice, 2, id="double-2").result(timeout=5)
+    assert journal_system.ref("double-2").result(timeout=5) == 8
     with pytest.raises(UnknownRunError, match="no-such-run"):
-        system.ref("no-such-run")
+        journal_system.ref("no-such-run")
 
 
 def test_a_finished_run_is_found_by_id_after_reopening(
-    path: str, clock: ManualClock
+    journal_location: str, clock: ManualClock
 ) -> None:
-    with ActorSystem.open(path, clock=clock) as system:
+    with ActorSystem.open(journal_location, clock=clock) as system:
         system.spawn(doubled_twice, 4, id="double-4").result(timeout=5)
-    with ActorSystem.open(path, clock=clock) as system:
+    with ActorSystem.open(journal_location, clock=clock) as system:
         assert system.ref("double-4").result(timeout=5) == 16
         assert system.ref("double-4").status() is RunStatus.COMPLETED
 
@@ -139,18 +141,18 @@ async def call_flaky(ctx: WorkflowContext, fail_times: int) -> str:
 
 
 def test_a_failing_step_is_retried_with_backoff_and_the_same_idempotency_key(
-    system: ActorSystem, clock: ManualClock
+    journal_system: ActorSystem, clock: ManualClock
 ) -> None:
-    assert system.spawn(call_flaky, 2, id="flaky-2").result(timeout=5) == "ok"
+    assert journal_system.spawn(call_flaky, 2, id="flaky-2").result(timeout=5) == "ok"
     assert [info.attempt for info in executions] == [1, 2, 3]
     assert {info.idempotency_key for info in executions} == {"flaky-2/1"}
     assert clock.sleeps == [0.5, 1.0]
 
 
 def test_a_step_that_exhausts_its_retries_raises_step_failed_in_the_workflow(
-    system: ActorSystem,
+    journal_system: ActorSystem,
 ) -> None:
-    result = system.spawn(call_flaky, 5, id="flaky-5").result(timeout=5)
+    result = journal_system.spawn(call_flaky, 5, id="flaky-5").result(timeout=5)
     assert result == "compensated after 3: ConnectionError"
     assert len(executions) == 3
 
@@ -171,9 +173,9 @@ async def pay(ctx: WorkflowContext, amount: int) -> None:
 
 
 def test_a_non_retryable_error_fails_the_step_at_once_and_then_the_run(
-    system: ActorSystem,
+    journal_system: ActorSystem,
 ) -> None:
-    ref = system.spawn(pay, 10, id="pay-10")
+    ref = journal_system.spawn(pay, 10, id="pay-10")
     with pytest.raises(WorkflowFailedError) as raised:
         ref.result(timeout=5)
     assert len(executions) == 1
@@ -198,9 +200,9 @@ async def call_slow(ctx: WorkflowContext) -> str:
 
 
 def test_an_async_step_past_its_timeout_is_cancelled_and_retried(
-    system: ActorSystem,
+    journal_system: ActorSystem,
 ) -> None:
-    result = system.spawn(call_slow, id="slow").result(timeout=5)
+    result = journal_system.spawn(call_slow, id="slow").result(timeout=5)
     assert result == StepTimeoutError.__name__
     assert len(executions) == 2
 
@@ -224,13 +226,13 @@ async def values_then_wait(ctx: WorkflowContext) -> list[Any]:
 
 
 def test_now_uuid_and_random_are_recorded_and_replayed_after_reopening(
-    path: str, clock: ManualClock
+    journal_location: str, clock: ManualClock
 ) -> None:
     noted.clear()
-    with ActorSystem.open(path, clock=clock) as system:
+    with ActorSystem.open(journal_location, clock=clock) as system:
         system.spawn(values_then_wait, id="values")
         clock.advance("1h")  # replay must not read the clock again
-    with ActorSystem.open(path, clock=clock) as system:
+    with ActorSystem.open(journal_location, clock=clock) as system:
         ref = system.ref("values")
         ref.send("go")
         assert tuple(ref.result(timeout=5)) == noted[0]
@@ -244,27 +246,27 @@ async def collect(ctx: WorkflowContext, count: int) -> list[Any]:
 
 
 def test_signals_of_a_topic_are_consumed_in_the_order_they_were_acknowledged(
-    system: ActorSystem,
+    journal_system: ActorSystem,
 ) -> None:
-    ref = system.spawn(collect, 3, id="collect")
+    ref = journal_system.spawn(collect, 3, id="collect")
     for item in ("a", "b", "c"):
         ref.send("item", item)
     assert ref.result(timeout=5) == ["a", "b", "c"]
 
 
 def test_a_signal_acknowledged_before_close_is_delivered_after_reopening(
-    path: str, clock: ManualClock
+    journal_location: str, clock: ManualClock
 ) -> None:
-    with ActorSystem.open(path, clock=clock) as system:
+    with ActorSystem.open(journal_location, clock=clock) as system:
         ref = system.spawn(collect, 2, id="collect-2")
         ref.send("item", 1)
         ref.send("item", 2, signal_id="second")
-    with ActorSystem.open(path, clock=clock) as system:
+    with ActorSystem.open(journal_location, clock=clock) as system:
         assert system.ref("collect-2").result(timeout=5) == [1, 2]
 
 
-def test_resending_a_signal_id_is_a_no_op(system: ActorSystem) -> None:
-    ref = system.spawn(collect, 2, id="collect-dup")
+def test_resending_a_signal_id_is_a_no_op(journal_system: ActorSystem) -> None:
+    ref = journal_system.spawn(collect, 2, id="collect-dup")
     ref.send("item", "first", signal_id="s-1")
     ref.send("item", "first again", signal_id="s-1")
     ref.send("item", "second", signal_id="s-2")
@@ -279,9 +281,9 @@ async def wait_a_week(ctx: WorkflowContext) -> float:
 
 
 def test_a_week_long_durable_sleep_ends_when_the_clock_advances(
-    system: ActorSystem, clock: ManualClock
+    journal_system: ActorSystem, clock: ManualClock
 ) -> None:
-    ref = system.spawn(wait_a_week, id="week")
+    ref = journal_system.spawn(wait_a_week, id="week")
     clock.wait_for_timers(1)
     clock.advance("6d")
     with pytest.raises(ResultTimeoutError):
@@ -291,13 +293,13 @@ def test_a_week_long_durable_sleep_ends_when_the_clock_advances(
 
 
 def test_a_timer_pending_at_close_fires_after_reopening(
-    path: str, clock: ManualClock
+    journal_location: str, clock: ManualClock
 ) -> None:
-    with ActorSystem.open(path, clock=clock) as system:
+    with ActorSystem.open(journal_location, clock=clock) as system:
         system.spawn(wait_a_week, id="week-reopen")
         clock.wait_for_timers(1)
     clock.advance("7d")  # no system is open: the timer is overdue on reopening
-    with ActorSystem.open(path, clock=clock) as system:
+    with ActorSystem.open(journal_location, clock=clock) as system:
         assert system.ref("week-reopen").result(timeout=5) == 7 * 86400
 
 
@@ -311,18 +313,18 @@ async def approve(ctx: WorkflowContext) -> str:
 
 
 def test_a_receive_times_out_when_no_signal_arrives_in_time(
-    system: ActorSystem, clock: ManualClock
+    journal_system: ActorSystem, clock: ManualClock
 ) -> None:
-    ref = system.spawn(approve, id="approve-late")
+    ref = journal_system.spawn(approve, id="approve-late")
     clock.wait_for_timers(1)
     clock.advance("2h")
     assert ref.result(timeout=5) == "timed out"
 
 
 def test_a_signal_before_the_deadline_wins_over_the_timeout(
-    system: ActorSystem, clock: ManualClock
+    journal_system: ActorSystem, clock: ManualClock
 ) -> None:
-    ref = system.spawn(approve, id="approve-early")
+    ref = journal_system.spawn(approve, id="approve-early")
     clock.wait_for_timers(1)
     ref.send("approval", "yes")
     assert ref.result(timeout=5) == "yes"
@@ -331,27 +333,27 @@ def test_a_signal_before_the_deadline_wins_over_the_timeout(
 
 
 def test_spawn_many_starts_every_run_in_one_commit_and_is_idempotent(
-    system: ActorSystem, monkeypatch: pytest.MonkeyPatch
+    journal_system: ActorSystem, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    existing = system.spawn(doubled_twice, 1, id="many-1")
+    existing = journal_system.spawn(doubled_twice, 1, id="many-1")
     existing.result(timeout=5)  # its own commits are done
     saves: list[list[str]] = []
-    save = system._host.commit
+    save = journal_system._host.commit
 
     def counting(run: WorkflowRun, *children: WorkflowRun) -> None:
         saves.append([r.id for r in (run, *children)])
         save(run, *children)
 
-    monkeypatch.setattr(system._host, "commit", counting)
-    refs = system.spawn_many(
+    monkeypatch.setattr(journal_system._host, "commit", counting)
+    refs = journal_system.spawn_many(
         doubled_twice, [("many-1", [1]), ("many-2", [2]), ("many-3", [3])]
     )
     assert saves[0] == ["many-2", "many-3"]
     assert [ref.result(timeout=5) for ref in refs] == [4, 8, 12]
     assert refs[0].id == existing.id
     with pytest.raises(RunConflictError):
-        system.spawn_many(doubled_twice, [("many-4", [4]), ("many-2", [9])])
+        journal_system.spawn_many(doubled_twice, [("many-4", [4]), ("many-2", [9])])
     with pytest.raises(ValueError, match="more than once"):
-        system.spawn_many(doubled_twice, [("many-5", [5]), ("many-5", [5])])
+        journal_system.spawn_many(doubled_twice, [("many-5", [5]), ("many-5", [5])])
     with pytest.raises(UnknownRunError):
-        system.ref("many-4")  # nothing of a refused batch was written
+        journal_system.ref("many-4")  # nothing of a refused batch was written

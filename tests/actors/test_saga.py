@@ -7,10 +7,10 @@ import time
 from typing import Any
 
 import pytest
-from eventsourcing.application import Application
 
 from actors import (
     ActorSystem,
+    Client,
     DefinitionError,
     ManualClock,
     RetryPolicy,
@@ -36,14 +36,10 @@ def _reset() -> None:
     entered.clear()
 
 
-def history(path: str, workflow_id: str) -> WorkflowRun:
-    """The run as its journal holds it (shares an open system's environment)."""
-    app = Application[str](env={"PERSISTENCE_MODULE": "journal", "LMDB_PATH": path})
-    try:
-        run: WorkflowRun = app.repository.get(workflow_id)
-    finally:
-        app.close()
-    return run
+def history(location: str, workflow_id: str) -> WorkflowRun:
+    """The run as its journal holds it, read by a client of its own."""
+    with Client(location) as client:
+        return client.history(workflow_id)
 
 
 def steps_of(run: WorkflowRun) -> list[tuple[str | None, tuple[Any, ...], str]]:
@@ -91,12 +87,12 @@ async def do_then_roll_back(ctx: WorkflowContext, items: list[str]) -> list[str]
 
 
 def test_rollback_runs_the_compensations_in_reverse_order_as_recorded_steps(
-    system: ActorSystem, path: str
+    journal_system: ActorSystem, journal_location: str
 ) -> None:
-    ref = system.spawn(do_then_roll_back, ["a", "b", "c"], id="saga-abc")
+    ref = journal_system.spawn(do_then_roll_back, ["a", "b", "c"], id="saga-abc")
     assert ref.result(timeout=5) == []
     assert log == ["do a", "do b", "do c", "undo c", "undo b", "undo a"]
-    assert steps_of(history(path, "saga-abc"))[3:] == [
+    assert steps_of(history(journal_location, "saga-abc"))[3:] == [
         ("undo", ("c",), "completed"),
         ("undo", ("b",), "completed"),
         ("undo", ("a",), "completed"),
@@ -104,13 +100,13 @@ def test_rollback_runs_the_compensations_in_reverse_order_as_recorded_steps(
 
 
 def test_a_failing_compensation_is_recorded_and_the_others_still_run(
-    system: ActorSystem, path: str
+    journal_system: ActorSystem, journal_location: str
 ) -> None:
     items = ["a", "broken-b", "c"]
-    ref = system.spawn(do_then_roll_back, items, id="saga-broken")
+    ref = journal_system.spawn(do_then_roll_back, items, id="saga-broken")
     assert ref.result(timeout=5) == ["undo@5: cannot undo broken-b"]
     assert log[3:] == ["undo c", "undo broken-b", "undo broken-b", "undo a"]
-    run = history(path, "saga-broken")
+    run = history(journal_location, "saga-broken")
     assert steps_of(run)[3:] == [
         ("undo", ("c",), "completed"),
         ("undo", ("broken-b",), "failed"),
@@ -140,9 +136,9 @@ async def reserve_then_fail(ctx: WorkflowContext) -> dict[str, Any]:
 
 
 def test_a_workflow_that_catches_step_failed_rolls_back_once(
-    system: ActorSystem, path: str
+    journal_system: ActorSystem, journal_location: str
 ) -> None:
-    result = system.spawn(reserve_then_fail, id="saga-catch").result(timeout=5)
+    result = journal_system.spawn(reserve_then_fail, id="saga-catch").result(timeout=5)
     assert result == {"failed": "fail", "first": [], "second": []}
     assert log == [
         "do reservation",
@@ -151,7 +147,9 @@ def test_a_workflow_that_catches_step_failed_rolls_back_once(
         "undo charge",
         "undo reservation",
     ]
-    assert [name for name, _, _ in steps_of(history(path, "saga-catch"))] == [
+    assert [
+        name for name, _, _ in steps_of(history(journal_location, "saga-catch"))
+    ] == [
         "do",
         "do",
         "fail",
@@ -170,9 +168,9 @@ async def ship_in_saga(ctx: WorkflowContext, items: list[str]) -> str:
 
 
 def test_async_with_rolls_back_and_reraises_the_original_error(
-    system: ActorSystem,
+    journal_system: ActorSystem,
 ) -> None:
-    ref = system.spawn(ship_in_saga, ["a", "b"], id="saga-with")
+    ref = journal_system.spawn(ship_in_saga, ["a", "b"], id="saga-with")
     with pytest.raises(WorkflowFailedError) as raised:
         ref.result(timeout=5)
     assert raised.value.error.type == "StepFailed"
@@ -193,9 +191,11 @@ async def notes_of_a_failed_saga(ctx: WorkflowContext) -> list[str]:
 
 
 def test_async_with_notes_the_failed_compensations_on_the_original_error(
-    system: ActorSystem,
+    journal_system: ActorSystem,
 ) -> None:
-    result = system.spawn(notes_of_a_failed_saga, id="saga-notes").result(timeout=5)
+    result = journal_system.spawn(notes_of_a_failed_saga, id="saga-notes").result(
+        timeout=5
+    )
     assert result[0] == "the order was withdrawn"
     assert len(result) == 2
     assert "compensation failed" in result[1]
@@ -211,9 +211,9 @@ async def finish_saga(ctx: WorkflowContext) -> int:
 
 
 def test_async_with_compensates_nothing_when_the_block_succeeds(
-    system: ActorSystem,
+    journal_system: ActorSystem,
 ) -> None:
-    assert system.spawn(finish_saga, id="saga-ok").result(timeout=5) == 1
+    assert journal_system.spawn(finish_saga, id="saga-ok").result(timeout=5) == 1
     assert log == ["do a"]
 
 
@@ -231,15 +231,15 @@ async def add_badly(ctx: WorkflowContext) -> list[str]:
 
 
 def test_add_refuses_a_step_that_is_not_callable_or_unencodable_arguments(
-    system: ActorSystem, path: str
+    journal_system: ActorSystem, journal_location: str
 ) -> None:
-    errors = system.spawn(add_badly, id="saga-bad").result(timeout=5)
+    errors = journal_system.spawn(add_badly, id="saga-bad").result(timeout=5)
     assert errors[0].startswith(f"{DefinitionError.__name__}: ")
     assert "42 is not callable" in errors[0]
     assert errors[1].startswith(f"{UnencodableValueError.__name__}: ")
     assert "Event" in errors[1]
     assert errors[2] == "pending 0, rollback []"
-    assert steps_of(history(path, "saga-bad")) == []
+    assert steps_of(history(journal_location, "saga-bad")) == []
 
 
 def test_a_saga_refuses_anything_but_a_workflow_context() -> None:
@@ -272,9 +272,9 @@ async def roll_back_through_a_restart(ctx: WorkflowContext) -> str:
 
 
 def test_a_rollback_cut_by_closing_goes_on_after_reopening_without_redoing_steps(
-    path: str, clock: ManualClock
+    journal_location: str, clock: ManualClock
 ) -> None:
-    system = ActorSystem.open(path, clock=clock)
+    system = ActorSystem.open(journal_location, clock=clock)
     system.spawn(roll_back_through_a_restart, id="saga-restart")
     assert entered.wait(5)
     closing = threading.Thread(target=system.close)
@@ -289,10 +289,12 @@ def test_a_rollback_cut_by_closing_goes_on_after_reopening_without_redoing_steps
     gate.set()
     closing.join(5)
     assert log == ["do a", "do b", "do c", "undo c", "undo b"]
-    with ActorSystem.open(path, clock=clock) as system:
+    with ActorSystem.open(journal_location, clock=clock) as system:
         assert system.ref("saga-restart").result(timeout=5) == "rolled back"
     assert log == ["do a", "do b", "do c", "undo c", "undo b", "undo a"]
-    assert [args for _, args, _ in steps_of(history(path, "saga-restart"))[3:]] == [
+    assert [
+        args for _, args, _ in steps_of(history(journal_location, "saga-restart"))[3:]
+    ] == [
         ("c",),
         ("b",),
         ("a",),
