@@ -16,12 +16,13 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
 
-__all__ = ["Server", "connection_settings", "find_server"]
+__all__ = ["Server", "connection_settings", "find_server", "journal_url"]
 
 _LOCAL = "postgresql://postgres@127.0.0.1:5432/test"
 _BIN_DIRS = (
@@ -170,3 +171,24 @@ def connection_settings(dsn: str) -> dict[str, str]:
         "user": str(params.get("user", "postgres")),
         "password": str(params.get("password", "")),
     }
+
+
+@contextlib.contextmanager
+def journal_url(dsn: str, prefix: str = "chronik_t") -> Iterator[str]:
+    """A ``postgresql://`` journal URL on the server of ``dsn`` naming a fresh
+    schema of its own, dropped afterwards."""
+    import psycopg
+    from psycopg.sql import SQL, Identifier
+
+    settings = connection_settings(dsn)
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    password = f":{settings['password']}" if settings["password"] else ""
+    try:
+        yield (
+            f"postgresql://{settings['user']}{password}@{settings['host']}:"
+            f"{settings['port']}/{settings['dbname']}?schema={schema}"
+        )
+    finally:
+        with psycopg.connect(autocommit=True, **settings) as conn:  # type: ignore[arg-type]
+            drop = SQL("DROP SCHEMA IF EXISTS {} CASCADE")
+            conn.execute(drop.format(Identifier(schema)))

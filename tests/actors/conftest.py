@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from actors import ActorSystem, ManualClock
-from tests._postgres_server import connection_settings
+from tests._postgres_server import journal_url
 
 
 @pytest.fixture
@@ -34,18 +33,9 @@ def journal_location(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
     if request.param == "lmdb":
         yield str(tmp_path / "journal")
         return
-    psycopg = pytest.importorskip("psycopg")
-    from psycopg.sql import SQL, Identifier
-
-    settings = connection_settings(request.getfixturevalue("postgres_dsn"))
-    schema = f"chronik_t_{uuid.uuid4().hex[:12]}"
-    password = f":{settings['password']}" if settings["password"] else ""
-    yield (
-        f"postgresql://{settings['user']}{password}@{settings['host']}:"
-        f"{settings['port']}/{settings['dbname']}?schema={schema}"
-    )
-    with psycopg.connect(autocommit=True, **settings) as conn:
-        conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(schema)))
+    pytest.importorskip("psycopg")
+    with journal_url(request.getfixturevalue("postgres_dsn")) as url:
+        yield url
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 
@@ -13,7 +12,6 @@ import pytest
 
 psycopg = pytest.importorskip("psycopg")
 
-from psycopg.sql import SQL, Identifier  # noqa: E402
 
 from actors import (  # noqa: E402
     ActorSystem,
@@ -24,7 +22,7 @@ from actors import (  # noqa: E402
     workflow,
 )
 from journal import JournalPathError  # noqa: E402
-from tests._postgres_server import connection_settings  # noqa: E402
+from tests._postgres_server import journal_url  # noqa: E402
 
 _executed: Counter[str] = Counter()
 _lock = threading.Lock()
@@ -51,15 +49,8 @@ async def steps_and_signal(ctx: WorkflowContext, x: int) -> list[object]:
 
 @pytest.fixture
 def url(postgres_dsn: str) -> Iterator[str]:
-    settings = connection_settings(postgres_dsn)
-    schema = f"chronik_hosts_{uuid.uuid4().hex[:10]}"
-    password = f":{settings['password']}" if settings["password"] else ""
-    yield (
-        f"postgresql://{settings['user']}{password}@{settings['host']}:"
-        f"{settings['port']}/{settings['dbname']}?schema={schema}"
-    )
-    with psycopg.connect(autocommit=True, **settings) as conn:
-        conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(schema)))
+    with journal_url(postgres_dsn, "chronik_hosts") as location:
+        yield location
 
 
 @pytest.fixture(autouse=True)
