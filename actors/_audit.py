@@ -48,7 +48,7 @@ from aggregates import (
     Started,
     WorkflowRun,
 )
-from journal import ConverterLike, JournalReader, MsgpackTranscoder, VerifyReport
+from journal import ConverterLike, MsgpackTranscoder, VerifyReport, open_reader
 
 __all__ = [
     "Audit",
@@ -214,7 +214,7 @@ class Audit:
         transcoder = MsgpackTranscoder(converters_of(source, converters))
         self._converters = transcoder.converters
         self._types = {converter.type: converter for converter in self._converters}
-        self._reader = JournalReader(path)
+        self._reader = open_reader(path)
         self._mapper = Mapper[str](transcoder=transcoder)
         self._follows: list[Follow] = []
 

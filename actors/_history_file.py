@@ -43,10 +43,11 @@ from actors._errors import ActorError, UnknownRunError
 from actors._system import ActorSystem
 from aggregates import RunEvent, Started
 from journal import (
+    AnyJournalReader,
     ConverterLike,
-    JournalReader,
     MsgpackTranscoder,
     UnknownTypeNameError,
+    open_reader,
 )
 
 __all__ = [
@@ -201,7 +202,7 @@ def read_histories(
     path = source.path if isinstance(source, ActorSystem) else os.fspath(source)
     transcoder = MsgpackTranscoder(converters_of(source, converters))
     mapper = Mapper[str](transcoder=transcoder)
-    with JournalReader(path) as reader:
+    with open_reader(path) as reader:
         ids = _run_ids(reader) if workflow_ids is None else list(workflow_ids)
         for workflow_id in ids:
             try:
@@ -228,7 +229,7 @@ def converters_of(
     return [*own, *converters]
 
 
-def _run_ids(reader: JournalReader) -> list[str]:
+def _run_ids(reader: AnyJournalReader) -> list[str]:
     """Every run's id, in the order the runs started."""
     started = reader.notifications(topics=[Started.TOPIC])
     return [str(notification.originator_id) for notification in started]

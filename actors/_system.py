@@ -94,6 +94,9 @@ class RunsApp(Application[str]):
 
     # Enables the snapshot store; the system takes the snapshots (see save).
     is_snapshotting_enabled = True
+    # Fixed, not the class's name: a PostgreSQL journal's tables are named after
+    # it (chronikruns_events, chronikruns_snapshots; LMDB ignores it).
+    name = "ChronikRuns"
 
     def __init__(self, env: dict[str, str], converters: Sequence[ConverterLike] = ()):
         self.converters = converters  # read by construct_transcoder, in __init__

@@ -40,6 +40,7 @@ from journal._leases import (
     partition_of,
 )
 from journal._location import LmdbLocation, PostgresLocation, parse_location
+from journal._readers import AnyJournalReader, open_reader
 from journal._recorders import (
     LMDBAggregateRecorder,
     LMDBApplicationRecorder,
@@ -60,6 +61,7 @@ from journal._transcoder import MsgpackTranscoder
 
 __all__ = [
     "PARTITIONS",
+    "AnyJournalReader",
     "ChronikError",
     "CommitStats",
     "Converter",
@@ -105,6 +107,7 @@ __all__ = [
     "converter_for",
     "default_name",
     "journal_figures",
+    "open_reader",
     "parse_location",
     "partition_of",
     "publish_stats",

@@ -24,7 +24,6 @@ from actors import (
 )
 from aggregates import RunFinishedError
 from journal import JournalPathError, UnencodableValueError
-from tests.actors._backends import xfail_on_postgres
 
 _executed: Counter[str] = Counter()
 _lock = threading.Lock()
@@ -148,14 +147,8 @@ def test_a_client_on_a_path_with_no_journal_is_refused_and_creates_nothing(
 
 
 def test_a_client_lists_runs_and_their_events_with_filters(
-    journal_location: str, request: pytest.FixtureRequest
+    journal_location: str,
 ) -> None:
-    xfail_on_postgres(
-        request,
-        "Client.list() and Client.events() read through Audit, whose "
-        "JournalReader opens the URL as an LMDB directory: JournalPathError "
-        "'holds no journal' on a PostgreSQL journal",
-    )
     with ActorSystem.open(journal_location), Client(journal_location) as client:
         before = datetime.now(UTC)
         for i in range(5):

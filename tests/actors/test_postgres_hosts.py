@@ -15,13 +15,16 @@ psycopg = pytest.importorskip("psycopg")
 
 from actors import (  # noqa: E402
     ActorSystem,
+    Audit,
     Client,
+    Replayer,
+    ReplayStatus,
     RunStatus,
     WorkflowContext,
     activity,
     workflow,
 )
-from journal import JournalPathError  # noqa: E402
+from journal import JournalConfigError, JournalPathError  # noqa: E402
 from tests._postgres_server import journal_url  # noqa: E402
 
 _executed: Counter[str] = Counter()
@@ -144,3 +147,22 @@ def test_a_client_on_a_database_with_no_journal_is_refused_and_writes_nothing(
 ) -> None:
     with pytest.raises(JournalPathError, match="holds no chronik journal"):
         Client(url)
+
+
+def test_audit_and_the_replay_checker_read_a_postgresql_journal(url: str) -> None:
+    with ActorSystem.open(url, lease_ttl=1.0) as system:
+        ref = system.spawn(steps_and_signal, 1, id="audited")
+        ref.send("go", "yes")
+        assert ref.result(timeout=10) == [2, "yes", 4]
+    with Audit(url) as audit:
+        (summary,) = audit.runs()
+        assert (summary.workflow_id, summary.status) == ("audited", RunStatus.COMPLETED)
+        names = [type(e).__name__ for e in audit.history("audited")]
+        assert names[0] == "Started"
+        assert names[-1] == "Completed"
+        assert audit.state("audited").result == [2, "yes", 4]
+        with pytest.raises(JournalConfigError, match="hash chains is not built"):
+            audit.verify()
+    report = Replayer().replay_journal(url)
+    assert report.ok, report.summary()
+    assert report.count(ReplayStatus.OK) == 1
