@@ -190,17 +190,7 @@ class PostgresBackend:
 
     @contextlib.contextmanager
     def _datastore(self) -> Iterator[PostgresDatastore]:
-        settings = self._location.env()
-        datastore = PostgresDatastore(
-            dbname=settings["POSTGRES_DBNAME"],
-            host=settings["POSTGRES_HOST"],
-            port=settings["POSTGRES_PORT"],
-            user=settings["POSTGRES_USER"],
-            password=settings["POSTGRES_PASSWORD"],
-            schema=settings["POSTGRES_SCHEMA"],
-            pool_size=1,
-            max_overflow=0,
-        )
+        datastore = self._location.datastore(pool_size=1, max_overflow=0)
         try:
             yield datastore
         finally:

@@ -8,6 +8,7 @@ iterates slowly.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Notification, StoredEvent
@@ -21,22 +22,19 @@ from journal._settings import JournalSettings
 from journal._store import Journal
 from journal._verify import Checker, Problem, Progress, VerifyReport
 
-__all__ = ["JournalReader", "Problem", "VerifyReport"]
+__all__ = ["JournalReader", "PagedReads", "Problem", "VerifyReport"]
 
 PAGE_SIZE = 1000
 
 
-class JournalReader:
-    """Reads a journal for audit. Opens it read-only unless this process already
-    has it open, in which case it shares that environment."""
+class PagedReads:
+    """A reader's pages of one stream and of the notification log, from its
+    ``_events`` recorder (and ``_snapshots_of(purpose)`` for snapshots)."""
 
-    def __init__(self, path: str) -> None:
-        self._journal = Journal.open(JournalSettings(path=path), readonly=True)
-        self._events = LMDBApplicationRecorder(self._journal)
+    _events: Any
 
-    @property
-    def path(self) -> str:
-        return self._journal.path
+    def _snapshots_of(self, purpose: str) -> Any:
+        raise NotImplementedError
 
     def stream(
         self,
@@ -47,11 +45,7 @@ class JournalReader:
     ) -> Iterator[StoredEvent]:
         """Every stored event of one stream, oldest first (``purpose="snapshots"``
         reads the snapshots of an application that takes them)."""
-        recorder = (
-            self._events
-            if purpose is None
-            else LMDBAggregateRecorder(self._journal, purpose)
-        )
+        recorder = self._events if purpose is None else self._snapshots_of(purpose)
         while True:
             page = recorder.select_events(originator_id, gt=gt, limit=PAGE_SIZE)
             yield from page
@@ -70,6 +64,22 @@ class JournalReader:
                 return
             start = page[-1].id + 1
 
+
+class JournalReader(PagedReads):
+    """Reads a journal for audit. Opens it read-only unless this process already
+    has it open, in which case it shares that environment."""
+
+    def __init__(self, path: str) -> None:
+        self._journal = Journal.open(JournalSettings(path=path), readonly=True)
+        self._events = LMDBApplicationRecorder(self._journal)
+
+    @property
+    def path(self) -> str:
+        return self._journal.path
+
+    def _snapshots_of(self, purpose: str) -> LMDBAggregateRecorder:
+        return LMDBAggregateRecorder(self._journal, purpose)
+
     def follow(self, start: int = 1, topics: Sequence[str] = ()) -> LMDBSubscription:
         """The application sequence from ``start`` on, then each notification as
         it is committed (by this process at once, by others within 10 ms).
@@ -79,7 +89,8 @@ class JournalReader:
         )
 
     def max_notification_id(self) -> int | None:
-        return self._events.max_notification_id()
+        found: int | None = self._events.max_notification_id()
+        return found
 
     def verify(
         self,

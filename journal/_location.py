@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Final
+from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import attrs
+from eventsourcing.postgres import PostgresDatastore
 
 from journal._errors import JournalConfigError
 
@@ -66,6 +67,19 @@ class PostgresLocation:
         }
         return " ".join(
             f"{key}={_quoted(value)}" for key, value in parts.items() if value
+        )
+
+    def datastore(self, **options: Any) -> PostgresDatastore:
+        """An eventsourcing datastore (a connection pool) on this location;
+        ``options`` as ``PostgresDatastore`` takes them (pool size...)."""
+        return PostgresDatastore(
+            dbname=self.dbname,
+            host=self.host,
+            port=str(self.port),
+            user=self.user or "",
+            password=self.password or "",
+            schema=self.schema,
+            **options,
         )
 
     def env(self) -> dict[str, str]:

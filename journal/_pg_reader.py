@@ -9,13 +9,12 @@ there yet on PostgreSQL: they raise ``JournalConfigError`` saying so.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Final, NoReturn
-from uuid import UUID
 
-from eventsourcing.persistence import Notification, StoredEvent
-from eventsourcing.postgres import PostgresAggregateRecorder, PostgresDatastore
+from eventsourcing.postgres import PostgresAggregateRecorder
 
+from journal._audit import PagedReads
 from journal._errors import JournalConfigError
 from journal._location import PostgresLocation
 from journal._pg_format import check_format
@@ -28,22 +27,13 @@ SNAPSHOTS_TABLE: Final = "chronikruns_snapshots"
 PAGE_SIZE: Final = 1000
 
 
-class PostgresJournalReader:
+class PostgresJournalReader(PagedReads):
     """Reads a PostgreSQL journal (which must exist: nothing is created)."""
 
     def __init__(self, location: PostgresLocation) -> None:
         self._location = location
-        settings = location.env()
-        self._datastore = PostgresDatastore(
-            dbname=settings["POSTGRES_DBNAME"],
-            host=settings["POSTGRES_HOST"],
-            port=settings["POSTGRES_PORT"],
-            user=settings["POSTGRES_USER"],
-            password=settings["POSTGRES_PASSWORD"],
-            schema=settings["POSTGRES_SCHEMA"],
-            originator_id_type="text",
-            pool_size=2,
-            max_overflow=0,
+        self._datastore = location.datastore(
+            originator_id_type="text", pool_size=2, max_overflow=0
         )
         try:
             check_format(self._datastore, location.display, create=False)
@@ -61,33 +51,8 @@ class PostgresJournalReader:
     def path(self) -> str:
         return self._location.display
 
-    def stream(
-        self,
-        originator_id: UUID | str,
-        *,
-        gt: int | None = None,
-        purpose: str | None = None,
-    ) -> Iterator[StoredEvent]:
-        """Every stored event of one stream, oldest first (``purpose="snapshots"``
-        reads its snapshots)."""
-        recorder = self._events if purpose is None else self._snapshots
-        while True:
-            page = recorder.select_events(str(originator_id), gt=gt, limit=PAGE_SIZE)
-            yield from page
-            if len(page) < PAGE_SIZE:
-                return
-            gt = page[-1].originator_version
-
-    def notifications(
-        self, start: int = 1, topics: Sequence[str] = ()
-    ) -> Iterator[Notification]:
-        """The application sequence from notification id ``start`` on."""
-        while True:
-            page = self._events.select_notifications(start, PAGE_SIZE, topics=topics)
-            yield from page
-            if len(page) < PAGE_SIZE:
-                return
-            start = page[-1].id + 1
+    def _snapshots_of(self, purpose: str) -> PostgresAggregateRecorder:
+        return self._snapshots
 
     def max_notification_id(self) -> int | None:
         found: int | None = self._events.max_notification_id()
