@@ -21,7 +21,13 @@ from typing import Any, Protocol
 from eventsourcing.application import Application
 from eventsourcing.postgres import PostgresDatastore
 
-from actors._hostlock import HostLock, HostPresence, host_is_present, sweep_dead_hosts
+from actors._hostlock import (
+    HostLock,
+    HostPresence,
+    host_is_live,
+    host_is_present,
+    sweep_dead_hosts,
+)
 from actors._pg_wake import PostgresWakeChannel, wake_all_pg, wake_host_pg
 from actors._wake import SLOW_POLL, WakeChannel, wake_run_owner
 from journal import (
@@ -112,6 +118,9 @@ class Backend(Protocol):
     def host_lock(self) -> HostLock | None:
         """The lock ``chronik signal`` probes to tell a live host exists."""
 
+    def any_host_live(self, app: Application[Any]) -> bool:
+        """Whether some host has the journal open now."""
+
 
 class LmdbBackend:
     """A journal in a directory on this machine: flock presence, pipes."""
@@ -155,6 +164,9 @@ class LmdbBackend:
 
     def host_lock(self) -> HostLock | None:
         return HostLock.acquire(self._path)
+
+    def any_host_live(self, app: Application[Any]) -> bool:
+        return host_is_live(self._path)
 
 
 def _journal(app: Application[Any]) -> Journal:
@@ -233,6 +245,10 @@ class PostgresBackend:
 
     def host_lock(self) -> HostLock | None:
         return None
+
+    def any_host_live(self, app: Application[Any]) -> bool:
+        """A host renewed its membership within its TTL."""
+        return bool(Leases(self.lease_storage(app)).members(time.time()))
 
 
 def backend_for(source: str) -> Backend:

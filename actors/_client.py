@@ -189,6 +189,10 @@ class Client:
 
     # -- reading ----------------------------------------------------------------------
 
+    def any_host_live(self) -> bool:
+        """Whether some host has the journal open now (it delivers requests)."""
+        return self._backend.any_host_live(self._app)
+
     def status(self, run_id: str) -> RunStatus:
         return self._run(run_id).status
 

@@ -26,10 +26,9 @@ import attrs
 import click
 
 from actors._client import Client
-from actors._errors import UnknownRunError
-from aggregates import Started, WorkflowRun
+from aggregates import WorkflowRun
 from chronik_errors import ChronikError
-from journal import JournalPathError, JournalReader
+from journal import JournalPathError
 
 __all__ = [
     "EXIT_BAD_USAGE",
@@ -149,11 +148,7 @@ def open_client(
 def read_run(client: Client, run_id: str) -> WorkflowRun:
     """Run ``run_id`` as the journal holds it now. ``UnknownRunError`` also for
     the id of a stream that is not a run (the operator inbox, the index of
-    unfinished runs): the client would try to read it as one."""
-    with JournalReader(client.path) as reader:
-        first = next(iter(reader.stream(run_id)), None)
-    if first is not None and first.topic != Started.TOPIC:
-        raise UnknownRunError(run_id)
+    unfinished runs)."""
     return client.history(run_id)
 
 

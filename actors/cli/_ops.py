@@ -31,7 +31,6 @@ from eventsourcing.application import Application
 
 from actors._client import Client
 from actors._errors import UnknownRunError
-from actors._hostlock import host_is_live
 from actors._index import UnfinishedRuns
 from actors._system import ActorSystem
 from actors.cli._app import (
@@ -347,7 +346,7 @@ def _await(
         f"queued {what}: no system has the journal {path} open; it is delivered "
         "when one opens it (e.g. `chronik run MODULE`)"
     )
-    if not host_is_live(path):
+    if not client.any_host_live():
         click.echo(queued)
         return
     if not wait:
@@ -355,7 +354,7 @@ def _await(
         return
     deadline = time.monotonic() + timeout
     while True:
-        live = host_is_live(path)
+        live = client.any_host_live()
         outcome = delivered(client.history(run_id))  # after the probe: a host
         if outcome is not None:  # that left delivered what it would first
             click.echo(outcome)

@@ -3,6 +3,7 @@ LMDB, with a URL where a directory was."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -166,3 +167,25 @@ def test_audit_and_the_replay_checker_read_a_postgresql_journal(url: str) -> Non
     report = Replayer().replay_journal(url)
     assert report.ok, report.summary()
     assert report.count(ReplayStatus.OK) == 1
+
+
+def test_the_chronik_command_takes_a_postgresql_url(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from actors.cli._app import main
+
+    with ActorSystem.open(url, lease_ttl=1.0) as system:
+        ref = system.spawn(steps_and_signal, 4, id="cli-1")
+        deadline = time.monotonic() + 10
+        while len(system.history("cli-1").commands) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        capsys.readouterr()
+        assert main(["-j", url, "list", "--json"]) == 0
+        listed = json.loads(capsys.readouterr().out)
+        assert [r["workflow_id"] for r in listed] == ["cli-1"]
+        assert main(["-j", url, "signal", "cli-1", "go", '"from-cli"']) == 0
+        assert "delivered" in capsys.readouterr().out  # a live host took it
+        assert ref.result(timeout=10) == [8, "from-cli", 16]
+        assert main(["-j", url, "show", "cli-1", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["status"] == "completed"
