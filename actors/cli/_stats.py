@@ -29,7 +29,9 @@ from journal import (
     JournalPathError,
     JournalReader,
     JournalSettings,
+    PostgresLocation,
     journal_figures,
+    parse_location,
     read_stats,
 )
 
@@ -98,6 +100,12 @@ def stats(ctx: click.Context, as_json: bool, show_all: bool) -> None:
 
 @contextmanager
 def _open(path: str) -> Iterator[tuple[Journal, JournalReader]]:
+    if isinstance(parse_location(path), PostgresLocation):
+        fail(
+            "chronik stats reads the stats hosts publish into an LMDB journal; "
+            "hosts of a PostgreSQL journal publish none yet",
+            "read a host's counters with ActorSystem.stats() in its process",
+        )
     if not os.path.isdir(path):
         fail(f"journal {path!r} does not exist", _FIX)
     if not os.path.exists(os.path.join(path, "data.mdb")):
