@@ -23,8 +23,9 @@ State stays ``bytea``: whatever the transcoder made (msgpack, for chronik).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
+from uuid import UUID
 
 import attrs
 from eventsourcing.persistence import (
@@ -35,6 +36,7 @@ from eventsourcing.persistence import (
     Tracking,
 )
 from eventsourcing.postgres import (
+    PostgresAggregateRecorder,
     PostgresApplicationRecorder,
     PostgresDatastore,
     PostgresProcessRecorder,
@@ -55,8 +57,10 @@ from journal._groupcommit import CommitStats, GroupCommitter, Write, run_checked
 from journal._leases import Fence, check_covered
 
 __all__ = [
+    "BulkStreams",
     "PostgresJournalProcessRecorder",
     "PostgresJournalRecorder",
+    "PostgresSnapshotRecorder",
     "create_schema",
 ]
 
@@ -139,7 +143,67 @@ class _Group:
         self.trackings.append(tracking)
 
 
-class PostgresJournalRecorder(PostgresApplicationRecorder):
+class BulkStreams:
+    """``select_streams`` on a PostgreSQL recorder (as the LMDB recorders have
+    it): many streams' events in one query, for opening a journal of many
+    unfinished runs. Mixed into a recorder of the library."""
+
+    datastore: PostgresDatastore
+    events_table_name: str
+
+    def select_streams(
+        self,
+        originator_ids: Iterable[UUID | str],
+        *,
+        last_only: bool = False,
+        gt: Mapping[UUID | str, int] | None = None,
+    ) -> dict[UUID | str, list[StoredEvent]]:
+        """Every event of each stream (after version ``gt[id]``, if given; or
+        its last only), oldest first; a stream with no events maps to []."""
+        ids = list(originator_ids)
+        found: dict[UUID | str, list[StoredEvent]] = {i: [] for i in ids}
+        if not ids:
+            return found
+        after = [-1 if gt is None else gt.get(i, -1) for i in ids]
+        by_text = {str(i): i for i in ids}
+        names = {
+            "schema": Identifier(self.datastore.schema),
+            "table": Identifier(self.events_table_name),
+        }
+        if last_only:
+            statement = SQL(
+                "SELECT DISTINCT ON (e.originator_id) e.* "
+                "FROM unnest(%s::text[], %s::bigint[]) AS w(id, after) "
+                "JOIN {schema}.{table} e ON e.originator_id = w.id "
+                "AND e.originator_version > w.after "
+                "ORDER BY e.originator_id, e.originator_version DESC"
+            ).format(**names)
+        else:
+            statement = SQL(
+                "SELECT e.* FROM unnest(%s::text[], %s::bigint[]) AS w(id, after) "
+                "JOIN {schema}.{table} e ON e.originator_id = w.id "
+                "AND e.originator_version > w.after "
+                "ORDER BY e.originator_id, e.originator_version"
+            ).format(**names)
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, ([str(i) for i in ids], after))
+            for row in curs.fetchall():
+                found[by_text[row["originator_id"]]].append(
+                    StoredEvent(
+                        originator_id=row["originator_id"],
+                        originator_version=row["originator_version"],
+                        topic=row["topic"],
+                        state=bytes(row["state"]),
+                    )
+                )
+        return found
+
+
+class PostgresSnapshotRecorder(BulkStreams, PostgresAggregateRecorder):
+    """The library's aggregate recorder (snapshots), with ``select_streams``."""
+
+
+class PostgresJournalRecorder(BulkStreams, PostgresApplicationRecorder):
     """eventsourcing's PostgreSQL application recorder with text stream ids and
     gapless notification ids.
 

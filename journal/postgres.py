@@ -19,6 +19,7 @@ from eventsourcing.utils import Environment, EnvType
 from journal._postgres import (
     PostgresJournalProcessRecorder,
     PostgresJournalRecorder,
+    PostgresSnapshotRecorder,
     create_schema,
 )
 from journal._transcoder import MsgpackTranscoder
@@ -29,6 +30,7 @@ __all__ = ["PostgresJournalFactory"]
 class PostgresJournalFactory(_library.PostgresFactory):
     """Builds chronik's PostgreSQL recorders on one connection pool."""
 
+    aggregate_recorder_class = PostgresSnapshotRecorder
     application_recorder_class = PostgresJournalRecorder
     process_recorder_class = PostgresJournalProcessRecorder
 

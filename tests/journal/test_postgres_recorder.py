@@ -26,7 +26,6 @@ from eventsourcing.persistence import (
     TrackingRecorder,
 )
 from eventsourcing.postgres import (
-    PostgresAggregateRecorder,
     PostgresDatastore,
     PostgresTrackingRecorder,
 )
@@ -41,7 +40,11 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.sql import SQL, Identifier
 
 from journal import EventConflictError, JournalConfigError, MsgpackTranscoder
-from journal._postgres import PostgresJournalProcessRecorder, PostgresJournalRecorder
+from journal._postgres import (
+    PostgresJournalProcessRecorder,
+    PostgresJournalRecorder,
+    PostgresSnapshotRecorder,
+)
 from journal.postgres import PostgresJournalFactory
 
 DEFAULT_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
@@ -163,7 +166,7 @@ class TestPostgresJournalFactory(InfrastructureFactoryTestCase[PostgresJournalFa
         return PostgresJournalFactory
 
     def expected_aggregate_recorder_class(self) -> type[AggregateRecorder]:
-        return PostgresAggregateRecorder
+        return PostgresSnapshotRecorder
 
     def expected_application_recorder_class(self) -> type[ApplicationRecorder]:
         return PostgresJournalRecorder
@@ -296,4 +299,36 @@ def test_the_persistence_module_builds_the_journal_recorder_in_a_new_schema() ->
         assert recorder.max_notification_id() == 1
     finally:
         factory.close()
+        drop_schema(schema)
+
+
+def test_many_streams_read_in_one_query_from_events_and_snapshots() -> None:
+    schema = new_schema()
+    datastore = text_datastore(schema)
+    try:
+        recorder = PostgresJournalRecorder(datastore)
+        recorder.create_table()
+        snapshots = PostgresSnapshotRecorder(datastore, events_table_name="snaps")
+        snapshots.create_table()
+        for stream, count in (("a-1", 3), ("b-2", 1)):
+            recorder.insert_events(
+                [StoredEvent(stream, v, "t", b"x") for v in range(1, count + 1)]
+            )
+        snapshots.insert_events([StoredEvent("a-1", 2, "s", b"snap")])
+        found = recorder.select_streams(["b-2", "a-1", "none"])
+        assert {k: [e.originator_version for e in v] for k, v in found.items()} == {
+            "b-2": [1],
+            "a-1": [1, 2, 3],
+            "none": [],
+        }
+        after = recorder.select_streams(["a-1", "b-2"], gt={"a-1": 2})
+        assert [e.originator_version for e in after["a-1"]] == [3]
+        assert [e.originator_version for e in after["b-2"]] == [1]
+        last = recorder.select_streams(["a-1", "b-2"], last_only=True)
+        assert [e.originator_version for e in last["a-1"]] == [3]
+        snaps = snapshots.select_streams(["a-1", "b-2"], last_only=True)
+        assert [(e.originator_version, e.state) for e in snaps["a-1"]] == [(2, b"snap")]
+        assert snaps["b-2"] == []
+    finally:
+        datastore.close()
         drop_schema(schema)
