@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, Protocol
 
+import psycopg
 from eventsourcing.application import Application
 from eventsourcing.postgres import PostgresDatastore
 
@@ -32,6 +33,7 @@ from actors._pg_wake import PostgresWakeChannel, wake_all_pg, wake_host_pg
 from actors._wake import SLOW_POLL, WakeChannel, wake_run_owner
 from journal import (
     Journal,
+    JournalPathError,
     JournalReader,
     Leases,
     LeaseStorage,
@@ -193,12 +195,28 @@ class PostgresBackend:
         return self._location.display
 
     def prepare(self) -> None:
+        self._check_reachable()
         with self._datastore() as datastore:
             check_format(datastore, self.where)
 
     def check_exists(self) -> None:
+        self._check_reachable()
         with self._datastore() as datastore:
             check_format(datastore, self.where, create=False)
+
+    def _check_reachable(self) -> None:
+        """One connection first, so that a server that is down or refuses the
+        login is named as such (the pool would only say it timed out)."""
+        try:
+            psycopg.connect(self._location.conninfo(), connect_timeout=5).close()
+        except psycopg.Error as error:
+            reason = " ".join(str(error).split())
+            raise JournalPathError(
+                self.where,
+                f"cannot be reached ({reason or type(error).__name__})",
+                "Check that the server is up, and the URL's host, port, database, "
+                "user and password",
+            ) from error
 
     @contextlib.contextmanager
     def _datastore(self) -> Iterator[PostgresDatastore]:

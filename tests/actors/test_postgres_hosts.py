@@ -7,7 +7,8 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -189,3 +190,34 @@ def test_the_chronik_command_takes_a_postgresql_url(
         assert ref.result(timeout=10) == [8, "from-cli", 16]
         assert main(["-j", url, "show", "cli-1", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["status"] == "completed"
+
+
+def _with_port(url: str, port: int) -> str:
+    split = urlsplit(url)
+    netloc = f"{split.username}@{split.hostname}:{port}"
+    return urlunsplit(split._replace(netloc=netloc))
+
+
+def _with_user(url: str, user: str) -> str:
+    split = urlsplit(url)
+    netloc = f"{user}@{split.hostname}:{split.port}"
+    return urlunsplit(split._replace(netloc=netloc))
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda u: _with_port(u, 1), "refused"),
+        (lambda u: _with_user(u, "no_such_role_x"), "does not exist"),
+    ],
+    ids=["server-down", "unknown-user"],
+)
+def test_a_server_that_is_down_or_refuses_the_login_is_named_as_such(
+    url: str, change: Callable[[str], str], problem: str
+) -> None:
+    bad = change(url)
+    with pytest.raises(JournalPathError, match="cannot be reached") as refused:
+        ActorSystem.open(bad, lease_ttl=1.0)
+    assert problem in str(refused.value)
+    with pytest.raises(JournalPathError, match="cannot be reached"):
+        Client(bad)
