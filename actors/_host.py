@@ -79,8 +79,12 @@ class SystemHost:
         snapshot_every: int,
         closing: threading.Event,
         fence_for: Callable[[int], Fence | None] | None = None,
+        partition_lost: Callable[[int], None] = lambda partition: None,
     ) -> None:
         self._app = app
+        # Told when a commit found a partition taken over: stop claiming it now,
+        # not at the next lease round.
+        self._partition_lost = partition_lost
         # The fence of a partition this host drives (None: it does not);
         # None for a host that drives every run unfenced.
         self._fence_for = fence_for
@@ -210,6 +214,7 @@ class SystemHost:
         self._router.run_broken(workflow_id)
 
     def run_released(self, workflow_id: str) -> None:
+        self._partition_lost(partition_of(workflow_id))
         self._router.run_released(workflow_id)
 
     def may_restart(self, handle: RunHandle) -> bool:

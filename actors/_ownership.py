@@ -163,6 +163,26 @@ class Ownership:
                 self._held.pop(partition, None)
         self._leases.release(partitions, self.host_id, self._clock())
 
+    def forget(self, partition: int) -> None:
+        """A commit found ``partition`` taken by another host: this host no
+        longer claims it (the next round would find it lost anyway)."""
+        with self._lock:
+            self._held.pop(partition, None)
+
+    def check_lost(self) -> frozenset[int]:
+        """Read (never write) which of the partitions this host claims another
+        host holds now; stop claiming those. A crashed host's view, in tests."""
+        table = self._leases.read()
+        with self._lock:
+            lost = frozenset(
+                p
+                for p, mine in self._held.items()
+                if p in table and table[p].token != mine.token
+            )
+            for partition in lost:
+                self._held.pop(partition, None)
+        return lost
+
     def expire_all(self) -> None:
         """Let this host's leases run out now, keeping its own view of them
         (as a host that died would: for crash tests). Others take them at

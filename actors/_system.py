@@ -226,6 +226,7 @@ class ActorSystem(NamedActors):
             "snapshot_every": snapshot_every,
             "closing": self._closing,
             "fence_for": self._ownership.fence,
+            "partition_lost": self._ownership.forget,
         }
 
     @classmethod
@@ -650,7 +651,10 @@ class ActorSystem(NamedActors):
         resume those of partitions gained, and runs started meanwhile (by
         another host) in partitions held."""
         ownership = self._ownership
-        if self._crashed:
+        if self._crashed:  # renews nothing; finds out what it lost, as a
+            lost = ownership.check_lost()  # stale owner's next write would
+            if lost:
+                self._leave_partitions(lost)
             return
         if self._presence is not None and self._presence.ensure():
             logger.warning(

@@ -63,14 +63,15 @@ from journal import (
     JournalPathError,
     JournalReader,
     UnencodableValueError,
+    open_reader,
 )
+from tests.actors._backends import xfail_on_postgres
 from tests.actors._contract_faults import (
     CommitFault,
     InjectedCrash,
     event_names,
     has_event,
     last_notification_id,
-    stored,
     wait_until,
     wait_until_closing,
 )
@@ -85,6 +86,13 @@ from tests.actors._contract_workflows import (
 from tests.actors._ownership_support import as_crashed
 
 ROOT = Path(__file__).resolve().parents[2]
+
+# Why some tests fail on PostgreSQL (library bugs; the marks are strict).
+_PG_CONFLICT_NAMES_THE_COLLIDING_VERSION = (
+    "the PostgreSQL recorder has no check that a stream's versions ascend: it "
+    "refuses the batch whole, but its EventConflictError names held+2 (the "
+    "foreign version it collided with), not held+1 (the first one refused)"
+)
 
 
 # -- steps and workflows of this module ---------------------------------------------
@@ -114,8 +122,8 @@ def _execution(step: str) -> int:
 
 
 @pytest.fixture
-def system(path: str, clock: ManualClock) -> Iterator[ActorSystem]:
-    with ActorSystem.open(path, clock=clock, max_run_restarts=0) as opened:
+def system(journal_location: str, clock: ManualClock) -> Iterator[ActorSystem]:
+    with ActorSystem.open(journal_location, clock=clock, max_run_restarts=0) as opened:
         yield opened
 
 
@@ -207,9 +215,16 @@ async def waiter(ctx: WorkflowContext, blob: str = "") -> list[Any]:
 # -- helpers ---------------------------------------------------------------------
 
 
-def _waiting(path: str, workflow_id: str) -> Callable[[], bool]:
+def stored(location: str, workflow_id: str) -> list[StoredEvent]:
+    """The run's events as the journal at ``location`` (a directory or a
+    PostgreSQL URL) holds them; it works while a system is open."""
+    with open_reader(location) as reader:
+        return list(reader.stream(workflow_id))
+
+
+def _waiting(location: str, workflow_id: str) -> Callable[[], bool]:
     """Whether the run's history shows it waiting for a signal."""
-    return lambda: "SignalAwaited" in event_names(stored(path, workflow_id))
+    return lambda: "SignalAwaited" in event_names(stored(location, workflow_id))
 
 
 def _recorded(system: ActorSystem, workflow_id: str, seq: int) -> Callable[[], bool]:
@@ -279,7 +294,7 @@ def _wait_for_lines(
 
 
 def test_a_step_whose_outcome_commit_crashes_runs_again_with_the_same_key_and_is_recorded_once(  # noqa: E501
-    system: ActorSystem, path: str
+    system: ActorSystem, journal_location: str
 ) -> None:
     # 1 is the spawn; 2 records the failed first attempt as it fails (each
     # failed attempt is durable at once); 3 records the step's outcome.
@@ -288,7 +303,7 @@ def test_a_step_whose_outcome_commit_crashes_runs_again_with_the_same_key_and_is
     with pytest.raises(RunUnavailableError, match="history is intact") as broke:
         ref.result(timeout=5)
     assert isinstance(broke.value.__cause__, InjectedCrash)
-    assert event_names(stored(path, "reserving-o-1")) == [
+    assert event_names(stored(journal_location, "reserving-o-1")) == [
         "Started",
         "StepScheduled",
         "StepFailed",
@@ -305,15 +320,18 @@ def test_a_step_whose_outcome_commit_crashes_runs_again_with_the_same_key_and_is
     step = system.history("reserving-o-1").commands[0]
     assert step.outcome is not None
     assert (step.name, step.attempts, step.outcome.value) == ("reserve", 1, "res-o-1")
-    assert event_names(stored(path, "reserving-o-1")).count("StepCompleted") == 1
+    assert (
+        event_names(stored(journal_location, "reserving-o-1")).count("StepCompleted")
+        == 1
+    )
     assert fault.fired.is_set()
 
 
 def test_closing_while_a_step_retries_records_nothing_and_reopening_reruns_it_with_the_same_key(  # noqa: E501
-    path: str, clock: ManualClock
+    journal_location: str, clock: ManualClock
 ) -> None:
     gate = GATES[1] = Gate()
-    system = ActorSystem.open(path, clock=clock, max_run_restarts=0)
+    system = ActorSystem.open(journal_location, clock=clock, max_run_restarts=0)
     system.spawn(shaky_run, "o-2", id="shaky-o-2")
     assert gate.entered.wait(5)
     closer = threading.Thread(target=system.close)
@@ -322,28 +340,34 @@ def test_closing_while_a_step_retries_records_nothing_and_reopening_reruns_it_wi
     gate.opened.set()  # attempt 1 fails while closing: no retry, nothing recorded
     closer.join(5)
     assert not closer.is_alive()
-    assert event_names(stored(path, "shaky-o-2")) == ["Started"]
+    assert event_names(stored(journal_location, "shaky-o-2")) == ["Started"]
 
-    with ActorSystem.open(path, clock=clock, max_run_restarts=0) as reopened:
+    with ActorSystem.open(
+        journal_location, clock=clock, max_run_restarts=0
+    ) as reopened:
         assert reopened.ref("shaky-o-2").result(timeout=5) == "ok-o-2"
         step = reopened.history("shaky-o-2").commands[0]
     key = "shaky-o-2/1"
     assert [("shaky", key, 1), ("shaky", key, 1), ("shaky", key, 2)] == EXECUTIONS
     assert step.outcome is not None
     assert (step.attempts, step.outcome.value) == (1, "ok-o-2")
-    assert event_names(stored(path, "shaky-o-2")).count("StepCompleted") == 1
+    assert (
+        event_names(stored(journal_location, "shaky-o-2")).count("StepCompleted") == 1
+    )
 
 
 def test_a_step_hanging_in_an_abandoned_system_runs_again_with_the_same_key_and_only_the_first_result_is_recorded(  # noqa: E501
-    path: str, clock: ManualClock
+    journal_location: str, clock: ManualClock
 ) -> None:
     gate = GATES[1] = Gate()
-    abandoned = ActorSystem.open(path, clock=clock, max_run_restarts=0)
+    abandoned = ActorSystem.open(journal_location, clock=clock, max_run_restarts=0)
     old = abandoned.spawn(owned, "o-3", id="owned-o-3")
     assert gate.entered.wait(5)
     as_crashed(abandoned)  # its process is gone, as far as other hosts see
     try:
-        with ActorSystem.open(path, clock=clock, max_run_restarts=0) as fresh:
+        with ActorSystem.open(
+            journal_location, clock=clock, max_run_restarts=0
+        ) as fresh:
             wait_until(_recorded(fresh, "owned-o-3", 1))
             gate.opened.set()  # the abandoned owner's result comes too late
             # Its commit is fenced out: it stops driving the run, and its ref
@@ -358,7 +382,9 @@ def test_a_step_hanging_in_an_abandoned_system_runs_again_with_the_same_key_and_
         gate.opened.set()
         abandoned.close()
     assert _keys("owned_step") == ["owned-o-3/1", "owned-o-3/1"]
-    assert event_names(stored(path, "owned-o-3")).count("StepCompleted") == 1
+    assert (
+        event_names(stored(journal_location, "owned-o-3")).count("StepCompleted") == 1
+    )
 
 
 # == 2. A crash at any point loses no acknowledged signal and no recorded result; ===
@@ -549,7 +575,7 @@ class _StarterPausedAfterStart(RunActor):
 
 
 def test_a_run_that_ends_while_its_actor_starts_does_not_fail_the_open_with_an_assertion(  # noqa: E501
-    path: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+    journal_location: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Found by the crash property above (abandoned systems): the opener checked
     for a live actor after starting it, but on_start may already have ended the
@@ -561,7 +587,7 @@ def test_a_run_that_ends_while_its_actor_starts_does_not_fail_the_open_with_an_a
         return [await ctx.call(gated_step, "x"), await ctx.call(alpha)]
 
     gate = GATES[1] = Gate()
-    system = ActorSystem.open(path, clock=clock, max_run_restarts=0)
+    system = ActorSystem.open(journal_location, clock=clock, max_run_restarts=0)
     system.spawn(original, id="racing")
     assert gate.entered.wait(5)
     closer = threading.Thread(target=system.close)
@@ -577,7 +603,7 @@ def test_a_run_that_ends_while_its_actor_starts_does_not_fail_the_open_with_an_a
     # The run has work, so opening replays it, and the replay fails it at once.
     monkeypatch.setattr(actors._router, "RunActor", _StarterPausedAfterStart)
     with (
-        ActorSystem.open(path, clock=clock, max_run_restarts=0) as reopened,
+        ActorSystem.open(journal_location, clock=clock, max_run_restarts=0) as reopened,
         pytest.raises(WorkflowFailedError) as failed,
     ):
         reopened.ref("racing").result(timeout=5)
@@ -585,7 +611,10 @@ def test_a_run_that_ends_while_its_actor_starts_does_not_fail_the_open_with_an_a
 
 
 def test_closing_mid_step_loses_no_acknowledged_signal_and_every_run_ends_as_without_the_crash(  # noqa: E501
-    tmp_path: Path, path: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    journal_location: str,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     orders = ["o-1", "o-2", "o-3"]
     signals = {
@@ -602,7 +631,9 @@ def test_closing_mid_step_loses_no_acknowledged_signal_and_every_run_ends_as_wit
     monkeypatch.setenv("CHRONIK_BLOCK_FILE", str(release))
 
     # One worker: the first ship hangs and the other two wait in the queue.
-    system = ActorSystem.open(path, clock=clock, max_run_restarts=0, max_workers=1)
+    system = ActorSystem.open(
+        journal_location, clock=clock, max_run_restarts=0, max_workers=1
+    )
     refs = {
         order: system.spawn(approval, order, id=f"approval-{order}") for order in orders
     }
@@ -618,7 +649,9 @@ def test_closing_mid_step_loses_no_acknowledged_signal_and_every_run_ends_as_wit
     closer.join(5)
     assert not closer.is_alive()
 
-    with ActorSystem.open(path, clock=clock, max_run_restarts=0) as reopened:
+    with ActorSystem.open(
+        journal_location, clock=clock, max_run_restarts=0
+    ) as reopened:
         results = {
             order: reopened.ref(f"approval-{order}").result(timeout=5)
             for order in orders
@@ -629,7 +662,9 @@ def test_closing_mid_step_loses_no_acknowledged_signal_and_every_run_ends_as_wit
 
 
 def test_a_fresh_system_loses_no_signal_an_abandoned_one_acknowledged_and_ends_the_run_as_without_the_crash(  # noqa: E501
-    tmp_path: Path, path: str, clock: ManualClock
+    tmp_path: Path,
+    journal_location: str,
+    clock: ManualClock,
 ) -> None:
     signals = [("approve", "yes"), ("note", "fragile")]
     expected = _run_crash_free(
@@ -638,24 +673,26 @@ def test_a_fresh_system_loses_no_signal_an_abandoned_one_acknowledged_and_ends_t
     EXECUTIONS.clear()
     gate = GATES[1] = Gate()
 
-    abandoned = ActorSystem.open(path, clock=clock, max_run_restarts=0)
+    abandoned = ActorSystem.open(journal_location, clock=clock, max_run_restarts=0)
     try:
         old = abandoned.spawn(gated_approval, "o-4", id="gated-o-4")
         old.send(*signals[0], signal_id="approve-4")
         assert gate.entered.wait(5)
         old.send(*signals[1], signal_id="note-4")  # acknowledged mid-step
         as_crashed(abandoned)  # its process is gone, as far as other hosts see
-        with ActorSystem.open(path, clock=clock, max_run_restarts=0) as fresh:
+        with ActorSystem.open(
+            journal_location, clock=clock, max_run_restarts=0
+        ) as fresh:
             ref = fresh.ref("gated-o-4")
             assert ref.result(timeout=5) == expected
             history = fresh.history("gated-o-4")
             assert history.signal_ids == {"approve-4", "note-4"}
             assert history.pending_signals == {}  # both consumed
-            held = stored(path, "gated-o-4")
+            held = stored(journal_location, "gated-o-4")
             gate.opened.set()  # the stale owner's step ends: its commit is fenced
             wait_until(lambda: not abandoned.drives("gated-o-4"))
             assert old.result(timeout=5) == expected  # as the journal has it
-            assert stored(path, "gated-o-4") == held
+            assert stored(journal_location, "gated-o-4") == held
     finally:
         gate.opened.set()
         abandoned.close()
@@ -733,7 +770,7 @@ def test_a_timer_whose_start_was_lost_in_a_crashed_commit_never_fires_before_its
 
 
 def test_each_message_appends_its_events_in_one_commit_in_order_and_a_crashed_one_appends_none(  # noqa: E501
-    system: ActorSystem, path: str, clock: ManualClock
+    system: ActorSystem, journal_location: str, clock: ManualClock
 ) -> None:
     fault = CommitFault(system, when=has_event("TimerFired", "pipeline-2"))
     refs = [system.spawn(pipeline, f"o-{n}", id=f"pipeline-{n}") for n in (1, 2, 3)]
@@ -756,7 +793,7 @@ def test_each_message_appends_its_events_in_one_commit_in_order_and_a_crashed_on
     assert fault.crashed is not None
     crashed = [name for _, _, name in fault.crashed]
     assert crashed[:3] == ["TimerFired", "SignalAwaited", "SignalConsumed"]
-    with JournalReader(path) as reader:
+    with open_reader(journal_location) as reader:
         position = {
             (str(n.originator_id), n.originator_version): n.id
             for n in reader.notifications()
@@ -764,7 +801,7 @@ def test_each_message_appends_its_events_in_one_commit_in_order_and_a_crashed_on
     for run_id in ("pipeline-1", "pipeline-2", "pipeline-3"):
         batches = [b for b in fault.committed if b and b[0][0] == run_id]
         versions = [version for batch in batches for _, version, _ in batch]
-        events = stored(path, run_id)
+        events = stored(journal_location, run_id)
         # The stream is exactly the committed batches, in order, without gaps.
         assert [e.originator_version for e in events] == versions
         assert versions == list(range(1, len(versions) + 1))
@@ -772,15 +809,16 @@ def test_each_message_appends_its_events_in_one_commit_in_order_and_a_crashed_on
         for batch in batches:  # each batch is one commit: consecutive ids
             ids = [position[(run_id, version)] for _, version, _ in batch]
             assert ids == list(range(ids[0], ids[0] + len(ids)))
-    assert event_names(stored(path, "pipeline-2")).count("TimerFired") == 1
+    assert event_names(stored(journal_location, "pipeline-2")).count("TimerFired") == 1
 
 
 def test_a_message_whose_commit_conflicts_midway_appends_none_of_its_events(
-    system: ActorSystem, path: str
+    system: ActorSystem, journal_location: str, request: pytest.FixtureRequest
 ) -> None:
+    xfail_on_postgres(request, _PG_CONFLICT_NAMES_THE_COLLIDING_VERSION)
     ref = system.spawn(waiter, id="waiter-midway")
-    wait_until(_waiting(path, "waiter-midway"))
-    held = len(stored(path, "waiter-midway"))
+    wait_until(_waiting(journal_location, "waiter-midway"))
+    held = len(stored(journal_location, "waiter-midway"))
     # Another writer holds the second version this message will need.
     foreign = StoredEvent("waiter-midway", held + 2, "tests:Foreign", b"\x80")
     system._app.recorder.insert_events([foreign])
@@ -793,7 +831,7 @@ def test_a_message_whose_commit_conflicts_midway_appends_none_of_its_events(
     # refused: a stream's versions are appended in ascending order (hash chain).
     assert conflict.value.originator_version == held + 1
     assert last_notification_id(system) == before
-    versions = [e.originator_version for e in stored(path, "waiter-midway")]
+    versions = [e.originator_version for e in stored(journal_location, "waiter-midway")]
     assert versions == [*range(1, held + 1), held + 2]  # held+1 was not put either
     with pytest.raises(RunUnavailableError) as stopped:
         ref.result(timeout=5)
@@ -801,20 +839,22 @@ def test_a_message_whose_commit_conflicts_midway_appends_none_of_its_events(
 
 
 def test_when_a_fresh_system_records_first_the_abandoned_owner_of_the_run_stops_as_a_stale_owner(  # noqa: E501
-    path: str, clock: ManualClock, caplog: pytest.LogCaptureFixture
+    journal_location: str, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     gate = GATES[1] = Gate()
-    abandoned = ActorSystem.open(path, clock=clock, max_run_restarts=0)
+    abandoned = ActorSystem.open(journal_location, clock=clock, max_run_restarts=0)
     try:
         old = abandoned.spawn(owned, "o-5", id="owned-o-5")
         assert gate.entered.wait(5)
         as_crashed(abandoned)  # its process is gone, as far as other hosts see
         with (
-            ActorSystem.open(path, clock=clock, max_run_restarts=0) as fresh,
+            ActorSystem.open(
+                journal_location, clock=clock, max_run_restarts=0
+            ) as fresh,
             caplog.at_level(logging.WARNING, logger="chronik.actors"),
         ):
             wait_until(_recorded(fresh, "owned-o-5", 1))
-            held = [e.originator_version for e in stored(path, "owned-o-5")]
+            held = [e.originator_version for e in stored(journal_location, "owned-o-5")]
             gate.opened.set()
             wait_until(lambda: _fenced_out(caplog, "owned-o-5") is not None)
             fenced = _fenced_out(caplog, "owned-o-5")
@@ -822,7 +862,9 @@ def test_when_a_fresh_system_records_first_the_abandoned_owner_of_the_run_stops_
             assert fenced.held_token < fenced.current_token
             for part in ("owned-o-5", f"token {fenced.held_token}", "taken over"):
                 assert part in str(fenced)
-            assert [e.originator_version for e in stored(path, "owned-o-5")] == held
+            assert [
+                e.originator_version for e in stored(journal_location, "owned-o-5")
+            ] == held
             ref = fresh.ref("owned-o-5")
             ref.send("note", "n")
             assert ref.result(timeout=5) == ["o-5-by-execution-2", "n"]
@@ -831,24 +873,31 @@ def test_when_a_fresh_system_records_first_the_abandoned_owner_of_the_run_stops_
     finally:
         gate.opened.set()
         abandoned.close()
-    versions = [e.originator_version for e in stored(path, "owned-o-5")]
+    versions = [e.originator_version for e in stored(journal_location, "owned-o-5")]
     assert versions == list(range(1, len(versions) + 1))
 
 
 def test_when_the_abandoned_owners_step_ends_first_its_result_is_fenced_out_and_the_fresh_owners_is_recorded(  # noqa: E501
-    path: str, clock: ManualClock
+    journal_location: str, clock: ManualClock
 ) -> None:
     first, second = GATES[1], GATES[2] = Gate(), Gate()
-    abandoned = ActorSystem.open(path, clock=clock, max_run_restarts=0)
+    abandoned = ActorSystem.open(journal_location, clock=clock, max_run_restarts=0)
     try:
         old = abandoned.spawn(owned, "o-6", id="owned-o-6")
         assert first.entered.wait(5)
         as_crashed(abandoned)  # its process is gone, as far as other hosts see
-        with ActorSystem.open(path, clock=clock, max_run_restarts=0) as fresh:
+        with ActorSystem.open(
+            journal_location, clock=clock, max_run_restarts=0
+        ) as fresh:
             assert second.entered.wait(5)  # both systems run the step now
             first.opened.set()  # the abandoned owner's result comes first...
             wait_until(lambda: not abandoned.drives("owned-o-6"))
-            assert event_names(stored(path, "owned-o-6")).count("StepCompleted") == 0
+            assert (
+                event_names(stored(journal_location, "owned-o-6")).count(
+                    "StepCompleted"
+                )
+                == 0
+            )
             second.opened.set()  # ...but only the fresh owner's is recorded
             wait_until(_recorded(fresh, "owned-o-6", 1))
             ref = fresh.ref("owned-o-6")
@@ -862,7 +911,7 @@ def test_when_the_abandoned_owners_step_ends_first_its_result_is_fenced_out_and_
         first.opened.set()
         second.opened.set()
         abandoned.close()
-    events = stored(path, "owned-o-6")
+    events = stored(journal_location, "owned-o-6")
     assert [e.originator_version for e in events] == list(range(1, len(events) + 1))
     assert event_names(events).count("StepCompleted") == 1
 
@@ -918,7 +967,7 @@ def test_a_process_that_opens_the_journal_of_a_live_owner_takes_none_of_its_busy
 
 
 def test_a_run_that_broke_off_replays_changed_code_on_its_next_message_and_fails_with_non_determinism_error(  # noqa: E501
-    system: ActorSystem, path: str
+    system: ActorSystem, journal_location: str
 ) -> None:
     name = "tests.contract.changing-after-crash"
 
@@ -929,7 +978,7 @@ def test_a_run_that_broke_off_replays_changed_code_on_its_next_message_and_fails
         return [first, go, await ctx.call(alpha)]
 
     ref = system.spawn(original, id="changing-1")
-    wait_until(_waiting(path, "changing-1"))
+    wait_until(_waiting(journal_location, "changing-1"))
     CommitFault(system, when=has_event("SignalReceived"))
     with pytest.raises(InjectedCrash):
         ref.send("go", "now", signal_id="go-1")
@@ -940,7 +989,7 @@ def test_a_run_that_broke_off_replays_changed_code_on_its_next_message_and_fails
         go = await ctx.receive("go")
         return [first, go]
 
-    held = len(stored(path, "changing-1"))
+    held = len(stored(journal_location, "changing-1"))
     with pytest.raises(RunFinishedError):
         ref.send("go", "now", signal_id="go-1")  # replays first: the run fails
     with pytest.raises(WorkflowFailedError) as failed:
@@ -957,12 +1006,12 @@ def test_a_run_that_broke_off_replays_changed_code_on_its_next_message_and_fails
         "tests.contract.beta",
     ):
         assert part in str(error)
-    assert event_names(stored(path, "changing-1"))[held:] == ["Failed"]
+    assert event_names(stored(journal_location, "changing-1"))[held:] == ["Failed"]
     assert _keys("beta") == []  # it never silently went on
 
 
 def test_a_run_recorded_during_close_replays_changed_code_after_reopening_and_fails_with_non_determinism_error(  # noqa: E501
-    path: str, clock: ManualClock
+    journal_location: str, clock: ManualClock
 ) -> None:
     name = "tests.contract.changing-after-close"
 
@@ -972,7 +1021,7 @@ def test_a_run_recorded_during_close_replays_changed_code_after_reopening_and_fa
         return [first, await ctx.receive("go")]
 
     gate = GATES[1] = Gate()
-    system = ActorSystem.open(path, clock=clock, max_run_restarts=0)
+    system = ActorSystem.open(journal_location, clock=clock, max_run_restarts=0)
     system.spawn(original, id="changing-2")
     assert gate.entered.wait(5)
     closer = threading.Thread(target=system.close)
@@ -980,7 +1029,7 @@ def test_a_run_recorded_during_close_replays_changed_code_after_reopening_and_fa
     wait_until_closing(system)
     gate.opened.set()  # the step ends while closing and is recorded
     closer.join(5)
-    assert event_names(stored(path, "changing-2"))[-2:] == [
+    assert event_names(stored(journal_location, "changing-2"))[-2:] == [
         "StepCompleted",
         "SignalAwaited",
     ]
@@ -990,10 +1039,12 @@ def test_a_run_recorded_during_close_replays_changed_code_after_reopening_and_fa
         await ctx.sleep("1h")
         return [await ctx.receive("go")]
 
-    with ActorSystem.open(path, clock=clock, max_run_restarts=0) as reopened:
+    with ActorSystem.open(
+        journal_location, clock=clock, max_run_restarts=0
+    ) as reopened:
         ref = reopened.ref("changing-2")
         assert ref.status() is RunStatus.RUNNING  # waiting: passive until a message
-        held = len(stored(path, "changing-2"))
+        held = len(stored(journal_location, "changing-2"))
         with pytest.raises(RunFinishedError):
             ref.send("go", "now")  # the message replays it: it fails first
         with pytest.raises(WorkflowFailedError) as failed:
@@ -1005,11 +1056,11 @@ def test_a_run_recorded_during_close_replays_changed_code_after_reopening_and_fa
     assert error.requested == Command(CommandKind.TIMER)
     assert "holds step 'tests.contract.gated_step'" in str(error)
     assert "asks for a timer" in str(error)
-    assert event_names(stored(path, "changing-2"))[held:] == ["Failed"]
+    assert event_names(stored(journal_location, "changing-2"))[held:] == ["Failed"]
 
 
 def test_a_fresh_system_replaying_changed_code_fails_the_run_and_the_abandoned_owner_cannot_go_on(  # noqa: E501
-    path: str, clock: ManualClock
+    journal_location: str, clock: ManualClock
 ) -> None:
     name = "tests.contract.changing-under-owner"
 
@@ -1018,17 +1069,19 @@ def test_a_fresh_system_replaying_changed_code_fails_the_run_and_the_abandoned_o
         first = await ctx.call(alpha)
         return [first, await ctx.receive("note")]
 
-    abandoned = ActorSystem.open(path, clock=clock, max_run_restarts=0)
+    abandoned = ActorSystem.open(journal_location, clock=clock, max_run_restarts=0)
     try:
         old = abandoned.spawn(original, id="changing-3")
-        wait_until(_waiting(path, "changing-3"))
+        wait_until(_waiting(journal_location, "changing-3"))
         as_crashed(abandoned)  # its process is gone, as far as other hosts see
 
         @workflow(name=name)
         async def changed(ctx: WorkflowContext) -> list[Any]:
             return [await ctx.receive("note")]
 
-        with ActorSystem.open(path, clock=clock, max_run_restarts=0) as fresh:
+        with ActorSystem.open(
+            journal_location, clock=clock, max_run_restarts=0
+        ) as fresh:
             ref = fresh.ref("changing-3")
             with pytest.raises(RunFinishedError):
                 ref.send("note", "now")  # the message replays it: it fails first
@@ -1046,7 +1099,7 @@ def test_a_fresh_system_replaying_changed_code_fails_the_run_and_the_abandoned_o
             wait_until(lambda: not abandoned.drives("changing-3"), timeout=10)
             with pytest.raises(RunFinishedError):
                 old.send("note", "late")
-            assert event_names(stored(path, "changing-3"))[-1] == "Failed"
+            assert event_names(stored(journal_location, "changing-3"))[-1] == "Failed"
     finally:
         abandoned.close()
 
@@ -1104,13 +1157,13 @@ def test_a_run_killed_mid_step_fails_with_non_determinism_error_when_reopened_wi
 
 
 def test_unencodable_input_is_refused_before_anything_is_written_and_a_fresh_system_finds_none_of_it(  # noqa: E501
-    path: str, clock: ManualClock
+    journal_location: str, clock: ManualClock
 ) -> None:
-    abandoned = ActorSystem.open(path, clock=clock, max_run_restarts=0)
+    abandoned = ActorSystem.open(journal_location, clock=clock, max_run_restarts=0)
     try:
         ref = abandoned.spawn(waiter, "blob", id="waiter-bad")
-        wait_until(_waiting(path, "waiter-bad"))
-        held = stored(path, "waiter-bad")
+        wait_until(_waiting(journal_location, "waiter-bad"))
+        held = stored(journal_location, "waiter-bad")
         before = last_notification_id(abandoned)
         with pytest.raises(UnencodableValueError, match="type object"):
             abandoned.spawn(waiter, object(), id="bad-args")
@@ -1119,14 +1172,16 @@ def test_unencodable_input_is_refused_before_anything_is_written_and_a_fresh_sys
         ):
             ref.send("go", {"when": threading.Event()})
         assert last_notification_id(abandoned) == before
-        assert stored(path, "bad-args") == []
+        assert stored(journal_location, "bad-args") == []
         assert ref.status() is RunStatus.RUNNING  # a refused signal breaks nothing
 
         # As after a crash:
-        with ActorSystem.open(path, clock=clock, max_run_restarts=0) as fresh:
+        with ActorSystem.open(
+            journal_location, clock=clock, max_run_restarts=0
+        ) as fresh:
             with pytest.raises(UnknownRunError):
                 fresh.ref("bad-args")
-            assert stored(path, "waiter-bad") == held
+            assert stored(journal_location, "waiter-bad") == held
             fresh_ref = fresh.ref("waiter-bad")
             fresh_ref.send("go", "fine")
             assert fresh_ref.result(timeout=5) == [4, "fine"]
@@ -1151,7 +1206,7 @@ def test_an_unknown_workflow_name_is_refused_and_nothing_is_written(
 
 
 def test_a_waiting_run_whose_workflow_is_gone_after_a_restart_refuses_its_next_message_and_writes_nothing(  # noqa: E501
-    path: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+    journal_location: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name = "tests.contract.vanishing"
 
@@ -1159,12 +1214,14 @@ def test_a_waiting_run_whose_workflow_is_gone_after_a_restart_refuses_its_next_m
     async def vanishing(ctx: WorkflowContext) -> Any:
         return await ctx.receive("go")
 
-    with ActorSystem.open(path, clock=clock, max_run_restarts=0) as system:
+    with ActorSystem.open(journal_location, clock=clock, max_run_restarts=0) as system:
         system.spawn(vanishing, id="vanishing")
-        wait_until(_waiting(path, "vanishing"))
+        wait_until(_waiting(journal_location, "vanishing"))
     monkeypatch.delitem(_definitions._registry, name)  # its code is gone
 
-    with ActorSystem.open(path, clock=clock, max_run_restarts=0) as reopened:
+    with ActorSystem.open(
+        journal_location, clock=clock, max_run_restarts=0
+    ) as reopened:
         ref = reopened.ref("vanishing")
         before = last_notification_id(reopened)
         with pytest.raises(UnknownWorkflowError, match=name):
@@ -1182,7 +1239,7 @@ def test_a_waiting_run_whose_workflow_is_gone_after_a_restart_refuses_its_next_m
 
 @pytest.fixture
 def abandoned_with_a_gone_run(
-    path: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+    journal_location: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[ActorSystem]:
     """A system abandoned mid-step in run "vanishing" (whose code is then gone)
     after run "other" was acknowledged its signal."""
@@ -1193,7 +1250,7 @@ def abandoned_with_a_gone_run(
         return str(await ctx.call(gated_step, "x"))
 
     gate = GATES[1] = Gate()
-    abandoned = ActorSystem.open(path, clock=clock, max_run_restarts=0)
+    abandoned = ActorSystem.open(journal_location, clock=clock, max_run_restarts=0)
     try:
         abandoned.spawn(vanishing, id="vanishing")
         other = abandoned.spawn(waiter, id="other")
@@ -1209,22 +1266,22 @@ def abandoned_with_a_gone_run(
 
 @pytest.mark.usefixtures("abandoned_with_a_gone_run")
 def test_a_run_whose_workflow_is_gone_does_not_keep_the_other_runs_of_its_journal_from_resuming(  # noqa: E501
-    path: str, clock: ManualClock
+    journal_location: str, clock: ManualClock
 ) -> None:
-    held = stored(path, "vanishing")
-    with ActorSystem.open(path, clock=clock, max_run_restarts=0) as fresh:
+    held = stored(journal_location, "vanishing")
+    with ActorSystem.open(journal_location, clock=clock, max_run_restarts=0) as fresh:
         assert fresh.ref("other").result(timeout=5) == [0, "durable"]
         # Unfinished, not failed: restoring its code resumes it. (What its ref
         # says meanwhile is the test below.)
         assert fresh.ref("vanishing").status() is RunStatus.RUNNING
-    assert stored(path, "vanishing") == held  # nothing written for it
+    assert stored(journal_location, "vanishing") == held  # nothing written for it
 
 
 @pytest.mark.usefixtures("abandoned_with_a_gone_run")
 def test_a_run_whose_workflow_is_gone_says_so_on_its_ref_even_after_a_garbage_collection(  # noqa: E501
-    path: str, clock: ManualClock
+    journal_location: str, clock: ManualClock
 ) -> None:
-    with ActorSystem.open(path, clock=clock, max_run_restarts=0) as fresh:
+    with ActorSystem.open(journal_location, clock=clock, max_run_restarts=0) as fresh:
         gc.collect()
         with pytest.raises(RunUnavailableError) as unavailable:
             fresh.ref("vanishing").result(timeout=1)
@@ -1232,13 +1289,15 @@ def test_a_run_whose_workflow_is_gone_says_so_on_its_ref_even_after_a_garbage_co
 
 
 def test_reusing_a_run_id_with_other_arguments_or_another_workflow_is_a_run_conflict_that_writes_nothing_even_after_a_restart(  # noqa: E501
-    path: str, clock: ManualClock
+    journal_location: str, clock: ManualClock
 ) -> None:
-    abandoned = ActorSystem.open(path, clock=clock, max_run_restarts=0)
+    abandoned = ActorSystem.open(journal_location, clock=clock, max_run_restarts=0)
     try:
         abandoned.spawn(reserving, "o-1", id="dup")
-        wait_until(_waiting(path, "dup"))
-        with ActorSystem.open(path, clock=clock, max_run_restarts=0) as fresh:
+        wait_until(_waiting(journal_location, "dup"))
+        with ActorSystem.open(
+            journal_location, clock=clock, max_run_restarts=0
+        ) as fresh:
             before = last_notification_id(fresh)
             with pytest.raises(RunConflictError) as conflict:
                 fresh.spawn(reserving, "o-2", id="dup")
