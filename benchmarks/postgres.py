@@ -31,7 +31,6 @@ import attrs
 import psycopg
 from eventsourcing.persistence import ApplicationRecorder, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from psycopg.conninfo import conninfo_to_dict
 from psycopg.sql import SQL, Identifier
 
 _REPO = Path(__file__).resolve().parent.parent
@@ -41,7 +40,8 @@ _HERE = str(Path(__file__).resolve().parent)
 sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != _HERE]
 sys.path.insert(0, str(_REPO))
 
-from benchmarks.journal import Row, Target, table  # noqa: E402
+from benchmarks.journal import Row, Target, run_threads, table  # noqa: E402
+from journal._location import connection_settings  # noqa: E402
 from journal._postgres import PostgresJournalRecorder, create_schema  # noqa: E402
 
 DEFAULT_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
@@ -140,32 +140,6 @@ def stored_event(stream: Any, version: int) -> StoredEvent:
 
 
 # -- 1. 64 threads, one event per append ---------------------------------------------
-
-
-def run_threads(work: Sequence[Callable[[], object]]) -> float:
-    """Run each callable on a thread of its own, all released together; return the
-    seconds from release until the last one finishes. A worker's error is raised."""
-    release = threading.Barrier(len(work) + 1)
-    errors: list[BaseException] = []
-
-    def body(job: Callable[[], object]) -> None:
-        release.wait()
-        try:
-            job()
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=body, args=(job,)) for job in work]
-    for thread in threads:
-        thread.start()
-    release.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - began
-    if errors:
-        raise errors[0]
-    return elapsed
 
 
 def appends_per_second(
@@ -439,14 +413,7 @@ def scale_from(args: argparse.Namespace) -> Scale:
 
 
 def server_from(dsn: str) -> dict[str, str]:
-    params = conninfo_to_dict(dsn)
-    return {
-        "dbname": str(params.get("dbname", "test")),
-        "host": str(params.get("host", "127.0.0.1")),
-        "port": str(params.get("port", "5432")),
-        "user": str(params.get("user", "postgres")),
-        "password": str(params.get("password", "")),
-    }
+    return connection_settings(dsn, dbname="test")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

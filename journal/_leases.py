@@ -250,19 +250,7 @@ class Leases:
         """Extend every lease ``owner`` still holds (expired or not, as long as
         no other host took it), tokens kept. Returns them: a partition missing
         from the result is lost."""
-        _check_lease_terms(owner, ttl, now)
-
-        def write(table: LeaseTable) -> dict[int, Lease]:
-            renewed = {
-                p: attrs.evolve(lease, expires_at=now + ttl)
-                for p, lease in table.all().items()
-                if lease.owner == owner
-            }
-            table.put_all(renewed.values())
-            table.put_member(owner, now + ttl)
-            return renewed
-
-        return self._write(write)
+        return self.renew_round(owner, ttl, now)[0]
 
     def renew_round(
         self, owner: str, ttl: float, now: float

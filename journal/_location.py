@@ -16,10 +16,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import attrs
 from eventsourcing.postgres import PostgresDatastore
+from psycopg.conninfo import conninfo_to_dict
 
 from journal._errors import JournalConfigError
 
-__all__ = ["LmdbLocation", "PostgresLocation", "parse_location"]
+__all__ = ["LmdbLocation", "PostgresLocation", "connection_settings", "parse_location"]
 
 _POSTGRES_SCHEMES: Final = ("postgresql", "postgres")
 _URL: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -158,6 +159,20 @@ def parse_location(source: str | os.PathLike[str]) -> LmdbLocation | PostgresLoc
         password=unquote(split.password) if split.password else None,
         schema=schema,
     )
+
+
+def connection_settings(dsn: str, *, dbname: str = "postgres") -> dict[str, str]:
+    """A libpq connection string or URL as the keyword settings psycopg's
+    ``connect`` and eventsourcing's ``PostgresDatastore`` take (``dbname``:
+    the database when ``dsn`` names none)."""
+    params = conninfo_to_dict(dsn)
+    return {
+        "dbname": str(params.get("dbname", dbname)),
+        "host": str(params.get("host", "127.0.0.1")),
+        "port": str(params.get("port", "5432")),
+        "user": str(params.get("user", "postgres")),
+        "password": str(params.get("password", "")),
+    }
 
 
 def _quoted(value: str) -> str:

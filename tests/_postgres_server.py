@@ -22,6 +22,8 @@ from pathlib import Path
 
 import attrs
 
+from journal._location import connection_settings
+
 __all__ = ["Server", "connection_settings", "find_server", "journal_url"]
 
 _LOCAL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -156,21 +158,6 @@ def find_server() -> Iterator[Server]:
         return
     with _throwaway() as server:
         yield server
-
-
-def connection_settings(dsn: str) -> dict[str, str]:
-    """``dsn`` as the keyword settings eventsourcing's ``PostgresDatastore`` and
-    ``psycopg.connect`` take (database, host, port, user, password)."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    params = conninfo_to_dict(dsn)
-    return {
-        "dbname": str(params.get("dbname", "postgres")),
-        "host": str(params.get("host", "127.0.0.1")),
-        "port": str(params.get("port", "5432")),
-        "user": str(params.get("user", "postgres")),
-        "password": str(params.get("password", "")),
-    }
 
 
 @contextlib.contextmanager

@@ -36,10 +36,10 @@ from eventsourcing.tests.persistence import (
     ProcessRecorderTestCase,
 )
 from eventsourcing.utils import Environment
-from psycopg.conninfo import conninfo_to_dict
 from psycopg.sql import SQL, Identifier
 
 from journal import EventConflictError, JournalConfigError, MsgpackTranscoder
+from journal._location import connection_settings
 from journal._postgres import (
     PostgresJournalProcessRecorder,
     PostgresJournalRecorder,
@@ -59,14 +59,7 @@ def server() -> dict[str, Any]:
         psycopg.connect(dsn, connect_timeout=3).close()
     except psycopg.Error as error:
         return {"skip": f"no PostgreSQL server at {dsn!r}: {error}".strip()}
-    params = conninfo_to_dict(dsn)
-    return {
-        "dbname": str(params.get("dbname", "test")),
-        "host": str(params.get("host", "127.0.0.1")),
-        "port": str(params.get("port", "5432")),
-        "user": str(params.get("user", "postgres")),
-        "password": str(params.get("password", "")),
-    }
+    return dict(connection_settings(dsn, dbname="test"))
 
 
 def settings() -> dict[str, Any]:
