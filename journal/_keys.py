@@ -23,6 +23,7 @@ __all__ = [
     "event_key",
     "notification_key",
     "stream_key",
+    "text_event_key",
     "tracking_key",
     "version_bytes",
 ]
@@ -34,6 +35,7 @@ MIN_VERSION = -_VERSION_OFFSET
 MAX_VERSION = _VERSION_OFFSET - 1
 _VERSION = struct.Struct(">Q")
 _LENGTH = struct.Struct(">H")
+_TEXT_LENGTH = struct.Struct(">I")
 _MAX_KEY_BYTES = 511  # LMDB's default maximum key size
 _MAX_NOTIFICATION_ID = (1 << 64) - 1
 # Keep room for tag, length and version.
@@ -68,6 +70,18 @@ def version_bytes(version: int) -> bytes:
 
 def event_key(originator_id: UUID | str, version: int) -> bytes:
     return stream_key(originator_id) + version_bytes(version)
+
+
+def text_event_key(originator_id: str, version: int) -> bytes:
+    """The key a PostgreSQL journal's hash chains cover: ``event_key``'s layout
+    with a four-byte length, as a text id there has no LMDB key-size limit."""
+    encoded = originator_id.encode("utf-8")
+    return (
+        bytes((_STR_TAG,))
+        + _TEXT_LENGTH.pack(len(encoded))
+        + encoded
+        + version_bytes(version)
+    )
 
 
 def decode_event_key(key: bytes) -> tuple[UUID | str, int]:

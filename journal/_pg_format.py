@@ -16,11 +16,14 @@ from eventsourcing.postgres import PostgresDatastore
 from psycopg.sql import SQL, Identifier, Literal
 
 from journal._errors import JournalPathError
-from journal._store import FORMAT_MARKER, FORMAT_VERSION
+from journal._store import FORMAT_MARKER
 
-__all__ = ["FORMAT_TABLE", "check_format"]
+__all__ = ["FORMAT_TABLE", "FORMAT_VERSION", "check_format"]
 
 FORMAT_TABLE: Final = "chronik_format"
+# The format version of a PostgreSQL journal, apart from LMDB's: 2 had no hash
+# chains; 3 has them (hash and log_hash columns, the chronik_heads table).
+FORMAT_VERSION: Final = 3
 _LOCK_KEY: Final = 0x6368726F6E696B  # "chronik": one advisory lock for creating
 
 

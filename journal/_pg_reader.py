@@ -3,14 +3,15 @@
 The same pages of one stream's events and of the notification log as the LMDB
 reader gives, from the runtime's tables (``chronikruns_events``,
 ``chronikruns_snapshots``) in the journal's schema, on a small pool of its own.
-What needs the hash chains (``verify``) and live following (``follow``) is not
-there yet on PostgreSQL: they raise ``JournalConfigError`` saying so.
+``verify`` checks both hash chains (``journal._pg_verify``); live following
+(``follow``) is not there yet: it raises ``JournalConfigError`` saying so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final, NoReturn
+from typing import Final, NoReturn
+from uuid import UUID
 
 from eventsourcing.postgres import PostgresAggregateRecorder
 
@@ -18,7 +19,9 @@ from journal._audit import PagedReads
 from journal._errors import JournalConfigError
 from journal._location import PostgresLocation
 from journal._pg_format import check_format
+from journal._pg_verify import PostgresChecker
 from journal._postgres import PostgresJournalRecorder
+from journal._verify import Progress, VerifyReport
 
 __all__ = ["EVENTS_TABLE", "SNAPSHOTS_TABLE", "PostgresJournalReader"]
 
@@ -61,8 +64,22 @@ class PostgresJournalReader(PagedReads):
     def follow(self, start: int = 1, topics: Sequence[str] = ()) -> NoReturn:
         self._not_yet("following the log live")
 
-    def verify(self, *args: Any, **kwargs: Any) -> NoReturn:
-        self._not_yet("verifying hash chains")
+    def verify(
+        self,
+        originator_id: UUID | str | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> VerifyReport:
+        """Recompute the hash chains and name what does not match
+        (``journal._pg_verify``): the whole events table in position order and
+        its head, or one stream's chain and its events' log hashes."""
+        checker = PostgresChecker(self._datastore, EVENTS_TABLE)
+        if originator_id is not None:
+            checker.check_stream(originator_id)
+        else:
+            checker.check_log(progress)
+            checker.check_end()
+        return checker.report()
 
     def _not_yet(self, what: str) -> NoReturn:
         raise JournalConfigError(

@@ -9,6 +9,11 @@ three things:
   not from a sequence, so a refused append leaves no hole: ids are gapless, as in
   the LMDB journal (a sequence's ``nextval`` is not rolled back);
 - ``create_table()`` also creates the PostgreSQL schema it names;
+- every row carries the two hash chains of the LMDB journal (``journal._chain``):
+  ``hash`` chains the event to the previous event of its stream, ``log_hash`` chains
+  the position to the previous position; they are computed in Python under the
+  table lock, and each transaction records its last position and log hash in
+  ``chronik_heads`` (the head ``verify`` must end at, as LMDB's meta head);
 - concurrent appends of one process are group-committed, as in the LMDB journal
   (``journal._groupcommit``): the callers queued while one transaction commits
   share the next one. It locks the table once, finds the requests that conflict
@@ -47,6 +52,7 @@ from psycopg.errors import UniqueViolation
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
+from journal._chain import ZERO_HASH, event_hash, log_hash
 from journal._errors import (
     EventConflictError,
     FencedOutError,
@@ -54,6 +60,7 @@ from journal._errors import (
     TrackingConflictError,
 )
 from journal._groupcommit import CommitStats, GroupCommitter, Write, run_checked
+from journal._keys import text_event_key
 from journal._leases import Fence, check_covered
 
 __all__ = [
@@ -72,6 +79,7 @@ _Key = tuple[str, int]  # (originator id, originator version)
 _Outcome = tuple[Any, BaseException | None]
 
 LEASES_TABLE = "chronik_leases"  # journal._pg_leases makes it
+HEADS_TABLE = "chronik_heads"  # per events table: last position and its log hash
 
 
 @attrs.frozen(eq=False)
@@ -85,6 +93,65 @@ class _Append:
 
     def __call__(self, group: _Group) -> range:
         return group.admit(self)
+
+
+class _Pending:
+    """A query sent down the pipeline, its rows read when first needed: the
+    queries of one transaction's checks travel to the server together."""
+
+    def __init__(self, conn: Any, statement: Any, params: Sequence[Any]) -> None:
+        self._cursor: Cursor[DictRow] = conn.cursor()
+        self._cursor.execute(statement, params, prepare=True)
+
+    def rows(self) -> list[DictRow]:
+        try:
+            return self._cursor.fetchall()
+        finally:
+            self._cursor.close()
+
+
+class _Chain:
+    """The heads of both hash chains, read under the table lock, advanced by
+    each event linked: the next position, its log hash and its stream's hash."""
+
+    def __init__(self, log_head: Sequence[DictRow], stream_heads: Sequence[DictRow]):
+        row = log_head[0] if log_head else None
+        # Invariant: last_id is the last position given, last_log_hash its hash.
+        self.last_id = 0 if row is None else int(row["notification_id"])
+        self.last_log_hash = ZERO_HASH if row is None else bytes(row["log_hash"])
+        # Invariant: per stream, the hash of its last event stored or linked.
+        self.streams = {str(r["originator_id"]): bytes(r["hash"]) for r in stream_heads}
+
+    def link(self, events: Sequence[StoredEvent]) -> tuple[Any, ...]:
+        """The insert's columns for ``events``, positioned after the head."""
+        ids: list[int] = []
+        hashes: list[bytes] = []
+        log_hashes: list[bytes] = []
+        for event in events:
+            self.last_id += 1
+            stream = str(event.originator_id)
+            key = text_event_key(stream, event.originator_version)
+            digest = event_hash(
+                self.streams.get(stream, ZERO_HASH),
+                key,
+                self.last_id,
+                event.topic,
+                event.state,
+            )
+            self.streams[stream] = digest
+            self.last_log_hash = log_hash(self.last_log_hash, self.last_id, key, digest)
+            ids.append(self.last_id)
+            hashes.append(digest)
+            log_hashes.append(self.last_log_hash)
+        return (
+            [str(e.originator_id) for e in events],
+            [e.originator_version for e in events],
+            [e.topic for e in events],
+            [e.state for e in events],
+            ids,
+            hashes,
+            log_hashes,
+        )
 
 
 class _Group:
@@ -227,9 +294,10 @@ class PostgresJournalRecorder(BulkStreams, PostgresApplicationRecorder):
         names = {
             "schema": Identifier(self.datastore.schema),
             "table": Identifier(self.events_table_name),
-            "event": Identifier(self.stored_event_type_name),
+            "heads": Identifier(HEADS_TABLE),
+            "leases": Identifier(LEASES_TABLE),
         }
-        # No bigserial: the id is assigned in the insert below, under the lock.
+        # No bigserial: the id is assigned under the table lock, with the hashes.
         self.sql_create_statements[self.create_table_statement_index] = SQL(
             "CREATE TABLE IF NOT EXISTS {schema}.{table} ("
             "originator_id text NOT NULL, "
@@ -237,44 +305,57 @@ class PostgresJournalRecorder(BulkStreams, PostgresApplicationRecorder):
             "topic text, "
             "state bytea, "
             "notification_id bigint NOT NULL, "
+            "hash bytea NOT NULL, "
+            "log_hash bytea NOT NULL, "
             "PRIMARY KEY (originator_id, originator_version))"
         ).format(**names)
         # The library's database function inserts without the table lock and
         # relies on the sequence; this recorder never calls it, so never creates it.
         del self.sql_create_statements[self.create_insert_function_statement_index]
-        # Invariant: runs only after _lock_table in the same transaction, so the
-        # scalar subquery (evaluated once, before any row is inserted) sees every
-        # committed id and no other writer can commit until this one has.
-        self.insert_events_statement = SQL(
-            "INSERT INTO {schema}.{table} "
-            "(originator_id, originator_version, topic, state, notification_id) "
-            "SELECT e.originator_id, e.originator_version, e.topic, e.state, "
-            "(SELECT COALESCE(MAX(notification_id), 0) FROM {schema}.{table}) "
-            "+ e.ordinal "
-            "FROM unnest(%s::{schema}.{event}[]) WITH ORDINALITY "
-            "AS e(originator_id, originator_version, topic, state, ordinal) "
-            "ORDER BY e.ordinal "
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{heads} ("
+                "events_table text PRIMARY KEY, "
+                "notification_id bigint NOT NULL, "
+                "log_hash bytea NOT NULL)"
+            ).format(**names)
+        )
+        self.select_log_head_statement = SQL(
+            "SELECT notification_id, log_hash FROM {schema}.{table} "
+            "ORDER BY notification_id DESC LIMIT 1"
+        ).format(**names)
+        # Per stream, the hash of its last event before the first version linked.
+        self.select_stream_heads_statement = SQL(
+            "SELECT w.originator_id, h.hash "
+            "FROM unnest(%s::text[], %s::bigint[]) AS w(originator_id, before) "
+            "CROSS JOIN LATERAL (SELECT e.hash FROM {schema}.{table} e "
+            "WHERE e.originator_id = w.originator_id "
+            "AND e.originator_version < w.before "
+            "ORDER BY e.originator_version DESC LIMIT 1) h"
+        ).format(**names)
+        # Columns as arrays of plain types, which psycopg sends far faster than
+        # an array of the composite type.
+        self.insert_chained_statement = SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, "
+            "topic, state, notification_id, hash, log_hash) "
+            "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], "
+            "%s::bytea[], %s::bigint[], %s::bytea[], %s::bytea[]) "
             "RETURNING notification_id"
         ).format(**names)
-        # The same insert, for a group: columns as arrays of plain types, which
-        # psycopg sends far faster than an array of the composite type.
-        self.insert_columns_statement = SQL(
-            "INSERT INTO {schema}.{table} "
-            "(originator_id, originator_version, topic, state, notification_id) "
-            "SELECT e.originator_id, e.originator_version, e.topic, e.state, "
-            "(SELECT COALESCE(MAX(notification_id), 0) FROM {schema}.{table}) "
-            "+ e.ordinal "
-            "FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::bytea[]) "
-            "WITH ORDINALITY "
-            "AS e(originator_id, originator_version, topic, state, ordinal) "
-            "ORDER BY e.ordinal "
-            "RETURNING notification_id"
+        self.upsert_head_statement = SQL(
+            "INSERT INTO {schema}.{heads} (events_table, notification_id, log_hash) "
+            "VALUES (%s, %s, %s) ON CONFLICT (events_table) DO UPDATE SET "
+            "notification_id = EXCLUDED.notification_id, log_hash = EXCLUDED.log_hash"
         ).format(**names)
         self.select_stored_keys_statement = SQL(
             "SELECT originator_id, originator_version FROM {schema}.{table} "
             "JOIN unnest(%s::text[], %s::bigint[]) "
             "AS k(originator_id, originator_version) "
             "USING (originator_id, originator_version)"
+        ).format(**names)
+        self.select_leases_statement = SQL(
+            "SELECT partition, owner, token FROM {schema}.{leases} "
+            "WHERE partition = ANY(%s) FOR SHARE"
         ).format(**names)
 
     def create_table(self) -> None:
@@ -331,27 +412,44 @@ class PostgresJournalRecorder(BulkStreams, PostgresApplicationRecorder):
             raise conflict from error
         return ids
 
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **_: Any
+    ) -> None:
+        """An append committed alone, in the library's transaction: lock, link
+        the events into both chains, insert (the library reads the ids)."""
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        heads = self._send_heads(curs.connection, stored_events)
+        self._insert_chained(curs, stored_events, self._chain(*heads))
+
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def _run_group(self, writes: list[Write]) -> list[_Outcome]:
         """One transaction for the group: lock, check each append, insert the
-        admitted ones, notify, commit. Raises if the transaction fails whole."""
+        admitted ones, notify, commit. Raises if the transaction fails whole.
+
+        Two round trips: the lock with every query the checks and the chains
+        need, then the notify, the inserts and the commit."""
         appends = [cast(_Append, write) for write in writes]
+        events = [e for append in appends for e in append.events]
         failure: Exception | None = None
         with self.datastore.get_connection() as conn:
-            # Pipelined: the lock and the checks' queries travel together, as do
-            # the insert, the NOTIFY and the commit.
             with conn.pipeline(), conn.transaction(), conn.cursor() as curs:
                 try:
                     self._lock_table(curs)
+                    keys = self._send_stored_keys(conn, events)
+                    leases = self._send_leases(conn, appends)
+                    positions = self._send_positions(conn, appends)
+                    heads = self._send_heads(conn, events)
                     group = _Group(
-                        self._stored_keys(curs, appends),
-                        self._tracking_positions(curs, appends),
-                        self._fenced_leases(curs, appends),
+                        _stored_keys(keys),
+                        _positions(positions),
+                        _leases(leases),
                     )
                     outcomes = [run_checked(write, group) for write in writes]
+                    chain = self._chain(*heads)
                     if group.events:
                         self._notify_channel(curs)
-                    ids = self._insert_admitted(curs, group.events)
+                    ids = self._insert_chained(curs, group.events, chain)
                     self._insert_trackings(curs, group.trackings)
                 except Exception as error:
                     # Nothing of a failed group may commit (some failures are
@@ -366,72 +464,77 @@ class PostgresJournalRecorder(BulkStreams, PostgresApplicationRecorder):
             for places, error in outcomes
         ]
 
-    def _stored_keys(self, curs: Cursor[DictRow], appends: list[_Append]) -> set[_Key]:
-        """The appends' (stream, version) pairs that are stored already."""
-        keys = [_key(e) for append in appends for e in append.events]
-        if not keys:
-            return set()
-        ids, versions = zip(*keys, strict=True)
-        curs.execute(
-            self.select_stored_keys_statement, (list(ids), list(versions)), prepare=True
+    def _send_stored_keys(
+        self, conn: Any, events: Sequence[StoredEvent]
+    ) -> _Pending | None:
+        """Which of the events' (stream, version) pairs are stored already."""
+        if not events:
+            return None
+        ids, versions = zip(*(_key(e) for e in events), strict=True)
+        return _Pending(
+            conn, self.select_stored_keys_statement, (list(ids), list(versions))
         )
-        return {(r["originator_id"], r["originator_version"]) for r in curs.fetchall()}
 
-    def _fenced_leases(
-        self, curs: Cursor[DictRow], appends: list[_Append]
-    ) -> dict[int, tuple[str, int]]:
+    def _send_leases(self, conn: Any, appends: list[_Append]) -> _Pending | None:
         """The (owner, token) of each partition the appends' fences name,
         locked FOR SHARE until this transaction ends (a host taking one over
         waits for it)."""
         partitions = sorted({a.fence.partition for a in appends if a.fence})
         if not partitions:
-            return {}
-        curs.execute(
-            SQL(
-                "SELECT partition, owner, token FROM {schema}.{leases} "
-                "WHERE partition = ANY(%s) FOR SHARE"
-            ).format(
-                schema=Identifier(self.datastore.schema),
-                leases=Identifier(LEASES_TABLE),
-            ),
-            (partitions,),
-        )
-        return {
-            int(r["partition"]): (str(r["owner"]), int(r["token"]))
-            for r in curs.fetchall()
-        }
+            return None
+        return _Pending(conn, self.select_leases_statement, (partitions,))
 
-    def _tracking_positions(
-        self, curs: Cursor[DictRow], appends: list[_Append]
-    ) -> dict[str, int]:
-        """The recorded tracking positions of the appends' applications."""
-        return {}
+    def _send_positions(self, conn: Any, appends: list[_Append]) -> _Pending | None:
+        """The recorded tracking positions of the appends' applications
+        (process recorders)."""
+        return None
+
+    def _send_heads(
+        self, conn: Any, events: Sequence[StoredEvent]
+    ) -> tuple[_Pending, _Pending | None]:
+        """The log's last position and hash, and each stream's hash before the
+        first of its versions in ``events``. Only under the table lock are
+        they the heads the insert links to."""
+        before: dict[str, int] = {}
+        for event in events:
+            stream, version = _key(event)
+            before[stream] = min(before.get(stream, version), version)
+        log = _Pending(conn, self.select_log_head_statement, ())
+        if not before:
+            return log, None
+        streams = _Pending(
+            conn,
+            self.select_stream_heads_statement,
+            (list(before), list(before.values())),
+        )
+        return log, streams
+
+    @staticmethod
+    def _chain(log: _Pending, streams: _Pending | None) -> _Chain:
+        return _Chain(log.rows(), [] if streams is None else streams.rows())
+
+    def _insert_chained(
+        self, curs: Cursor[DictRow], events: Sequence[StoredEvent], chain: _Chain
+    ) -> list[int]:
+        """Insert ``events`` with one statement, linked after the chain's heads,
+        and record the new head; their notification ids, in order. The insert
+        is the last statement on ``curs`` (the library fetches its ids)."""
+        if not events:
+            return []
+        columns = chain.link(events)
+        curs.execute(
+            self.upsert_head_statement,
+            (self.events_table_name, chain.last_id, chain.last_log_hash),
+            prepare=True,
+        )
+        curs.execute(self.insert_chained_statement, columns, prepare=True)
+        ids: list[int] = columns[4]
+        return ids
 
     def _insert_trackings(
         self, curs: Cursor[DictRow], trackings: list[Tracking]
     ) -> None:
         """Record the admitted tracking positions (process recorders)."""
-
-    def _insert_admitted(
-        self, curs: Cursor[DictRow], events: list[StoredEvent]
-    ) -> list[int]:
-        """Insert the group's admitted events with one statement; their
-        notification ids, in the order of ``events``."""
-        if not events:
-            return []
-        curs.execute(
-            self.insert_columns_statement,
-            (
-                [str(e.originator_id) for e in events],
-                [e.originator_version for e in events],
-                [e.topic for e in events],
-                [e.state for e in events],
-            ),
-            prepare=True,
-        )
-        # Ids are the last id plus each event's ordinal: sorted, they are in
-        # the order of ``events``, whatever order RETURNING gives them in.
-        return sorted(row["notification_id"] for row in curs.fetchall())
 
 
 class PostgresJournalProcessRecorder(PostgresProcessRecorder, PostgresJournalRecorder):
@@ -471,14 +574,11 @@ class PostgresJournalProcessRecorder(PostgresProcessRecorder, PostgresJournalRec
             return None
         return attrs.evolve(append, tracking=kwargs.get("tracking"))
 
-    def _tracking_positions(
-        self, curs: Cursor[DictRow], appends: list[_Append]
-    ) -> dict[str, int]:
+    def _send_positions(self, conn: Any, appends: list[_Append]) -> _Pending | None:
         names = list({a.tracking.application_name for a in appends if a.tracking})
         if not names:
-            return {}
-        curs.execute(self.select_positions_statement, (names,), prepare=True)
-        return {r["application_name"]: r["notification_id"] for r in curs.fetchall()}
+            return None
+        return _Pending(conn, self.select_positions_statement, (names,))
 
     def _insert_trackings(
         self, curs: Cursor[DictRow], trackings: list[Tracking]
@@ -502,6 +602,26 @@ def create_schema(datastore: PostgresDatastore) -> None:
         datastore.transaction(commit=True) as cursor,
     ):
         cursor.execute(statement, prepare=False)
+
+
+def _stored_keys(pending: _Pending | None) -> set[_Key]:
+    if pending is None:
+        return set()
+    return {(r["originator_id"], r["originator_version"]) for r in pending.rows()}
+
+
+def _leases(pending: _Pending | None) -> dict[int, tuple[str, int]]:
+    if pending is None:
+        return {}
+    return {
+        int(r["partition"]): (str(r["owner"]), int(r["token"])) for r in pending.rows()
+    }
+
+
+def _positions(pending: _Pending | None) -> dict[str, int]:
+    if pending is None:
+        return {}
+    return {r["application_name"]: r["notification_id"] for r in pending.rows()}
 
 
 def _key(event: StoredEvent) -> _Key:

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests._postgres_server import find_server
+from tests._postgres_server import find_server, journal_url
 
 # The default run stays fast; CHRONIK_LONG=1 (or the "long" profile) runs more examples.
 settings.register_profile(
@@ -45,3 +46,16 @@ def postgres_dsn() -> Iterator[str]:
         if server.dsn is None:
             pytest.skip(f"no PostgreSQL server: {server.origin}")
         yield server.dsn
+
+
+@pytest.fixture(params=["lmdb", "postgres"])
+def journal_location(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Where a fresh journal lives, on each backend (issue 14): a directory for
+    LMDB; for PostgreSQL, a URL naming a schema of its own, dropped afterwards
+    (the test skips, saying why, where there is no server)."""
+    if request.param == "lmdb":
+        yield str(tmp_path / "journal")
+        return
+    pytest.importorskip("psycopg")
+    with journal_url(request.getfixturevalue("postgres_dsn")) as url:
+        yield url

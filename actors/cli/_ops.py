@@ -27,12 +27,12 @@ from types import FrameType, ModuleType
 from typing import Any, Final
 
 import click
-from eventsourcing.application import Application
 
+from actors._backend import backend_for
 from actors._client import Client
 from actors._errors import UnknownRunError
 from actors._index import UnfinishedRuns
-from actors._system import ActorSystem
+from actors._system import ActorSystem, RunsApp
 from actors.cli._app import (
     cli,
     debug_traceback,
@@ -52,6 +52,7 @@ from actors.cli._modules import (
 )
 from aggregates import RunFinishedError, RunStatus, WorkflowRun
 from journal import UnencodableValueError, UnknownTypeNameError
+from journal._location import LmdbLocation, parse_location
 
 __all__ = ["cancel", "run", "signal_run"]
 
@@ -104,7 +105,7 @@ def run(ctx: click.Context, module: str, modules: tuple[str, ...]) -> None:
             _configure(each, system)
         plural = "" if resumed == 1 else "s"
         click.echo(
-            f"chronik: hosting {os.path.abspath(path)} ({resumed} unfinished "
+            f"chronik: hosting {_shown(path)} ({resumed} unfinished "
             f"run{plural} resumed; pid {os.getpid()}); Ctrl-C stops"
         )
         while not stop.wait(0.25) and system.failure is None:
@@ -157,11 +158,22 @@ def _configure(module: ModuleType, system: ActorSystem) -> None:
 
 def _unfinished(path: str) -> int:
     """How many runs are unfinished (creating the journal if there is none)."""
-    app = Application[str](env={"PERSISTENCE_MODULE": "journal", "LMDB_PATH": path})
+    backend = backend_for(path)
+    backend.prepare()
+    app = RunsApp(backend.env())
     try:
         return len(UnfinishedRuns(app).load())
     finally:
         app.close()
+
+
+def _shown(path: str) -> str:
+    """The journal as the user should see it: an absolute directory, or the
+    URL without its password."""
+    location = parse_location(path)
+    if isinstance(location, LmdbLocation):
+        return os.path.abspath(location.path)
+    return location.display
 
 
 def _log_to_stderr() -> None:

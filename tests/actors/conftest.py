@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 from actors import ActorSystem, ManualClock
-from tests._postgres_server import journal_url
 
 
 @pytest.fixture
@@ -23,19 +22,6 @@ def path(tmp_path: Path) -> str:
 def system(path: str, clock: ManualClock) -> Iterator[ActorSystem]:
     with ActorSystem.open(path, clock=clock) as opened:
         yield opened
-
-
-@pytest.fixture(params=["lmdb", "postgres"])
-def journal_location(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Where a fresh journal lives, on each backend (issue 14): a directory for
-    LMDB; for PostgreSQL, a URL naming a schema of its own, dropped afterwards
-    (the test skips, saying why, where there is no server)."""
-    if request.param == "lmdb":
-        yield str(tmp_path / "journal")
-        return
-    pytest.importorskip("psycopg")
-    with journal_url(request.getfixturevalue("postgres_dsn")) as url:
-        yield url
 
 
 @pytest.fixture

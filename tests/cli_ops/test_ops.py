@@ -88,8 +88,9 @@ class Host:
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> str:
-    return str(tmp_path / "journal")
+def journal(journal_location: str) -> str:
+    """A fresh journal on each backend: ``chronik run`` hosts either."""
+    return journal_location
 
 
 @pytest.fixture
