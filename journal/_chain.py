@@ -1,6 +1,7 @@
 """Hash chains: what makes an altered, removed, reordered or inserted event evident.
 
-Two chains, both BLAKE2b-256:
+Two chains, both BLAKE2b-256 in an LMDB journal (SHA-256 in a PostgreSQL one,
+where the server computes them and has no BLAKE2b; the bytes hashed are the same):
 
 - Each stored event's hash covers the hash of the previous event of its stream
   (zeros for the first), its key (stream and version), its notification id, its
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgpack
@@ -24,9 +26,12 @@ import msgpack
 __all__ = [
     "HASH_SIZE",
     "ZERO_HASH",
+    "Digest",
+    "blake2b_256",
     "event_hash",
     "log_hash",
     "pack_event",
+    "sha256",
     "stored_hash",
     "unpack_event",
 ]
@@ -37,13 +42,29 @@ _ID: Final = struct.Struct(">Q")
 _TOPIC_LENGTH: Final = struct.Struct(">I")
 _blake2b = hashlib.blake2b
 
+Digest = Callable[[bytes], bytes]  # HASH_SIZE bytes of the bytes given
+
+
+def blake2b_256(data: bytes) -> bytes:
+    return _blake2b(data, digest_size=HASH_SIZE).digest()
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
 
 def event_hash(
-    previous: bytes, key: bytes, notification_id: int | None, topic: str, state: bytes
+    previous: bytes,
+    key: bytes,
+    notification_id: int | None,
+    topic: str,
+    state: bytes,
+    *,
+    digest: Digest = blake2b_256,
 ) -> bytes:
     """The hash of one stored event, chained to ``previous`` of its stream."""
     encoded_topic = topic.encode("utf-8")
-    return _blake2b(
+    return digest(
         b"".join(
             (
                 previous,
@@ -53,19 +74,20 @@ def event_hash(
                 encoded_topic,
                 state,
             )
-        ),
-        digest_size=HASH_SIZE,
-    ).digest()
+        )
+    )
 
 
 def log_hash(
-    previous: bytes, notification_id: int, key: bytes, event_digest: bytes
+    previous: bytes,
+    notification_id: int,
+    key: bytes,
+    event_digest: bytes,
+    *,
+    digest: Digest = blake2b_256,
 ) -> bytes:
     """The hash of one notification, chained to the previous notification."""
-    return _blake2b(
-        b"".join((previous, _ID.pack(notification_id), key, event_digest)),
-        digest_size=HASH_SIZE,
-    ).digest()
+    return digest(b"".join((previous, _ID.pack(notification_id), key, event_digest)))
 
 
 def stored_hash(value: bytes) -> bytes:

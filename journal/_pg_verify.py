@@ -22,7 +22,7 @@ from eventsourcing.postgres import PostgresDatastore
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-from journal._chain import ZERO_HASH, event_hash, log_hash
+from journal._chain import ZERO_HASH, event_hash, log_hash, sha256
 from journal._keys import text_event_key
 from journal._postgres import HEADS_TABLE
 from journal._verify import Problem, Progress, VerifyReport
@@ -161,6 +161,7 @@ class PostgresChecker:
             position,
             row["topic"],
             bytes(row["state"]),
+            digest=sha256,
         )
         if digest != expected:
             self._add(
@@ -171,7 +172,7 @@ class PostgresChecker:
                 stream,
                 version,
             )
-        if stored != log_hash(previous_log, position, key, digest):
+        if stored != log_hash(previous_log, position, key, digest, digest=sha256):
             self._add(
                 position,
                 "the log's hash does not chain from the previous position: entries "

@@ -286,13 +286,29 @@ def test_with_group_commit_off_each_append_commits_alone(
 
 
 def test_a_failure_after_the_insert_rolls_the_group_back(
-    recorder: PostgresJournalRecorder, monkeypatch: pytest.MonkeyPatch
+    process_recorder: PostgresJournalProcessRecorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """From Python (a process recorder's group, with tracking positions)."""
+
     def fail(*args: object) -> None:
         raise RuntimeError("failed after the insert")
 
-    monkeypatch.setattr(recorder, "_insert_trackings", fail)
+    monkeypatch.setattr(process_recorder, "_insert_trackings", fail)
     with pytest.raises(RuntimeError, match="failed after the insert"):
+        process_recorder.insert_events([event("order-1", 1)])
+
+    assert process_recorder.max_notification_id() is None
+    assert process_recorder.commit_stats().failed_groups == 1
+
+
+def test_a_failure_after_the_insert_rolls_the_function_s_group_back(
+    recorder: PostgresJournalRecorder,
+) -> None:
+    """In the append function: recording the head fails after the insert."""
+    heads = SQL("{0}.chronik_heads").format(Identifier(recorder.datastore.schema))
+    with recorder.datastore.transaction(commit=True) as curs:
+        curs.execute(SQL("DROP TABLE {0}").format(heads))
+    with pytest.raises(ProgrammingError, match="chronik_heads"):
         recorder.insert_events([event("order-1", 1)])
 
     assert recorder.max_notification_id() is None
