@@ -15,7 +15,7 @@ W2 500 runs of 3 such steps started one by one, first start to last completion,
 CPU of every process; W3 a signal after a seeded random pause of 0.3-1.3 s, send
 to completion; W4 SIGKILL with 200 runs waiting, t0 just before the new process
 is spawned, the 200 signals sent at once from this process through the journal
-(the operator inbox, as ``chronik signal`` sends them), t1 when all completed.
+(a ``Client``, as ``chronik signal`` sends them), t1 when all completed.
 
 Prints machine facts, then one table: each figure of chronik, the reference its
 target is stated against (one durable single-put commit of bare LMDB measured in
@@ -76,8 +76,7 @@ if _CODE:
 from eventsourcing.application import Application  # noqa: E402
 
 import actors  # noqa: E402
-from actors import ActorSystem  # noqa: E402
-from actors._inbox import OperatorRequests  # noqa: E402
+from actors import ActorSystem, Client  # noqa: E402
 from aggregates import WorkflowRun  # noqa: E402
 from benchmarks._recovery_child import READY, run_id  # noqa: E402
 from benchmarks._workloads import (  # noqa: E402
@@ -466,21 +465,35 @@ def compile_code() -> None:
             compileall.compile_file(module, quiet=2)
 
 
-def recovery(root: Path, runs: int) -> dict[str, float]:
+def recovery(
+    root: Path,
+    runs: int,
+    journal: str | None = None,
+    *,
+    lease_ttl: float | None = None,
+    dead_leases: Callable[[], float] | None = None,
+) -> dict[str, float]:
     """Kill a process holding ``runs`` waiting runs; t0 just before a new process
     is spawned, the signals sent at once from here through the journal's operator
-    inbox, t1 when the new process has every result. Checks every run finished
-    right and ran its step once."""
-    journal, side_file = root / "journal", root / "executions.txt"
+    inbox (a ``Client``'s, as ``chronik signal`` sends them), t1 when the new
+    process has every result. Checks every run finished right and ran its step
+    once. Returns seconds from t0: ``total`` (t1), the new process's ``open``,
+    ``took_over`` (it drives every run), ``signals_sent``, ``first_done``, and
+    ``dead_leases`` if given (when the killed host's leases run out, read once it
+    is dead).
+
+    ``journal``: an LMDB directory or a ``postgresql://`` URL (default: a
+    directory in ``root``, which holds the side file and the logs);
+    ``lease_ttl``: both processes' (None: chronik's default)."""
     root.mkdir()
+    journal = str(root / "journal") if journal is None else journal
+    side_file = root / "executions.txt"
+    ttl = [] if lease_ttl is None else [repr(lease_ttl)]
     with open(root / "start.err", "w+", encoding="utf-8") as errors:
         child = subprocess.Popen(
             child_command(
                 "benchmarks._recovery_child",
-                "start",
-                str(journal),
-                str(side_file),
-                str(runs),
+                *("start", journal, str(side_file), str(runs), *ttl),
             ),
             cwd=_REPO,
             env=child_env(),
@@ -497,16 +510,13 @@ def recovery(root: Path, runs: int) -> dict[str, float]:
             if child.stdout is not None:
                 child.stdout.close()
     ids = [run_id(i) for i in range(runs)]
+    expires = None if dead_leases is None else dead_leases()
     # The sender is set up before t0, as the peers create their client first.
-    app = Application[str](
-        env={"PERSISTENCE_MODULE": "journal", "LMDB_PATH": str(journal)}
-    )
-    try:
-        inbox = OperatorRequests(app)
+    with Client(journal, origin=f"benchmarks W4 (pid {os.getpid()})") as client:
         began = time.time()  # t0
         resumed = subprocess.Popen(
             child_command(
-                "benchmarks._recovery_child", "resume", str(journal), str(runs)
+                "benchmarks._recovery_child", "resume", journal, str(runs), *ttl
             ),
             cwd=_REPO,
             env=child_env(),
@@ -514,29 +524,25 @@ def recovery(root: Path, runs: int) -> dict[str, float]:
             stderr=subprocess.PIPE,
             text=True,
         )
-        origin = f"benchmarks.workflows W4 (pid {os.getpid()})"
         for index, workflow_id in enumerate(ids):
-            inbox.signal(
-                workflow_id,
-                GO,
-                index,
-                signal_id=str(uuid.uuid4()),
-                origin=origin,
-                at=datetime.now(UTC),
-            )
+            client.signal(workflow_id, GO, index, signal_id=str(uuid.uuid4()))
         sent = time.time()
         out, err = resumed.communicate(timeout=_CHILD_TIMEOUT)
-    finally:
-        app.close()
     expect(resumed.returncode == 0, f"the resume child failed: {err}")
     report: dict[str, Any] = json.loads(out.splitlines()[-1])
     expect(report["results_ok"], f"resumed runs returned wrong results: {report}")
     check_executed_once(side_file, ids)
-    return {
-        "total": report["done_at"] - began,
-        "open": report["opened_at"] - began,
-        "signals_sent": sent - began,
+    stamps = {  # phase -> the new process's time.time() stamp of it
+        "total": "done_at",
+        "open": "opened_at",
+        "took_over": "took_over_at",
+        "first_done": "first_done_at",
     }
+    phases = {k: report[v] - began for k, v in stamps.items() if report.get(v)}
+    phases["signals_sent"] = sent - began
+    if expires is not None:
+        phases["dead_leases"] = expires - began
+    return phases
 
 
 def check_executed_once(side_file: Path, ids: Sequence[str]) -> None:
@@ -1022,9 +1028,6 @@ def footnotes(results: Results, scale: Scale, peers: Peers | None) -> list[str]:
     seq, sig = results.sequential, results.signalled
     starting = statistics.median(r.starting for r in results.concurrent)
     batch_start = statistics.median(r.starting for r in results.batch)
-    phases = "; ".join(
-        ", ".join(f"{k} {v * 1e3:.0f}" for k, v in r.items()) for r in results.recovery
-    )
     steps = scale.concurrent_runs * scale.concurrent_steps
     notes = [
         f"code measured: {Path(actors.__file__).resolve().parent.parent}"
@@ -1067,17 +1070,7 @@ def footnotes(results: Results, scale: Scale, peers: Peers | None) -> list[str]:
         f"{statistics.median(sig.to_ack) * 1e3:.3f} ms median; p90 "
         f"{quantile(sig.to_result, 0.9) * 1e3:.2f} ms; ms run by run: "
         f"{ms_list(sig.to_result)}.",
-        f"W4: a child process spawns {scale.recovery_runs} runs (one step appending "
-        "the run id to a side file, then ctx.receive) and is SIGKILLed once every "
-        "step's outcome is durable; t0 just before a new process is spawned, this "
-        "process then appends one signal per run to the journal's operator inbox "
-        "(OperatorRequests, as `chronik signal` does), the new process opens the "
-        "journal (resuming the runs), takes the signals from the inbox and stamps "
-        "t1 at its last result; the new process imports from bytecode written "
-        "beforehand (as from an installed package: pip compiles at install). "
-        "Checked: all results right, each step ran exactly "
-        f"once. Median of {scale.rounds} round(s); ms from t0, round by round: "
-        f"{phases}.",
+        recovery_note(results.recovery, scale.recovery_runs),
         "fsync probe: " + json.dumps(seq.probe) + " (LMDB also writes its meta page "
         "through an O_DSYNC descriptor, which strace does not count as a sync call).",
     ]
@@ -1098,6 +1091,27 @@ def footnotes(results: Results, scale: Scale, peers: Peers | None) -> list[str]:
             for tag, figures in sorted(peers.figures.items())
         ]
     return notes
+
+
+def recovery_note(recovered: Sequence[dict[str, float]], runs: int) -> str:
+    """How W4 was measured (``recovery``), and its phases round by round."""
+    phases = "; ".join(
+        ", ".join(f"{k} {v * 1e3:.0f}" for k, v in r.items()) for r in recovered
+    )
+    return (
+        f"W4: a child process spawns {runs} runs (one step appending the run id to "
+        "a side file, then ctx.receive) and is SIGKILLed once every step's outcome "
+        "is durable; t0 just before a new process is spawned, this process then "
+        "sends one signal per run through a Client (as `chronik signal` does: the "
+        "journal's operator inbox, then a wake of the run's owner), the new process "
+        "opens the journal (resuming the runs), takes the signals from the inbox "
+        "and stamps t1 at its last result; the new process imports from bytecode "
+        "written beforehand (as from an installed package: pip compiles at "
+        "install). Checked: all results right, each step ran exactly once. Median "
+        f"of {len(recovered)} round(s); ms from t0 (open: the new process's open "
+        "returned; took_over: it drives every run; first_done: the first result), "
+        f"round by round: {phases}."
+    )
 
 
 def quantile(samples: Sequence[float], q: float) -> float:

@@ -21,7 +21,18 @@ _REPO = Path(__file__).resolve().parents[1]
             ["--idle-seconds", "0.5"],
             ["threads x one event per append", "an idle host"],
         ),
-        ("benchmarks/pg_workflows.py", [], ["PostgreSQL W1", "PostgreSQL W3"]),
+        (
+            # W4 waits for the killed host's leases: a short TTL keeps it quick.
+            "benchmarks/pg_workflows.py",
+            ["--lease-ttl", "1"],
+            [
+                "PostgreSQL W1",
+                "PostgreSQL W3",
+                "PostgreSQL W4",
+                "(lease TTL 1 s)",
+                "each step ran exactly once",
+            ],
+        ),
     ],
 )
 def test_a_quick_postgresql_benchmark_prints_its_rows(
