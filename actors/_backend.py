@@ -45,6 +45,8 @@ from journal import (
 )
 from journal._pg_format import check_format
 from journal._pg_leases import PostgresLeaseStorage
+from journal._pg_stats import PostgresStats
+from journal._stats import StatsStore
 
 __all__ = [
     "Backend",
@@ -102,6 +104,9 @@ class Backend(Protocol):
 
     def lease_storage(self, app: Application[Any]) -> LeaseStorage: ...
 
+    def stats_store(self, app: Application[Any]) -> Journal | StatsStore:
+        """Where the host publishes its stats (``actors._publisher``)."""
+
     def hold_presence(self, host_id: str) -> Presence | None:
         """Show this host alive until ``release``; None: the backend has no
         such sign (hosts then wait for leases to expire)."""
@@ -149,6 +154,9 @@ class LmdbBackend:
     def lease_storage(self, app: Application[Any]) -> LeaseStorage:
         return LmdbLeaseStorage(_journal(app))
 
+    def stats_store(self, app: Application[Any]) -> Journal | StatsStore:
+        return _journal(app)
+
     def hold_presence(self, host_id: str) -> Presence | None:
         return HostPresence.hold(self._path, host_id)
 
@@ -189,6 +197,7 @@ class PostgresBackend:
     def __init__(self, location: PostgresLocation) -> None:
         self._location = location
         self._storage: LeaseStorage | None = None  # made with the first app
+        self._stats: PostgresStats | None = None  # made with the lease tables
 
     @property
     def where(self) -> str:
@@ -234,8 +243,15 @@ class PostgresBackend:
             datastore = app.recorder.datastore  # type: ignore[attr-defined]
             storage = PostgresLeaseStorage(datastore)
             storage.create_tables()
-            self._storage = storage
+            stats = PostgresStats(datastore, self.where)
+            stats.create_table()
+            self._storage, self._stats = storage, stats
         return self._storage
+
+    def stats_store(self, app: Application[Any]) -> Journal | StatsStore:
+        self.lease_storage(app)  # the tables, made once
+        assert self._stats is not None
+        return self._stats
 
     def hold_presence(self, host_id: str) -> Presence | None:
         return None

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final, Literal, Protocol, get_args, runtime_checkable
 
 import attrs
 
 from journal import CommitStats, Journal, JournalClosedError
 
-__all__ = ["COUNTERS", "CounterName", "Metrics", "SystemStats", "journal_of"]
+__all__ = [
+    "COUNTERS",
+    "CommitSource",
+    "CounterName",
+    "Metrics",
+    "SystemStats",
+    "commit_source_of",
+]
 
 CounterName = Literal[
     "runs_started",
@@ -36,14 +43,22 @@ CounterName = Literal[
 COUNTERS: Final[tuple[CounterName, ...]] = get_args(CounterName)
 
 
+@runtime_checkable
+class CommitSource(Protocol):
+    """Where a system's commit figures come from: the LMDB journal (all its
+    writers in this process), or the PostgreSQL recorder of the runs."""
+
+    def commit_stats(self) -> CommitStats: ...
+
+
 class Metrics:
     """Counters, each only ever increased; safe to add to from any thread.
-    ``journal`` (if given) is where the commit figures of a snapshot come from."""
+    ``commit_source`` (if given) is where a snapshot's commit figures come from."""
 
-    __slots__ = ("_commits", "_counts", "_lock", "journal")
+    __slots__ = ("_commits", "_counts", "_lock", "commit_source")
 
-    def __init__(self, journal: Journal | None = None) -> None:
-        self.journal = journal
+    def __init__(self, commit_source: CommitSource | None = None) -> None:
+        self.commit_source = commit_source
         self._lock = threading.Lock()
         self._counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self._commits = CommitStats()  # the last read: kept once the journal closes
@@ -58,9 +73,9 @@ class Metrics:
             return dict(self._counts)
 
     def commits(self) -> CommitStats:
-        if self.journal is not None:
+        if self.commit_source is not None:
             with contextlib.suppress(JournalClosedError):
-                self._commits = self.journal.commit_stats()
+                self._commits = self.commit_source.commit_stats()
         return self._commits
 
     def snapshot(
@@ -135,7 +150,10 @@ class SystemStats:
         return values
 
 
-def journal_of(recorder: object) -> Journal | None:
-    """The LMDB journal behind an eventsourcing recorder, if that is what it is."""
+def commit_source_of(recorder: object) -> CommitSource | None:
+    """The LMDB journal behind an eventsourcing recorder, or the recorder itself
+    if it keeps commit figures (chronik's PostgreSQL recorder)."""
     journal = getattr(recorder, "journal", None)
-    return journal if isinstance(journal, Journal) else None
+    if isinstance(journal, Journal):
+        return journal
+    return recorder if isinstance(recorder, CommitSource) else None

@@ -1,10 +1,17 @@
 """Ownership: which partitions of runs this host drives, by leases in the journal.
 
 Every open system is a host with an id of its own (never reused: a restarted
-process is a new host). It takes a fair share of the partitions (all of them when
-it is alone), renews its leases every third of their TTL, takes the partitions of
-hosts that stopped renewing once their leases expire, and gives back what it holds
-above its share when other hosts join, so that live hosts share the runs roughly
+process is a new host). A host may also have a name (``ActorSystem.open(...,
+host_name=)``), kept across restarts as DBOS keeps an executor id: its id is then
+``<name>#<incarnation>``, and a host takes the leases of an earlier life of its
+own name at once, as a dead host's, instead of waiting for them to expire (names
+must be unique among live hosts: two live hosts of one name take each other's
+partitions, fenced, round after round).
+
+A host takes a fair share of the partitions (all of them when it is alone), renews
+its leases every third of their TTL, takes the partitions of hosts that stopped
+renewing once their leases expire, and gives back what it holds above its share
+when other hosts join, so that live hosts share the runs roughly
 evenly. Each round is one ``tick``; what changed is returned for the system to act
 on: start driving the runs of partitions gained, stop those of partitions lost (or
 about to be given back, before they are: ``give_back``).
@@ -29,12 +36,41 @@ import attrs
 from actors._errors import ClockJumpError
 from journal import PARTITIONS, Fence, Lease, Leases, LeaseSettingError
 
-__all__ = ["Ownership", "Round", "new_host_id"]
+__all__ = ["Ownership", "Round", "check_host_name", "host_name_of", "new_host_id"]
+
+_NAME_END = "#"
+_MAX_NAME = 100
 
 
-def new_host_id() -> str:
-    """A host id no other process ever had: host name, pid and a random part."""
+def new_host_id(host_name: str | None = None) -> str:
+    """A host id no other process ever had: host name, pid and a random part;
+    or, for a named host, its name and a random part (its incarnation)."""
+    if host_name is not None:
+        return f"{check_host_name(host_name)}{_NAME_END}{uuid.uuid4().hex[:12]}"
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def check_host_name(host_name: object) -> str:
+    """``host_name`` if it can name a host; ``LeaseSettingError`` if not."""
+    if (
+        not isinstance(host_name, str)
+        or not host_name
+        or _NAME_END in host_name
+        or len(host_name) > _MAX_NAME
+    ):
+        raise LeaseSettingError(
+            "host_name",
+            host_name,
+            f"is not a host name: a non-empty str of at most {_MAX_NAME} "
+            f"characters without {_NAME_END!r}",
+        )
+    return host_name
+
+
+def host_name_of(host_id: str) -> str | None:
+    """The name of a named host's id; None for an unnamed host."""
+    name, end, _ = host_id.rpartition(_NAME_END)
+    return name if end else None
 
 
 @attrs.frozen
@@ -104,7 +140,14 @@ class Ownership:
         return math.ceil(PARTITIONS / len(hosts | {self.host_id}))
 
     def _alive(self, host_id: str) -> bool:
-        return host_id == self.host_id or self._present(host_id)
+        """Whether ``host_id`` may still live: this host does; an earlier life
+        of this host's name does not; others as their presence tells."""
+        if host_id == self.host_id:
+            return True
+        name = host_name_of(self.host_id)
+        if name is not None and host_name_of(host_id) == name:
+            return False
+        return self._present(host_id)
 
     def tick(self, busy: Callable[[int], bool] = lambda partition: False) -> Round:
         """One round: renew, take free or expired partitions up to the share,

@@ -4,6 +4,11 @@ A daemon thread looks every ``period`` seconds and writes the system's stats
 document (``journal.publish_stats``) only if its counters changed since the
 last write; closing writes it once more, marked closed. Publishing is a
 bystander: a failure is logged and the system carries on.
+
+Where the document goes: an LMDB ``Journal`` (its ``chronik:stats`` database),
+or a ``journal._stats.StatsStore`` (a PostgreSQL journal's ``chronik_stats``
+table, ``Backend.stats_store``). An idle host writes nothing on either: the
+lease renewals it goes on making are not news.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any, Final
 
 from actors._metrics import SystemStats
 from journal import Journal, JournalClosedError, publish_stats
+from journal._stats import StatsStore
 
 __all__ = ["STATS_FORMAT", "StatsPublisher"]
 
@@ -33,12 +39,17 @@ class StatsPublisher:
 
     def __init__(
         self,
-        journal: Journal | None,
+        journal: Journal | StatsStore | None,
         stats: Callable[[], SystemStats],
         *,
         period: float = 1.0,
     ) -> None:
         self._journal = journal  # None: a journal that cannot hold stats
+        # The LMDB journal's commit figures count this publisher's writes and
+        # the lease writes (one group committer takes every write); a store of
+        # its own (PostgreSQL: its transactions beside the events') counts
+        # neither, so there is nothing of them to take away.
+        self._counted_in_commits = isinstance(journal, Journal)
         self._stats = stats
         self._period = period
         self.started_at = time.time()
@@ -103,7 +114,10 @@ class StatsPublisher:
         values = stats.as_dict()
         commits = values.pop("commits")
         # Lease renewals go on while the system is idle: no news either.
-        writes = commits["writes"] - self._own_writes - values.pop("lease_writes")
+        lease_writes = values.pop("lease_writes")
+        writes = commits["writes"]
+        if self._counted_in_commits:
+            writes -= self._own_writes + lease_writes
         return (tuple(values.items()), writes, commits["failed_groups"])
 
     def _document(self, stats: SystemStats, closed: bool) -> dict[str, Any]:

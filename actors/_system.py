@@ -47,9 +47,9 @@ from actors._messages import (
     Reply,
     TimerDue,
 )
-from actors._metrics import Metrics, SystemStats, journal_of
+from actors._metrics import Metrics, SystemStats, commit_source_of
 from actors._named import NamedActors
-from actors._ownership import Ownership, new_host_id
+from actors._ownership import Ownership, check_host_name, new_host_id
 from actors._plain import Actor, registered_actor
 from actors._publisher import StatsPublisher
 from actors._ref import RunHandle, RunRef
@@ -136,6 +136,7 @@ class ActorSystem(NamedActors):
         max_run_restarts: int,
         converters: Iterable[ConverterLike] = (),
         lease_ttl: float = 5.0,
+        host_name: str | None = None,
     ) -> None:
         self._path = path
         self._clock = clock
@@ -148,7 +149,7 @@ class ActorSystem(NamedActors):
         self._index = UnfinishedRuns(self._app)
         # This system is one of possibly several hosts of the journal: it drives
         # the partitions of runs it holds leases on (see actors._ownership).
-        host_id = new_host_id()
+        host_id = new_host_id(host_name)
         self._ownership = Ownership(
             Leases(self._backend.lease_storage(self._app)),
             host_id,
@@ -170,11 +171,13 @@ class ActorSystem(NamedActors):
         self._closing = threading.Event()
         self._closed = False
         install_filters()  # log records name their run (chronik's loggers)
-        self._metrics = Metrics(journal_of(self._app.recorder))  # see stats()
+        self._metrics = Metrics(commit_source_of(self._app.recorder))  # see stats()
         self._worker = Worker(
             max_workers, clock=clock, normalise=self.normalise, metrics=self._metrics
         )
-        self._publisher = StatsPublisher(self._metrics.journal, self.stats)
+        self._publisher = StatsPublisher(
+            self._backend.stats_store(self._app), self.stats
+        )
         self._failure: BaseException | None = None  # escalated to the root
         self._stopped = threading.Event()  # closed, by close() or a failure
         self._supervisor = start_supervisor(
@@ -242,6 +245,7 @@ class ActorSystem(NamedActors):
         max_run_restarts: int = 3,
         converters: Iterable[ConverterLike] = (),
         lease_ttl: float = 5.0,
+        host_name: str | None = None,
     ) -> Self:
         """Open the journal at ``path`` and resume every unfinished run.
 
@@ -266,7 +270,11 @@ class ActorSystem(NamedActors):
         signal or cancel for a run another host drives goes through the journal
         to that host; ``ref.result()`` waits wherever the run is driven.
         ``lease_ttl``: seconds a host's leases hold without a renewal
-        (renewed every third of it).
+        (renewed every third of it). ``host_name``: a name this host keeps
+        across restarts (unique among live hosts, as DBOS's executor id): opened
+        again under it, it takes its previous life's partitions at once, not
+        once their leases expire (a PostgreSQL journal, where nothing else tells
+        that a host died, needs it for a fast restart).
         """
         if idle_timeout is not None and not idle_timeout > 0:
             msg = f"idle_timeout={idle_timeout!r} must be seconds > 0, or None"
@@ -295,6 +303,7 @@ class ActorSystem(NamedActors):
             max_run_restarts=max_run_restarts,
             converters=converters,
             lease_ttl=lease_ttl,
+            host_name=None if host_name is None else check_host_name(host_name),
         )
         try:
             system._ownership.tick()  # its share of the partitions

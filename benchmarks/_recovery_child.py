@@ -20,6 +20,7 @@ with (``benchmarks.workflows`` starts it so).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -36,16 +37,23 @@ _WAIT_LIMIT = 120.0  # seconds for the runs to reach their receive
 _TAKEOVER_POLL = 0.002  # seconds between two looks at which partitions are held
 
 
+HOST_NAME_VARIABLE = "CHRONIK_BENCH_HOST_NAME"
+
+
 def run_id(index: int) -> str:
     return f"recover-{index:05d}"
 
 
 def open_system(journal: str, lease_ttl: float | None) -> ActorSystem:
-    """``ActorSystem.open``, with ``lease_ttl`` only if one is asked for (an
-    older checkout lacks the option)."""
-    if lease_ttl is None:
-        return ActorSystem.open(journal)
-    return ActorSystem.open(journal, lease_ttl=lease_ttl)
+    """``ActorSystem.open``, with ``lease_ttl`` only if one is asked for and the
+    host name in ``CHRONIK_BENCH_HOST_NAME`` if set (an older checkout lacks the
+    options): both processes of a round under one name are one host restarted."""
+    options: dict[str, Any] = {}
+    if lease_ttl is not None:
+        options["lease_ttl"] = lease_ttl
+    if os.environ.get(HOST_NAME_VARIABLE):
+        options["host_name"] = os.environ[HOST_NAME_VARIABLE]
+    return ActorSystem.open(journal, **options)
 
 
 def start(journal: str, side_file: str, runs: int, lease_ttl: float | None) -> None:

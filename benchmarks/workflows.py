@@ -78,7 +78,7 @@ from eventsourcing.application import Application  # noqa: E402
 import actors  # noqa: E402
 from actors import ActorSystem, Client  # noqa: E402
 from aggregates import WorkflowRun  # noqa: E402
-from benchmarks._recovery_child import READY, run_id  # noqa: E402
+from benchmarks._recovery_child import HOST_NAME_VARIABLE, READY, run_id  # noqa: E402
 from benchmarks._workloads import (  # noqa: E402
     GO,
     one_async_sleep,
@@ -472,6 +472,7 @@ def recovery(
     *,
     lease_ttl: float | None = None,
     dead_leases: Callable[[], float] | None = None,
+    host_name: str | None = None,
 ) -> dict[str, float]:
     """Kill a process holding ``runs`` waiting runs; t0 just before a new process
     is spawned, the signals sent at once from here through the journal's operator
@@ -484,11 +485,15 @@ def recovery(
 
     ``journal``: an LMDB directory or a ``postgresql://`` URL (default: a
     directory in ``root``, which holds the side file and the logs);
-    ``lease_ttl``: both processes' (None: chronik's default)."""
+    ``lease_ttl``: both processes' (None: chronik's default); ``host_name``:
+    both processes' (the new one is the killed host restarted)."""
     root.mkdir()
     journal = str(root / "journal") if journal is None else journal
     side_file = root / "executions.txt"
     ttl = [] if lease_ttl is None else [repr(lease_ttl)]
+    env = child_env()
+    if host_name is not None:
+        env[HOST_NAME_VARIABLE] = host_name
     with open(root / "start.err", "w+", encoding="utf-8") as errors:
         child = subprocess.Popen(
             child_command(
@@ -496,7 +501,7 @@ def recovery(
                 *("start", journal, str(side_file), str(runs), *ttl),
             ),
             cwd=_REPO,
-            env=child_env(),
+            env=env,
             stdout=subprocess.PIPE,
             stderr=errors,
             text=True,
@@ -519,7 +524,7 @@ def recovery(
                 "benchmarks._recovery_child", "resume", journal, str(runs), *ttl
             ),
             cwd=_REPO,
-            env=child_env(),
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -3,8 +3,8 @@
 The same pages of one stream's events and of the notification log as the LMDB
 reader gives, from the runtime's tables (``chronikruns_events``,
 ``chronikruns_snapshots``) in the journal's schema, on a small pool of its own.
-``verify`` checks both hash chains (``journal._pg_verify``); live following
-(``follow``) is not there yet: it raises ``JournalConfigError`` saying so.
+``verify`` checks both hash chains (``journal._pg_verify``).
+``follow`` is woken by the recorder's ``NOTIFY`` (``journal._pg_follow``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from eventsourcing.postgres import PostgresAggregateRecorder
 from journal._audit import PagedReads
 from journal._errors import JournalConfigError
 from journal._location import PostgresLocation
+from journal._pg_follow import PostgresFollow
 from journal._pg_format import check_format
 from journal._pg_verify import PostgresChecker
 from journal._postgres import PostgresJournalRecorder
@@ -61,8 +62,16 @@ class PostgresJournalReader(PagedReads):
         found: int | None = self._events.max_notification_id()
         return found
 
-    def follow(self, start: int = 1, topics: Sequence[str] = ()) -> NoReturn:
-        self._not_yet("following the log live")
+    def follow(self, start: int = 1, topics: Sequence[str] = ()) -> PostgresFollow:
+        """The application sequence from ``start`` on, then each notification as
+        it is committed (woken by the recorder's ``NOTIFY``: ``journal._pg_follow``).
+        Iterate it; ``stop()`` it (or use it as a context manager) to end."""
+        return PostgresFollow(
+            self._events,
+            self._location,
+            gt=start - 1 if start > 1 else None,
+            topics=topics,
+        )
 
     def verify(
         self,

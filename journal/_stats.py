@@ -11,13 +11,17 @@ py-lmdb's ``open_db`` without a transaction begins a write transaction and
 waits for LMDB's write lock holding the GIL, so while another thread of this
 process held a write transaction (and needed the GIL to finish it) both would
 wait forever.
+
+A PostgreSQL journal keeps them in a table of its schema instead
+(``journal._pg_stats.PostgresStats``, a ``StatsStore``); the functions below
+take either, and encode and check the documents the same way for both.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import attrs
 import msgpack
@@ -33,6 +37,7 @@ from journal._store import (
 __all__ = [
     "STATS_DB",
     "JournalFigures",
+    "StatsStore",
     "journal_figures",
     "publish_stats",
     "read_stats",
@@ -43,17 +48,36 @@ STATS_DB: Final = b"chronik:stats"
 _MAX_KEY_BYTES: Final = 500  # LMDB's key limit is 511 bytes
 
 
+class StatsStore(Protocol):
+    """Where the stats documents of a journal that is not an LMDB ``Journal``
+    live, as encoded bytes by source key (checked by the functions below)."""
+
+    def publish(self, source_key: str, value: bytes) -> None:
+        """Store ``value`` under ``source_key``, replacing what was there."""
+
+    def remove(self, source_key: str) -> bool:
+        """Delete what ``source_key`` published; whether there was anything."""
+
+    def read(self) -> dict[str, bytes]:
+        """Every document by source key, writing nothing (empty if the
+        journal has none, or no place for them yet)."""
+
+
 def publish_stats(
-    journal: Journal, source_key: str, document: Mapping[str, Any]
+    journal: Journal | StatsStore, source_key: str, document: Mapping[str, Any]
 ) -> None:
     """Store ``document`` (plain msgpack data) as the stats of ``source_key``,
-    replacing what that source published before, in one group commit."""
+    replacing what that source published before, in one commit (a group
+    commit on LMDB)."""
     key = _key(source_key)
     try:
         value = msgpack.packb(dict(document))
     except (TypeError, ValueError, OverflowError) as error:
         msg = f"a stats document holds plain msgpack data only: {error}"
         raise TypeError(msg) from error
+    if not isinstance(journal, Journal):
+        journal.publish(source_key, value)
+        return
     store = journal.store
 
     def put(context: WriteContext) -> None:
@@ -63,9 +87,11 @@ def publish_stats(
     store.write(put)
 
 
-def remove_stats(journal: Journal, source_key: str) -> bool:
+def remove_stats(journal: Journal | StatsStore, source_key: str) -> bool:
     """Delete what ``source_key`` published; whether there was anything."""
     key = _key(source_key)
+    if not isinstance(journal, Journal):
+        return journal.remove(source_key)
     store = journal.store
 
     def delete(context: WriteContext) -> bool:
@@ -75,18 +101,24 @@ def remove_stats(journal: Journal, source_key: str) -> bool:
     return bool(store.write(delete))
 
 
-def read_stats(journal: Journal) -> dict[str, dict[str, Any]]:
+def read_stats(journal: Journal | StatsStore) -> dict[str, dict[str, Any]]:
     """Every published document by source key; works on a read-only journal
     (empty if no system has published to it yet)."""
+    if not isinstance(journal, Journal):
+        return {key: _document(value) for key, value in journal.read().items()}
     store = journal.store
     with store.reading() as txn:
         db = _existing(store, txn, STATS_DB)
         if db is None:
             return {}
         return {
-            key.decode("utf-8"): msgpack.unpackb(value, strict_map_key=False)
-            for key, value in txn.cursor(db=db)
+            key.decode("utf-8"): _document(value) for key, value in txn.cursor(db=db)
         }
+
+
+def _document(value: bytes) -> dict[str, Any]:
+    document: dict[str, Any] = msgpack.unpackb(value, strict_map_key=False)
+    return document
 
 
 @attrs.frozen

@@ -4,6 +4,11 @@ Everything is read with the journal open read-only, so it works while another
 process runs a system on it: table sizes (kept by LMDB), runs by status (from
 the log's start and end events only) and the documents each system publishes
 every second it is busy (``journal.read_stats``).
+
+A PostgreSQL journal gives the same, read in transactions that are rolled
+back: its tables' counts and the space its schema's tables take on the server
+(``journal._pg_stats``; no file size, which has no meaning there), and the
+documents of its ``chronik_stats`` table.
 """
 
 from __future__ import annotations
@@ -13,8 +18,7 @@ import socket
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any, Final
 
 import click
@@ -22,18 +26,23 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from actors._backend import PostgresBackend
 from actors.cli._app import cli, echo_json, fail, json_option, options
 from aggregates import Cancelled, Completed, Failed, RunStatus, Started
 from journal import (
+    AnyJournalReader,
     Journal,
     JournalPathError,
     JournalReader,
     JournalSettings,
+    LmdbLocation,
     PostgresLocation,
     journal_figures,
+    open_reader,
     parse_location,
     read_stats,
 )
+from journal._pg_stats import PostgresStats, postgres_figures
 
 __all__ = ["stats"]
 
@@ -79,10 +88,12 @@ _ROWS: Final = (
 def stats(ctx: click.Context, as_json: bool, show_all: bool) -> None:
     """The journal's figures and each host's published counters."""
     path = options(ctx).journal
-    with _open(path) as (journal, reader):
-        figures = journal_figures(journal).as_dict()
-        figures["runs"] = _runs(reader)
-        hosts = _hosts(read_stats(journal), time.time())
+    location = parse_location(path)  # a bad URL: one line, nothing written
+    if isinstance(location, PostgresLocation):
+        figures, documents = _read_postgres(path, location)
+    else:
+        figures, documents = _read_lmdb(location)
+    hosts = _hosts(documents, time.time())
     shown = hosts if show_all else _latest(hosts)
     if as_json:
         echo_json({"journal": figures, "hosts": shown})
@@ -98,14 +109,11 @@ def stats(ctx: click.Context, as_json: bool, show_all: bool) -> None:
         console.print(f"{hidden} older closed host(s) not shown: --all shows them")
 
 
-@contextmanager
-def _open(path: str) -> Iterator[tuple[Journal, JournalReader]]:
-    if isinstance(parse_location(path), PostgresLocation):
-        fail(
-            "chronik stats reads the stats hosts publish into an LMDB journal; "
-            "hosts of a PostgreSQL journal publish none yet",
-            "read a host's counters with ActorSystem.stats() in its process",
-        )
+_Read = tuple[dict[str, Any], dict[str, dict[str, Any]]]  # figures, documents
+
+
+def _read_lmdb(location: LmdbLocation) -> _Read:
+    path = location.path
     if not os.path.isdir(path):
         fail(f"journal {path!r} does not exist", _FIX)
     if not os.path.exists(os.path.join(path, "data.mdb")):
@@ -116,12 +124,32 @@ def _open(path: str) -> Iterator[tuple[Journal, JournalReader]]:
         fail(f"journal {path!r} {error.problem}", _FIX)
     try:
         with JournalReader(path) as reader:
-            yield journal, reader
+            figures = journal_figures(journal).as_dict()
+            figures["runs"] = _runs(reader)
+            return figures, read_stats(journal)
     finally:
         journal.close()
 
 
-def _runs(reader: JournalReader) -> dict[str, int]:
+def _read_postgres(path: str, location: PostgresLocation) -> _Read:
+    """The same as ``_read_lmdb`` gives, from a PostgreSQL journal; a server
+    that cannot be reached and a schema with no journal are one line each."""
+    where = location.display
+    try:
+        PostgresBackend(location).check_exists()
+    except JournalPathError as error:
+        fail(f"journal {where!r} {error.problem}", error.remedy)
+    datastore = location.datastore(pool_size=1, max_overflow=0)
+    try:
+        with open_reader(path) as reader:
+            figures = postgres_figures(datastore, where).as_dict()
+            figures["runs"] = _runs(reader)
+        return figures, read_stats(PostgresStats(datastore, where))
+    finally:
+        datastore.close()
+
+
+def _runs(reader: AnyJournalReader) -> dict[str, int]:
     """Runs by status, from the log's start and end events alone."""
     status: dict[str, RunStatus] = {}
     for notification in reader.notifications(topics=list(_STATUS_OF)):
@@ -188,8 +216,14 @@ def _journal_table(figures: Mapping[str, Any]) -> Table:
     table.add_row("notifications", f"{figures['notifications']:,}")
     table.add_row("snapshots", f"{figures['snapshots']:,}")
     table.add_row("runs", f"{runs['total']:,} ({by_status})")
-    disk, size = _bytes(figures["disk_bytes"]), _bytes(figures["file_bytes"])
-    table.add_row("data.mdb", f"{disk} on disk ({size} file)")
+    disk = _bytes(figures["disk_bytes"])
+    if "file_bytes" in figures:  # LMDB
+        table.add_row(
+            "data.mdb", f"{disk} on disk ({_bytes(figures['file_bytes'])} file)"
+        )
+    else:  # PostgreSQL: the schema's tables, with their indexes
+        count = len(figures["tables"])
+        table.add_row("tables", f"{disk} on the server ({count} tables, indexes too)")
     return table
 
 

@@ -26,7 +26,7 @@ from actors import (  # noqa: E402
     activity,
     workflow,
 )
-from journal import JournalPathError  # noqa: E402
+from journal import JournalPathError, LeaseSettingError  # noqa: E402
 from tests._postgres_server import journal_url  # noqa: E402
 
 _executed: Counter[str] = Counter()
@@ -116,6 +116,50 @@ def test_a_crashed_hosts_runs_move_to_the_other_once_its_leases_expire(
         b.close()
         a.close()
     assert _executed[f"{run_id}/1"] == 1, _log
+
+
+def test_a_named_host_restarted_takes_its_runs_back_at_once(url: str) -> None:
+    """As DBOS recovers an executor's work when it restarts under its id: the
+    killed life's leases (TTL 30 s) are taken when the name comes back."""
+    first = ActorSystem.open(url, lease_ttl=30.0, host_name="worker-1")
+    try:
+        first.spawn(steps_and_signal, 3, id="named-1")
+        deadline = time.monotonic() + 10
+        while len(first.history("named-1").commands) < 2:  # the step ran; it waits
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        _freeze(first)
+        started = time.monotonic()
+        with ActorSystem.open(url, lease_ttl=30.0, host_name="worker-1") as again:
+            assert again.stats().partitions_held == 64
+            again.ref("named-1").send("go", "back")
+            assert again.ref("named-1").result(timeout=10) == [6, "back", 12]
+        assert time.monotonic() - started < 10  # not the 30 s of the leases
+        with Client(url) as client:
+            assert client.status("named-1") is RunStatus.COMPLETED
+    finally:
+        first.close()
+    assert _executed["named-1/1"] == 1, _log
+
+
+def test_another_name_waits_for_a_frozen_hosts_leases(url: str) -> None:
+    first = ActorSystem.open(url, lease_ttl=30.0, host_name="worker-1")
+    try:
+        _freeze(first)
+        with ActorSystem.open(url, lease_ttl=30.0, host_name="worker-2") as other:
+            assert other.stats().partitions_held == 0
+    finally:
+        first.close()
+
+
+@pytest.mark.parametrize("name", ["", "a#b", "x" * 101, 7])
+def test_a_bad_host_name_is_refused_before_anything_is_opened(
+    url: str, name: object
+) -> None:
+    with pytest.raises(LeaseSettingError, match="host_name"):
+        ActorSystem.open(url, host_name=name)  # type: ignore[arg-type]
+    with pytest.raises(JournalPathError, match="holds no chronik journal"):
+        Client(url)
 
 
 def _wait_shared_out(*hosts: ActorSystem) -> None:

@@ -156,8 +156,10 @@ def test_export_documents_tag_values_json_lacks(shop: Path) -> None:
     assert completed["timestamp"] == completed["state"]["result"]["at"]
 
 
-def test_follow_receives_an_event_committed_after_it_started(tmp_path: Path) -> None:
-    path = tmp_path / "journal"
+def test_follow_receives_an_event_committed_after_it_started(
+    journal_location: str,
+) -> None:
+    path = journal_location  # on PostgreSQL, woken by the recorder's NOTIFY
     with (
         ActorSystem.open(path, clock=ManualClock(), idle_timeout=None) as system,
         Audit(system) as audit,

@@ -1,16 +1,25 @@
-"""``chronik stats``, run as the installed console script on real journals."""
+"""``chronik stats``, run as the installed console script on real journals
+(an LMDB directory, and a PostgreSQL URL where the test says so)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import runpy
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
+import psycopg
 import pytest
+
+from journal import parse_location
+from tests._postgres_server import connection_settings, journal_url
 
 pytestmark = pytest.mark.multiprocess
 
@@ -36,26 +45,37 @@ def chronik(*args: str | Path) -> Done:
     return Done(done.returncode, done.stdout, done.stderr)
 
 
-@pytest.fixture(scope="module")
-def order_saga(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A journal the order saga example wrote (its process has ended)."""
-    path = tmp_path_factory.mktemp("order-saga") / "journal"
-    subprocess.run(
-        [sys.executable, str(REPO / "examples" / "order_saga.py"), str(path)],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return path
+@pytest.fixture(scope="module", params=["lmdb", "postgres"])
+def order_saga(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A journal the order saga example wrote (its system has closed): a
+    directory, written by its own process; or a PostgreSQL URL, written in this
+    one."""
+    example = REPO / "examples" / "order_saga.py"
+    if request.param == "lmdb":
+        path = tmp_path_factory.mktemp("order-saga") / "journal"
+        subprocess.run(
+            [sys.executable, str(example), str(path)],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        yield str(path)
+        return
+    with journal_url(request.getfixturevalue("postgres_dsn")) as url:
+        with contextlib.redirect_stdout(io.StringIO()):
+            runpy.run_path(str(example))["main"](url)
+        yield url
 
 
 def test_chronik_stats_prints_the_journal_figures_and_each_host_s_counters(
-    order_saga: Path,
+    order_saga: str,
 ) -> None:
     done = chronik("-j", order_saga, "stats")
     assert done.code == 0, done
     lines = [" ".join(line.split()) for line in done.out.splitlines()]
-    assert f"path {order_saga}" in lines
+    assert f"path {parse_location(order_saga).display}" in lines
     assert "runs 2 (0 running, 2 completed, 0 failed, 0 cancelled)" in lines
     assert any(line.startswith("events ") for line in lines)
     assert any("closed, last update" in line for line in lines)
@@ -71,7 +91,7 @@ def test_chronik_stats_prints_the_journal_figures_and_each_host_s_counters(
 
 
 def test_chronik_stats_json_is_one_document_with_the_same_figures(
-    order_saga: Path,
+    order_saga: str,
 ) -> None:
     done = chronik("-j", order_saga, "stats", "--json")
     assert done.code == 0, done
@@ -86,6 +106,11 @@ def test_chronik_stats_json_is_one_document_with_the_same_figures(
     }
     assert journal["events"] == journal["notifications"] > 0
     assert journal["disk_bytes"] > 0
+    if "tables" in journal:  # PostgreSQL: its schema's tables, measured
+        assert journal["disk_bytes"] == sum(journal["tables"].values())
+        assert {"chronikruns_events", "chronik_stats"} <= set(journal["tables"])
+    else:
+        assert journal["file_bytes"] > 0
     (host,) = document["hosts"]
     assert host["closed"] is True
     assert host["state"] == "closed"
@@ -105,6 +130,45 @@ def test_chronik_stats_on_a_missing_journal_says_so_in_one_line_and_exits_2(
     (line,) = done.err.splitlines()
     assert str(missing) in line
     assert "--journal" in line
+
+
+def test_chronik_stats_on_an_empty_schema_says_so_in_one_line_and_makes_nothing(
+    postgres_dsn: str,
+) -> None:
+    with journal_url(postgres_dsn) as url:
+        done = chronik("-j", url, "stats")
+        schema = url.rpartition("=")[2]
+        settings = connection_settings(postgres_dsn)
+        with psycopg.connect(autocommit=True, **settings) as conn:  # type: ignore[arg-type]
+            found = conn.execute(
+                "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s",
+                (schema,),
+            ).fetchall()
+    assert done.code == 2, done
+    assert done.out == ""
+    (line,) = done.err.splitlines()
+    assert parse_location(url).display in line
+    assert "holds no chronik journal" in line
+    assert found == []  # read-only: not even the schema was made
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("postgresql://postgres@127.0.0.1:1/test", "cannot be reached"),
+        ("postgresql://postgres@127.0.0.1/test?schema=1bad", "schema '1bad'"),
+        ("mysql://root@127.0.0.1/test", "is a mysql:// URL"),
+    ],
+)
+def test_chronik_stats_on_a_bad_or_unreachable_url_says_so_in_one_line(
+    url: str, said: str
+) -> None:
+    done = chronik("-j", url, "stats")
+    assert done.code == 2, done
+    assert done.out == ""
+    (line,) = done.err.splitlines()
+    assert line.startswith("chronik: error: ")
+    assert said in line
 
 
 def test_chronik_stats_reads_a_journal_another_process_is_running_a_system_on(
