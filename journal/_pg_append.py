@@ -22,6 +22,7 @@ Anything raised inside fails the whole group, nothing of it committed.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -30,7 +31,10 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from journal._errors import EventConflictError, FencedOutError
+from journal._keys import text_event_key
 from journal._leases import Fence
+
+_TOPIC_LENGTH: Final = struct.Struct(">I")  # as journal._chain packs it
 
 __all__ = ["append_call", "append_function", "call_params", "outcomes"]
 
@@ -43,7 +47,8 @@ TWICE: Final = "twice"
 _FUNCTION: Final = """
 CREATE OR REPLACE FUNCTION {schema}.{function}(
     e_append integer[], e_id text[], e_version bigint[], e_topic text[],
-    e_state bytea[], a_partition integer[], a_token bigint[])
+    e_state bytea[], e_key bytea[], e_topic_bytes bytea[],
+    a_partition integer[], a_token bigint[])
 RETURNS TABLE (append integer, outcome text, stream text, version bigint,
                owner text, token bigint, first_id bigint)
 LANGUAGE plpgsql AS $fn$
@@ -52,6 +57,10 @@ DECLARE
     n_appends integer := coalesce(cardinality(a_partition), 0);
     refused boolean[] := array_fill(false, ARRAY[n_appends]);
     firsts bigint[] := array_fill(NULL::bigint, ARRAY[n_appends]);
+    o_nid bigint[] := array_fill(NULL::bigint, ARRAY[n_events]);
+    o_hash bytea[] := array_fill(NULL::bytea, ARRAY[n_events]);
+    o_log bytea[] := array_fill(NULL::bytea, ARRAY[n_events]);
+    zero bytea := decode(repeat('00', 32), 'hex');
     taken text[];
     i integer := 1;
     j integer;
@@ -63,24 +72,12 @@ DECLARE
     lease_owner text;
     lease_token bigint;
     last_id bigint;
+    first_id_before bigint;
     last_log bytea;
-    zero bytea := decode(repeat('00', 32), 'hex');
-    heads_id text[] := ARRAY[]::text[];
-    heads_hash bytea[] := ARRAY[]::bytea[];
+    heads_id text[];
+    heads_hash bytea[];
     h integer;
-    previous bytea;
-    id_bytes bytea;
-    topic_bytes bytea;
-    version_bytes bytea;
-    key bytea;
     digest bytea;
-    o_id text[] := ARRAY[]::text[];
-    o_version bigint[] := ARRAY[]::bigint[];
-    o_topic text[] := ARRAY[]::text[];
-    o_state bytea[] := ARRAY[]::bytea[];
-    o_nid bigint[] := ARRAY[]::bigint[];
-    o_hash bytea[] := ARRAY[]::bytea[];
-    o_log bytea[] := ARRAY[]::bytea[];
 BEGIN
     LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE;
     -- A pair as text: the version follows the last space, so this is one-to-one.
@@ -90,7 +87,7 @@ BEGIN
       FROM {schema}.{table} t
       JOIN unnest(e_id, e_version) AS k(id, v)
         ON t.originator_id = k.id AND t.originator_version = k.v;
-    FOR a IN 1..n_appends LOOP
+    FOR a IN 1 .. n_appends LOOP
         j := i;  -- the events of append a are i .. j - 1
         WHILE j <= n_events AND e_append[j] = a LOOP
             j := j + 1;
@@ -117,7 +114,7 @@ BEGIN
                 EXIT;
             END IF;
         END LOOP;
-        IF bad IS NULL THEN
+        IF bad IS NULL AND j - i > 1 THEN
             <<twins>>
             FOR x IN i .. j - 1 LOOP
                 FOR y IN x + 1 .. j - 1 LOOP
@@ -134,9 +131,8 @@ BEGIN
             RETURN QUERY SELECT a, why, e_id[bad], e_version[bad],
                 NULL::text, NULL::bigint, NULL::bigint;
         ELSE
-            FOR x IN i .. j - 1 LOOP
-                taken := taken || (e_id[x] || ' ' || e_version[x]);
-            END LOOP;
+            taken := taken || ARRAY(SELECT e_id[g] || ' ' || e_version[g]
+                                    FROM generate_series(i, j - 1) AS s(g));
         END IF;
         i := j;
     END LOOP;
@@ -144,48 +140,39 @@ BEGIN
     SELECT t.notification_id, t.log_hash INTO last_id, last_log
       FROM {schema}.{table} t ORDER BY t.notification_id DESC LIMIT 1;
     last_id := coalesce(last_id, 0);
+    first_id_before := last_id;
     last_log := coalesce(last_log, zero);
+    -- Each stream's hash before the first of its versions here (or zeros).
+    SELECT array_agg(w.id), array_agg(coalesce(p.hash, zero))
+      INTO heads_id, heads_hash
+      FROM (SELECT k.id, min(k.v) AS first
+              FROM unnest(e_id, e_version) AS k(id, v) GROUP BY k.id) w
+      LEFT JOIN LATERAL (SELECT t.hash FROM {schema}.{table} t
+             WHERE t.originator_id = w.id AND t.originator_version < w.first
+             ORDER BY t.originator_version DESC LIMIT 1) p ON true;
     FOR x IN 1 .. n_events LOOP
         CONTINUE WHEN refused[e_append[x]];
         h := array_position(heads_id, e_id[x]);
-        IF h IS NULL THEN
-            previous := NULL;
-            SELECT t.hash INTO previous FROM {schema}.{table} t
-             WHERE t.originator_id = e_id[x]
-               AND t.originator_version < e_version[x]
-             ORDER BY t.originator_version DESC LIMIT 1;
-            heads_id := heads_id || e_id[x];
-            heads_hash := heads_hash || coalesce(previous, zero);
-            h := cardinality(heads_id);
-        END IF;
         last_id := last_id + 1;
         IF firsts[e_append[x]] IS NULL THEN
             firsts[e_append[x]] := last_id;
         END IF;
-        -- journal._keys.text_event_key: the version's sign bit flipped.
-        id_bytes := convert_to(e_id[x], 'UTF8');
-        version_bytes := int8send(e_version[x]);
-        version_bytes := set_byte(version_bytes, 0, get_byte(version_bytes, 0) # 128);
-        key := '\\x02'::bytea || int4send(octet_length(id_bytes)) || id_bytes
-               || version_bytes;
-        topic_bytes := convert_to(e_topic[x], 'UTF8');
-        digest := sha256(heads_hash[h] || key || int8send(last_id)
-                         || int4send(octet_length(topic_bytes)) || topic_bytes
-                         || e_state[x]);
+        -- journal._chain: the key and the topic's bytes come from the client.
+        digest := sha256(heads_hash[h] || e_key[x] || int8send(last_id)
+                         || e_topic_bytes[x] || e_state[x]);
         heads_hash[h] := digest;
-        last_log := sha256(last_log || int8send(last_id) || key || digest);
-        o_id := o_id || e_id[x];
-        o_version := o_version || e_version[x];
-        o_topic := o_topic || e_topic[x];
-        o_state := o_state || e_state[x];
-        o_nid := o_nid || last_id;
-        o_hash := o_hash || digest;
-        o_log := o_log || last_log;
+        last_log := sha256(last_log || int8send(last_id) || e_key[x] || digest);
+        o_nid[x] := last_id;
+        o_hash[x] := digest;
+        o_log[x] := last_log;
     END LOOP;
-    IF cardinality(o_id) > 0 THEN
+    IF last_id > first_id_before THEN
         INSERT INTO {schema}.{table} (originator_id, originator_version, topic,
             state, notification_id, hash, log_hash)
-        SELECT * FROM unnest(o_id, o_version, o_topic, o_state, o_nid, o_hash, o_log);
+        SELECT u.id, u.v, u.topic, u.state, u.nid, u.hash, u.log
+          FROM unnest(e_id, e_version, e_topic, e_state, o_nid, o_hash, o_log)
+            AS u(id, v, topic, state, nid, hash, log)
+         WHERE u.nid IS NOT NULL;
         INSERT INTO {schema}.{heads} (events_table, notification_id, log_hash)
         VALUES ({table_name}, last_id, last_log)
         ON CONFLICT (events_table) DO UPDATE
@@ -225,20 +212,24 @@ def function_name(table: str) -> str:
 def append_call(schema: str, table: str) -> Composed:
     return SQL(
         "SELECT * FROM {}.{}(%s::integer[], %s::text[], %s::bigint[], "
-        "%s::text[], %s::bytea[], %s::integer[], %s::bigint[])"
+        "%s::text[], %s::bytea[], %s::bytea[], %s::bytea[], %s::integer[], "
+        "%s::bigint[])"
     ).format(Identifier(schema), Identifier(function_name(table)))
 
 
 def call_params(
     appends: Sequence[tuple[Sequence[StoredEvent], Fence | None]],
 ) -> tuple[list[Any], ...]:
-    """The call's arrays: the events (each with its append's ordinal, from 1)
+    """The call's arrays: the events (each with its append's ordinal, from 1,
+    and the bytes of its key and its topic as ``journal._chain`` hashes them)
     and each append's fence (partition and token, or NULLs)."""
     ordinals: list[int] = []
     ids: list[str] = []
     versions: list[int] = []
     topics: list[str] = []
     states: list[bytes] = []
+    keys: list[bytes] = []
+    topic_bytes: list[bytes] = []
     partitions: list[int | None] = []
     tokens: list[int | None] = []
     for ordinal, (events, fence) in enumerate(appends, start=1):
@@ -248,9 +239,22 @@ def call_params(
             versions.append(event.originator_version)
             topics.append(event.topic)
             states.append(event.state)
+            keys.append(text_event_key(ids[-1], event.originator_version))
+            encoded = event.topic.encode("utf-8")
+            topic_bytes.append(_TOPIC_LENGTH.pack(len(encoded)) + encoded)
         partitions.append(None if fence is None else fence.partition)
         tokens.append(None if fence is None else fence.token)
-    return ordinals, ids, versions, topics, states, partitions, tokens
+    return (
+        ordinals,
+        ids,
+        versions,
+        topics,
+        states,
+        keys,
+        topic_bytes,
+        partitions,
+        tokens,
+    )
 
 
 def outcomes(
