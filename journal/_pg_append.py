@@ -9,7 +9,8 @@ transaction:
 
 1. lock the events table (``EXCLUSIVE``: notification ids in commit order);
 2. for each append in queue order: refuse it whole if its fence's token is not
-   the partition's (the lease row read ``FOR SHARE``), or if one of its
+   the partition's (the lease row read ``FOR SHARE``), if it is fenced (the
+   runtime's) and a version is not past its stream's last, or if one of its
    (stream, version) pairs is stored, taken earlier in the group, or in it twice;
 3. link the admitted events into both hash chains (SHA-256 of the bytes
    ``journal._chain`` hashes; ``journal._pg_verify`` checks them), insert them
@@ -42,6 +43,7 @@ OK: Final = "ok"
 FENCED: Final = "fenced"
 TAKEN: Final = "taken"
 TWICE: Final = "twice"
+BEHIND: Final = "behind"
 
 # Placeholders: schema, table, heads, leases, function, channel (a literal).
 _FUNCTION: Final = """
@@ -50,7 +52,7 @@ CREATE OR REPLACE FUNCTION {schema}.{function}(
     e_state bytea[], e_key bytea[], e_topic_bytes bytea[],
     a_partition integer[], a_token bigint[])
 RETURNS TABLE (append integer, outcome text, stream text, version bigint,
-               owner text, token bigint, first_id bigint)
+               owner text, token bigint, held bigint, first_id bigint)
 LANGUAGE plpgsql AS $fn$
 DECLARE
     n_events integer := coalesce(cardinality(e_id), 0);
@@ -76,6 +78,7 @@ DECLARE
     last_log bytea;
     heads_id text[];
     heads_hash bytea[];
+    heads_max bigint[];
     h integer;
     digest bytea;
 BEGIN
@@ -87,6 +90,18 @@ BEGIN
       FROM {schema}.{table} t
       JOIN unnest(e_id, e_version) AS k(id, v)
         ON t.originator_id = k.id AND t.originator_version = k.v;
+    -- Per stream: its hash before the first of its versions here (or zeros),
+    -- and its last version stored (or admitted, as the loop goes on).
+    SELECT array_agg(w.id), array_agg(coalesce(p.hash, zero)),
+           array_agg(coalesce(m.last, -9223372036854775808))
+      INTO heads_id, heads_hash, heads_max
+      FROM (SELECT k.id, min(k.v) AS first
+              FROM unnest(e_id, e_version) AS k(id, v) GROUP BY k.id) w
+      LEFT JOIN LATERAL (SELECT t.hash FROM {schema}.{table} t
+             WHERE t.originator_id = w.id AND t.originator_version < w.first
+             ORDER BY t.originator_version DESC LIMIT 1) p ON true
+      LEFT JOIN LATERAL (SELECT max(t.originator_version) AS last
+             FROM {schema}.{table} t WHERE t.originator_id = w.id) m ON true;
     FOR a IN 1 .. n_appends LOOP
         j := i;  -- the events of append a are i .. j - 1
         WHILE j <= n_events AND e_append[j] = a LOOP
@@ -101,7 +116,23 @@ BEGIN
                 refused[a] := true;
                 RETURN QUERY SELECT a, 'fenced'::text,
                     CASE WHEN j > i THEN e_id[i] ELSE '-' END, NULL::bigint,
-                    lease_owner, coalesce(lease_token, 0), NULL::bigint;
+                    lease_owner, coalesce(lease_token, 0), NULL::bigint,
+                    NULL::bigint;
+                i := j;
+                CONTINUE;
+            END IF;
+            -- The runtime's (fenced) appends extend their streams: a version
+            -- at or below the stream's last is refused, as on LMDB.
+            FOR x IN i .. j - 1 LOOP
+                h := array_position(heads_id, e_id[x]);
+                IF heads_max[h] >= e_version[x] THEN
+                    refused[a] := true;
+                    RETURN QUERY SELECT a, 'behind'::text, e_id[x], e_version[x],
+                        NULL::text, NULL::bigint, heads_max[h], NULL::bigint;
+                    EXIT;
+                END IF;
+            END LOOP;
+            IF refused[a] THEN
                 i := j;
                 CONTINUE;
             END IF;
@@ -129,10 +160,14 @@ BEGIN
         IF bad IS NOT NULL THEN
             refused[a] := true;
             RETURN QUERY SELECT a, why, e_id[bad], e_version[bad],
-                NULL::text, NULL::bigint, NULL::bigint;
+                NULL::text, NULL::bigint, NULL::bigint, NULL::bigint;
         ELSE
             taken := taken || ARRAY(SELECT e_id[g] || ' ' || e_version[g]
                                     FROM generate_series(i, j - 1) AS s(g));
+            FOR x IN i .. j - 1 LOOP
+                h := array_position(heads_id, e_id[x]);
+                heads_max[h] := greatest(heads_max[h], e_version[x]);
+            END LOOP;
         END IF;
         i := j;
     END LOOP;
@@ -142,14 +177,6 @@ BEGIN
     last_id := coalesce(last_id, 0);
     first_id_before := last_id;
     last_log := coalesce(last_log, zero);
-    -- Each stream's hash before the first of its versions here (or zeros).
-    SELECT array_agg(w.id), array_agg(coalesce(p.hash, zero))
-      INTO heads_id, heads_hash
-      FROM (SELECT k.id, min(k.v) AS first
-              FROM unnest(e_id, e_version) AS k(id, v) GROUP BY k.id) w
-      LEFT JOIN LATERAL (SELECT t.hash FROM {schema}.{table} t
-             WHERE t.originator_id = w.id AND t.originator_version < w.first
-             ORDER BY t.originator_version DESC LIMIT 1) p ON true;
     FOR x IN 1 .. n_events LOOP
         CONTINUE WHEN refused[e_append[x]];
         h := array_position(heads_id, e_id[x]);
@@ -182,7 +209,7 @@ BEGIN
     FOR a IN 1 .. n_appends LOOP
         IF NOT refused[a] THEN
             RETURN QUERY SELECT a, 'ok'::text, NULL::text, NULL::bigint,
-                NULL::text, NULL::bigint, firsts[a];
+                NULL::text, NULL::bigint, NULL::bigint, firsts[a];
         END IF;
     END LOOP;
 END
@@ -278,11 +305,14 @@ def outcomes(
             )
             found.append((None, error))
         else:
-            reason = (
-                "the batch holds it twice"
-                if outcome == TWICE
-                else "the stream already has this version (another writer stored "
-                "it, or is storing it in the same transaction)"
+            reason = {
+                TWICE: "the batch holds it twice",
+                BEHIND: f"the stream already has version {row['held']}; a stream's "
+                "versions are appended in ascending order",
+            }.get(
+                outcome,
+                "the stream already has this version (another writer stored it, or "
+                "is storing it in the same transaction)",
             )
             error = EventConflictError(row["stream"], row["version"], reason)
             found.append((None, error))

@@ -65,7 +65,6 @@ from journal import (
     UnencodableValueError,
     open_reader,
 )
-from tests.actors._backends import xfail_on_postgres
 from tests.actors._contract_faults import (
     CommitFault,
     InjectedCrash,
@@ -88,13 +87,6 @@ from tests.actors._ownership_support import as_crashed
 ROOT = Path(__file__).resolve().parents[2]
 
 # Why some tests fail on PostgreSQL (library bugs; the marks are strict).
-_PG_CONFLICT_NAMES_THE_COLLIDING_VERSION = (
-    "the PostgreSQL recorder has no check that a stream's versions ascend: it "
-    "refuses the batch whole, but its EventConflictError names held+2 (the "
-    "foreign version it collided with), not held+1 (the first one refused)"
-)
-
-
 # -- steps and workflows of this module ---------------------------------------------
 
 
@@ -813,9 +805,8 @@ def test_each_message_appends_its_events_in_one_commit_in_order_and_a_crashed_on
 
 
 def test_a_message_whose_commit_conflicts_midway_appends_none_of_its_events(
-    system: ActorSystem, journal_location: str, request: pytest.FixtureRequest
+    system: ActorSystem, journal_location: str
 ) -> None:
-    xfail_on_postgres(request, _PG_CONFLICT_NAMES_THE_COLLIDING_VERSION)
     ref = system.spawn(waiter, id="waiter-midway")
     wait_until(_waiting(journal_location, "waiter-midway"))
     held = len(stored(journal_location, "waiter-midway"))

@@ -189,3 +189,37 @@ def test_a_fenced_append_commits_only_while_its_token_holds_and_fails_alone(
             2,
             3,
         ]
+
+
+def test_a_fenced_append_behind_its_stream_s_last_version_is_refused_naming_it(
+    postgres_dsn: str,
+) -> None:
+    """The runtime's appends extend their streams, as on LMDB: a version at or
+    below the stream's last is refused whole, named with the version held."""
+    from eventsourcing.persistence import StoredEvent
+
+    from journal import EventConflictError, partition_of
+    from journal._postgres import PostgresJournalRecorder
+
+    with _postgres_storage(postgres_dsn) as (storage, datastore):
+        recorder = PostgresJournalRecorder(datastore)
+        recorder.create_table()
+        stream = "order-8"
+        part = partition_of(stream)
+        lease = Leases(storage).acquire([part], "a", TTL, now=100.0)[part]
+
+        def event(version: int) -> StoredEvent:
+            return StoredEvent(stream, version, "tests:Event", b"x")
+
+        recorder.insert_events([event(1)])
+        recorder.insert_events([event(3)])  # another writer, unfenced, ahead
+        with pytest.raises(EventConflictError) as behind:
+            recorder.insert_events(
+                [event(2), event(3), event(4)], fence=Fence(part, lease.token)
+            )
+        assert behind.value.originator_version == 2
+        assert "already has version 3" in str(behind.value)
+        versions = [e.originator_version for e in recorder.select_events(stream)]
+        assert versions == [1, 3]
+        recorder.insert_events([event(4)], fence=Fence(part, lease.token))
+        assert recorder.select_events(stream)[-1].originator_version == 4
