@@ -112,6 +112,10 @@ class Ownership:
         self._lock = threading.Lock()
         # Invariant: the leases this host holds as of its last round.
         self._held: dict[int, Lease] = {}
+        # Partitions a commit found taken since the last round: the round
+        # reports them lost, so that every run of theirs is left, not only the
+        # one whose commit was refused.
+        self._forgotten: set[int] = set()
 
     @property
     def leases(self) -> Leases:
@@ -159,7 +163,8 @@ class Ownership:
         now = self._checked_now()
         renewed, members = self._leases.renew_round(self.host_id, self.ttl, now)
         with self._lock:
-            lost = frozenset(self._held) - frozenset(renewed)
+            lost = (frozenset(self._held) | self._forgotten) - frozenset(renewed)
+            self._forgotten.clear()
             self._held = dict(renewed)
         wanted = self.share(now, members) - len(renewed)
         gained: frozenset[int] = frozenset()
@@ -167,10 +172,14 @@ class Ownership:
             table = self._leases.read()
             live = {lease.owner for lease in table.values() if lease.held(now)}
             dead = frozenset(h for h in live if not self._alive(h))
+            # A partition lost this round is not taken back in it: its runs'
+            # actors are left first (a stale one must not commit with a new
+            # token), and the next round may take it.
             free = [
                 p
                 for p in _preference(self.host_id)
                 if p not in renewed
+                and p not in lost
                 and (p not in table or not table[p].held(now) or table[p].owner in dead)
             ]
             if free:
@@ -210,7 +219,8 @@ class Ownership:
         """A commit found ``partition`` taken by another host: this host no
         longer claims it (the next round would find it lost anyway)."""
         with self._lock:
-            self._held.pop(partition, None)
+            if self._held.pop(partition, None) is not None:
+                self._forgotten.add(partition)
 
     def check_lost(self) -> frozenset[int]:
         """Read (never write) which of the partitions this host claims another
@@ -224,6 +234,8 @@ class Ownership:
             )
             for partition in lost:
                 self._held.pop(partition, None)
+            lost |= self._forgotten
+            self._forgotten.clear()
         return lost
 
     def expire_all(self) -> None:

@@ -8,12 +8,19 @@ connection of its own, and whoever queued work for a run it drives sends a
 ``NOTIFY`` on that channel. A notification is delivered after the sender's
 commit, and only to listeners connected then: a host that is gone misses it,
 and its successor's catch-up finds the request in the journal, as with pipes.
+
+A listening connection that fails (the server restarted, a proxy reset it, a
+partition outlived TCP) is made again, with a pause that doubles up to
+``MAX_PAUSE`` while the server stays unreachable; a wait that made it again
+reports a wake, so the host reads what it missed meanwhile.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
+import threading
 from typing import Final
 
 import psycopg
@@ -21,7 +28,11 @@ from psycopg import sql
 
 __all__ = ["PostgresWakeChannel", "channel_of", "wake_all_pg", "wake_host_pg"]
 
+logger = logging.getLogger("chronik.actors")
+
 _PREFIX: Final = "chronik_wake_"
+FIRST_PAUSE: Final = 0.1  # seconds before listening again after a failure
+MAX_PAUSE: Final = 5.0
 EVERY_HOST: Final = "chronik_wake_all"  # every host listens here too
 
 
@@ -35,37 +46,71 @@ class PostgresWakeChannel:
     """The listening end: one connection of its own, in autocommit."""
 
     def __init__(
-        self, conn: psycopg.Connection[tuple[object, ...]], channel: str, conninfo: str
+        self,
+        conn: psycopg.Connection[tuple[object, ...]] | None,
+        channel: str,
+        conninfo: str,
     ):
-        self._conn = conn
+        self._conn = conn  # None while it is being made again
         self._channel = channel
         self._conninfo = conninfo  # with its password, which conn.info leaves out
-        self._closed = False
+        self._closed = threading.Event()
+        self._pause = FIRST_PAUSE  # before the next attempt to listen again
 
     @classmethod
     def listen(cls, conninfo: str, host_id: str) -> PostgresWakeChannel:
-        conn = psycopg.connect(conninfo, autocommit=True)
         channel = channel_of(host_id)
-        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(EVERY_HOST)))
-        return cls(conn, channel, conninfo)
+        return cls(_listening(conninfo, channel), channel, conninfo)
 
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for a wake; whether one came. Every
-        notification pending is consumed: many wakes make one round of work."""
-        if self._closed:
+        notification pending is consumed: many wakes make one round of work.
+        A failed connection is made again (see the module); never returns at
+        once unless woken or closed."""
+        if self._closed.is_set():
             return False
+        conn = self._conn
+        if conn is None:
+            return self._listen_again(timeout)
         woken = False
         try:
-            for _ in self._conn.notifies(timeout=timeout, stop_after=1):
+            for _ in conn.notifies(timeout=timeout, stop_after=1):
                 woken = True
             while woken:  # drain what else is pending, without waiting
-                more = list(self._conn.notifies(timeout=0.005, stop_after=64))
+                more = list(conn.notifies(timeout=0.005, stop_after=64))
                 if not more:
                     break
-        except psycopg.Error:
-            return False  # closed meanwhile, or the server went away
+        except psycopg.Error as error:
+            if self._closed.is_set():
+                return False
+            logger.warning(
+                "the wake channel's connection failed (%s: %s); listening again",
+                type(error).__name__,
+                error,
+            )
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+            self._conn = None
+            return self._listen_again(timeout)
+        self._pause = FIRST_PAUSE
         return woken
+
+    def _listen_again(self, timeout: float) -> bool:
+        """After a pause (at most ``timeout``), listen on a new connection;
+        True if listening again (the caller reads what it missed)."""
+        if self._closed.wait(min(self._pause, timeout)):
+            return False
+        self._pause = min(self._pause * 2, MAX_PAUSE)
+        try:
+            conn = _listening(self._conninfo, self._channel)
+        except psycopg.Error:
+            return False  # the server is still unreachable: the next wait tries
+        if self._closed.is_set():
+            conn.close()
+            return False
+        self._conn = conn
+        logger.info("the wake channel listens again")
+        return True
 
     def wake(self) -> None:
         """Wake this channel's own waiter (to stop it promptly)."""
@@ -76,11 +121,25 @@ class PostgresWakeChannel:
             _notify(other, self._channel)
 
     def close(self) -> None:
-        if self._closed:
+        if self._closed.is_set():
             return
-        self._closed = True
-        with contextlib.suppress(psycopg.Error):
-            self._conn.close()
+        self._closed.set()
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+
+
+def _listening(conninfo: str, channel: str) -> psycopg.Connection[tuple[object, ...]]:
+    """A new autocommit connection listening on ``channel`` and every host's."""
+    conn = psycopg.connect(conninfo, autocommit=True)
+    try:
+        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(EVERY_HOST)))
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def wake_host_pg(conn: psycopg.Connection[tuple[object, ...]], host_id: str) -> None:

@@ -20,7 +20,14 @@ from psycopg.conninfo import conninfo_to_dict
 
 from journal._errors import JournalConfigError
 
-__all__ = ["LmdbLocation", "PostgresLocation", "connection_settings", "parse_location"]
+__all__ = [
+    "TCP_SETTINGS",
+    "LmdbLocation",
+    "PostgresLocation",
+    "connection_settings",
+    "parse_location",
+    "with_tcp_settings",
+]
 
 _POSTGRES_SCHEMES: Final = ("postgresql", "postgres")
 _URL: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -37,6 +44,30 @@ class LmdbLocation:
     @property
     def display(self) -> str:
         return self.path
+
+
+# libpq's settings of every connection chronik makes: a connection whose peer is
+# gone (a host cut off from the server, a server's machine that died) fails
+# within about 15 s, rather than whenever TCP gives up (minutes), so a host cut
+# off comes back soon after its link does. Keepalives: probes after 5 s idle,
+# every 2 s, dead after 3 unanswered; tcp_user_timeout: data unacknowledged.
+TCP_SETTINGS: Final[dict[str, int]] = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15_000,  # milliseconds
+}
+
+
+def with_tcp_settings(datastore: PostgresDatastore) -> PostgresDatastore:
+    """``datastore`` with ``TCP_SETTINGS`` on the connections its pool makes
+    from now on (its pool opens lazily: before any connection is made)."""
+    kwargs = datastore.pool.kwargs
+    assert isinstance(kwargs, dict)
+    for key, value in TCP_SETTINGS.items():
+        kwargs.setdefault(key, value)
+    return datastore
 
 
 @attrs.frozen
@@ -65,6 +96,7 @@ class PostgresLocation:
             "dbname": self.dbname,
             "user": self.user,
             "password": self.password,
+            **{key: str(value) for key, value in TCP_SETTINGS.items()},
         }
         return " ".join(
             f"{key}={_quoted(value)}" for key, value in parts.items() if value
@@ -73,7 +105,7 @@ class PostgresLocation:
     def datastore(self, **options: Any) -> PostgresDatastore:
         """An eventsourcing datastore (a connection pool) on this location;
         ``options`` as ``PostgresDatastore`` takes them (pool size...)."""
-        return PostgresDatastore(
+        datastore = PostgresDatastore(
             dbname=self.dbname,
             host=self.host,
             port=str(self.port),
@@ -82,6 +114,8 @@ class PostgresLocation:
             schema=self.schema,
             **options,
         )
+        with_tcp_settings(datastore)
+        return datastore
 
     def env(self) -> dict[str, str]:
         """eventsourcing's ``POSTGRES_*`` settings for this location."""

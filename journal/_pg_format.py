@@ -18,13 +18,13 @@ from psycopg.sql import SQL, Identifier, Literal
 from journal._errors import JournalPathError
 from journal._store import FORMAT_MARKER
 
-__all__ = ["FORMAT_TABLE", "FORMAT_VERSION", "check_format"]
+__all__ = ["CREATE_LOCK", "FORMAT_TABLE", "FORMAT_VERSION", "check_format"]
 
 FORMAT_TABLE: Final = "chronik_format"
 # The format version of a PostgreSQL journal, apart from LMDB's: 2 had no hash
 # chains; 3 has them (hash and log_hash columns, the chronik_heads table).
 FORMAT_VERSION: Final = 3
-_LOCK_KEY: Final = 0x6368726F6E696B  # "chronik": one advisory lock for creating
+CREATE_LOCK: Final = 0x6368726F6E696B  # "chronik": one advisory lock for creating
 
 
 def check_format(
@@ -39,7 +39,7 @@ def check_format(
     marker = FORMAT_MARKER.decode()
     with datastore.transaction(commit=True) as cursor:
         cursor.execute(
-            SQL("SELECT pg_advisory_xact_lock({})").format(Literal(_LOCK_KEY))
+            SQL("SELECT pg_advisory_xact_lock({})").format(Literal(CREATE_LOCK))
         )
         cursor.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",

@@ -50,7 +50,7 @@ from eventsourcing.utils import retry
 from psycopg import Cursor, Rollback
 from psycopg.errors import UniqueViolation
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Identifier, Literal
 
 from journal._chain import ZERO_HASH, event_hash, log_hash, sha256
 from journal._errors import (
@@ -63,6 +63,7 @@ from journal._groupcommit import CommitStats, GroupCommitter, Write, run_checked
 from journal._keys import text_event_key
 from journal._leases import Fence, check_covered
 from journal._pg_append import append_call, append_function, call_params, outcomes
+from journal._pg_format import CREATE_LOCK
 
 __all__ = [
     "BulkStreams",
@@ -377,6 +378,14 @@ class PostgresJournalRecorder(BulkStreams, PostgresApplicationRecorder):
     def create_table(self) -> None:
         create_schema(self.datastore)
         super().create_table()
+
+    def _create_table(self, curs: Cursor[DictRow]) -> None:
+        # Hosts opening a journal at once would otherwise replace the append
+        # function at once: "tuple concurrently updated".
+        curs.execute(
+            SQL("SELECT pg_advisory_xact_lock({})").format(Literal(CREATE_LOCK))
+        )
+        super()._create_table(curs)
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any

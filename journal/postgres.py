@@ -16,6 +16,7 @@ from eventsourcing import postgres as _library
 from eventsourcing.persistence import Transcoder
 from eventsourcing.utils import Environment, EnvType
 
+from journal._location import with_tcp_settings
 from journal._postgres import (
     PostgresJournalProcessRecorder,
     PostgresJournalRecorder,
@@ -40,6 +41,7 @@ class PostgresJournalFactory(_library.PostgresFactory):
             # The library's default is uuid. Its datastore reads this only when a
             # recorder is made, and none has been yet.
             self.datastore.originator_id_type = "text"
+        with_tcp_settings(self.datastore)
         if self.env_create_table():
             create_schema(self.datastore)
 

@@ -141,6 +141,41 @@ def test_a_frozen_host_that_comes_back_has_lost_its_partitions_and_is_fenced_out
     assert recorder.select_events(stream) == []
 
 
+def test_a_partition_a_commit_found_taken_is_reported_lost_at_the_next_round(
+    journal: Journal,
+) -> None:
+    """A fenced commit makes the host forget the partition at once; the next
+    round still reports it lost, so that every run of it is left, not only the
+    refused one's, and does not take it back (a later round may)."""
+    clock = Clock()
+    a, b = host(journal, clock, "a"), host(journal, clock, "b")
+    a.tick()
+    settle([a, b])
+    partition = min(b.held)
+    clock.now += TTL + 1
+    a.tick()  # takes b's partitions while b is frozen
+
+    b.forget(partition)  # b's commit was refused
+    assert b.fence(partition) is None
+    back = b.tick()
+
+    assert partition in back.lost
+    assert partition not in back.gained
+    assert partition not in b.tick().lost  # reported once
+
+
+def test_named_hosts_take_an_earlier_life_s_leases_at_once(journal: Journal) -> None:
+    clock = Clock()
+    first = Ownership(Leases(journal), new_host_id("w"), TTL, clock, monotonic=clock)
+    first.tick()
+    assert len(first.held) == 64
+    other = Ownership(Leases(journal), new_host_id("v"), TTL, clock, monotonic=clock)
+    assert other.tick().gained == frozenset()  # another name waits for the TTL
+    again = Ownership(Leases(journal), new_host_id("w"), TTL, clock, monotonic=clock)
+    assert len(again.tick().gained) == 32  # its share beside the other, at once
+    assert first.tick().lost  # the earlier life finds them gone
+
+
 def test_a_host_that_leaves_frees_its_partitions_at_once(journal: Journal) -> None:
     clock = Clock()
     a, b = host(journal, clock, "a"), host(journal, clock, "b")

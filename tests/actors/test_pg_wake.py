@@ -45,3 +45,34 @@ def test_a_channel_name_is_a_valid_identifier_whatever_the_host_id() -> None:
     names = {channel_of(h) for h in ("x", "a" * 500, 'we"ird; drop', "ünï")}
     assert len(names) == 4
     assert all(len(n) <= 63 and n.isascii() and n.isidentifier() for n in names)
+
+
+def test_a_channel_whose_connection_was_killed_listens_again_without_spinning(
+    postgres_dsn: str,
+) -> None:
+    """A proxy reset, a server restart: the waiter makes a new connection (and
+    says so with a wake, so the host reads what it missed), pausing between
+    attempts while the server refuses, never returning at once in a loop."""
+    channel = PostgresWakeChannel.listen(postgres_dsn, "host:c:3")
+    try:
+        assert channel._conn is not None
+        pid = channel._conn.info.backend_pid
+        with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        assert channel.wait(2.0)  # listening again: a round of catching up
+        assert channel._conn is not None
+        assert channel._conn.info.backend_pid != pid
+        assert not channel.wait(0.05)
+        with psycopg.connect(postgres_dsn, autocommit=True) as sender:
+            wake_host_pg(sender, "host:c:3")
+        assert channel.wait(2.0)  # the new connection hears its wakes
+        # The server unreachable: each wait pauses (doubling) instead of spinning.
+        channel._conninfo = "host=127.0.0.1 port=1 connect_timeout=1"
+        channel._conn.close()
+        started, waits = time.monotonic(), 0
+        while time.monotonic() - started < 1.0:
+            assert not channel.wait(1.0)
+            waits += 1
+        assert waits <= 5, waits
+    finally:
+        channel.close()

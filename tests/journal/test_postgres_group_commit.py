@@ -313,3 +313,37 @@ def test_a_failure_after_the_insert_rolls_the_function_s_group_back(
 
     assert recorder.max_notification_id() is None
     assert recorder.commit_stats().failed_groups == 1
+
+
+def test_hosts_creating_the_tables_at_once_all_succeed() -> None:
+    """Each open creates (or replaces) the append function: under one advisory
+    lock, or PostgreSQL refuses all but one ("tuple concurrently updated")."""
+    schema = new_schema()
+    datastores = [text_datastore(schema) for _ in range(6)]
+    errors: list[BaseException] = []
+
+    def create(datastore: Any) -> None:
+        try:
+            PostgresJournalRecorder(datastore).create_table()
+        except BaseException as error:
+            errors.append(error)
+
+    try:
+        PostgresJournalRecorder(datastores[0]).create_table()  # the schema exists
+        threads = [
+            threading.Thread(target=create, args=(d,))
+            for d in datastores
+            for _ in range(2)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert PostgresJournalRecorder(datastores[0]).insert_events(
+            [event("order-1", 1)]
+        ) == [1]
+    finally:
+        for datastore in datastores:
+            datastore.close()
+        drop_schema(schema)
