@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
-from eventsourcing.application import Application
-
+from actors._backend import backend_for
+from actors._system import RunsApp
 from aggregates import (
     ChildFinished,
     ChildStarted,
@@ -34,6 +34,7 @@ from aggregates import (
 )
 
 __all__ = [
+    "RunsReader",
     "command_summary",
     "exactly_once",
     "first_difference",
@@ -50,26 +51,59 @@ _ISSUES = (
     PatchRecorded,
 )
 _OUTCOMES = (StepCompleted, TimerFired, SignalConsumed, ReceiveTimedOut, ChildFinished)
+_PAGE = 500  # notifications read at a time
 
 
-def read_runs(path: str) -> dict[str, tuple[RunEvent, ...]]:
-    """Every run's events, oldest first, as the journal at ``path`` holds them."""
-    app = Application[str](env={"PERSISTENCE_MODULE": "journal", "LMDB_PATH": path})
-    try:
+class RunsReader:
+    """Reads every run's raw events from the journal at ``path`` (a directory
+    or a PostgreSQL URL), again and again on one connection: for checks that
+    read after every step of a test. The journal must exist (nothing is
+    created: ``JournalPathError`` if there is none)."""
+
+    def __init__(self, path: str) -> None:
+        backend = backend_for(path)
+        backend.check_exists()
+        # The runtime's application: a PostgreSQL journal's tables are named
+        # after it (a plain Application would read tables of its own name).
+        # Reads one at a time: one connection, and no table made.
+        env = {
+            **backend.env(),
+            "CREATE_TABLE": "false",
+            "POSTGRES_POOL_SIZE": "1",
+            "POSTGRES_MAX_OVERFLOW": "0",
+        }
+        self._app = RunsApp(env)
+
+    def read(self) -> dict[str, tuple[RunEvent, ...]]:
+        """Every run's events, oldest first, as the journal holds them now."""
         runs: dict[str, list[RunEvent]] = {}
         start = 1
         while True:
-            page = app.recorder.select_notifications(start, 500)
+            page = self._app.recorder.select_notifications(start, _PAGE)
             for notification in page:
-                event = app.mapper.to_domain_event(notification)
+                event = self._app.mapper.to_domain_event(notification)
                 if isinstance(event, RunEvent):
                     runs.setdefault(str(event.originator_id), []).append(event)
-            if len(page) < 500:
+            if len(page) < _PAGE:
                 break
             start = page[-1].id + 1
         return {run: tuple(events) for run, events in runs.items()}
-    finally:
-        app.close()
+
+    def close(self) -> None:
+        self._app.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_runs(path: str) -> dict[str, tuple[RunEvent, ...]]:
+    """Every run's events, oldest first, as the journal at ``path`` (a
+    directory or a PostgreSQL URL) holds them."""
+    with RunsReader(path) as reader:
+        return reader.read()
 
 
 def exactly_once(runs: Mapping[str, Sequence[RunEvent]]) -> list[str]:

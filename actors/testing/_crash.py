@@ -56,7 +56,10 @@ class CrashTest:
     order once the run is spawned. ``effects``: a list the steps append to
     (cleared before each run, copied into the report); ``reset``: called before
     each run to reset any other state. ``timeout``: real seconds each life may
-    take. ``open_options`` go to ``ActorSystem.open``.
+    take. ``journals``: where each run's fresh journal is made (removed
+    afterwards): None, a temporary directory; a directory, one inside it; a
+    ``postgresql://`` URL, a schema of its own on that server, named after
+    the URL's. ``open_options`` go to ``ActorSystem.open``.
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class CrashTest:
         reset: Callable[[], None] | None = None,
         id: str | None = None,
         timeout: float = 10.0,
+        journals: str | None = None,
         **open_options: Any,
     ) -> None:
         self.workflow = workflow
@@ -80,6 +84,7 @@ class CrashTest:
         short = workflow.name.rpartition(":")[2].rpartition(".")[2]
         self.workflow_id = id or f"crash-test-{short}"
         self.timeout = timeout
+        self.journals = journals
         self.open_options = open_options
         self._baseline: Baseline | None = None
         # Once two runs under one plan differ, every check says so: a verdict

@@ -32,10 +32,11 @@ class WorkflowTestEnv:
             ref.send("approval", True)
             assert env.result(ref)["approved"]  # its 24 h sleep took milliseconds
 
-    ``path``: the journal directory (a temporary one, removed on close, if not
-    given). ``start``: the clock's first time. ``settle``: real seconds nothing
-    may change before time skips (a run the journal's opening activated acts
-    within them). ``open_options`` go to ``ActorSystem.open`` (``max_workers``,
+    ``path``: the journal, a directory or a ``postgresql://`` URL, kept on
+    close (if not given, a temporary directory, removed on close). ``start``:
+    the clock's first time. ``settle``: real seconds nothing may change before
+    time skips (a run the journal's opening activated acts within them).
+    ``open_options`` go to ``ActorSystem.open`` (``max_workers``,
     ``idle_timeout``, ...). ``clock`` is a ``ManualClock``.
     """
 

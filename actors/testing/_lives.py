@@ -8,9 +8,6 @@ more. The last life has no crash.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -22,6 +19,7 @@ import attrs
 from actors._errors import RunCancelledError, WorkflowFailedError
 from actors.testing._audit import read_runs
 from actors.testing._faults import Crash, CrashAtCommit, CrashInStep, FaultPlan
+from actors.testing._journals import fresh_journal
 from actors.testing._probe import (
     FaultHooks,
     Probe,
@@ -32,7 +30,7 @@ from actors.testing._probe import (
 from actors.testing._report import RunReport, StepExecution
 from actors.testing._skipping import Skipper, is_settled, waiting_on
 from aggregates import ErrorInfo, RunEvent, RunFinishedError, RunStatus, WorkflowRun
-from journal import JournalReader
+from journal import open_reader
 
 if TYPE_CHECKING:
     from actors.testing._crash import CrashTest
@@ -109,20 +107,18 @@ class PlanRun:
             del test.effects[:]
         if test.reset is not None:
             test.reset()
-        directory = tempfile.mkdtemp(prefix="chronik-crash-test-")
-        path = os.path.join(directory, "journal")
-        try:
-            for life, crash in enumerate(self.plan.crashes, start=1):
-                if self._live(path, life, crash) is not None:
-                    self.trace[-1] += " (its crash point never came)"
-                    break
-            ending = self._live(path, len(self.trace) + 1, None)
-            assert ending is not None
-            self._wind_down()
-            return self._report(path, ending)
-        finally:
-            self._wind_down()
-            shutil.rmtree(directory, ignore_errors=True)
+        with fresh_journal(test.journals) as path:
+            try:
+                for life, crash in enumerate(self.plan.crashes, start=1):
+                    if self._live(path, life, crash) is not None:
+                        self.trace[-1] += " (its crash point never came)"
+                        break
+                ending = self._live(path, len(self.trace) + 1, None)
+                assert ending is not None
+                self._wind_down()
+                return self._report(path, ending)
+            finally:
+                self._wind_down()
 
     def _live(self, path: str, life: int, crash: Crash | None) -> _Ending | None:
         """One life; how the run ended in it, or None if the process crashed."""
@@ -284,5 +280,5 @@ def _ending(system: ProbedSystem, run_id: str, life: int) -> _Ending:
 
 
 def _stored(path: str, workflow_id: str) -> list[Any]:
-    with JournalReader(path) as reader:
+    with open_reader(path) as reader:
         return list(reader.stream(workflow_id))

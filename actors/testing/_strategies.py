@@ -97,6 +97,7 @@ def check_crash_safety(
     reset: Callable[[], None] | None = None,
     id: str | None = None,
     timeout: float = 10.0,
+    journals: str | None = None,
     max_examples: int = 20,
     max_crashes: int = 3,
     in_steps: bool = True,
@@ -108,7 +109,7 @@ def check_crash_safety(
     the first that breaks it raises ``CrashSafetyError``, shrunk by hypothesis
     to a small plan and printed as the expression that rebuilds it.
 
-    The arguments up to ``timeout`` are ``CrashTest``'s, the rest after
+    The arguments up to ``journals`` are ``CrashTest``'s, the rest after
     ``max_examples`` those of ``fault_plans``. Call it from a plain test, not
     inside ``@given`` (use ``CrashTest`` there). Returns the fault-free run.
     """
@@ -121,6 +122,7 @@ def check_crash_safety(
         reset=reset,
         id=id,
         timeout=timeout,
+        journals=journals,
         **open_options,
     )
     baseline = test.baseline  # a broken fault-free run fails here, plainly

@@ -18,6 +18,7 @@ holds. At the end every run is driven to its end (signals sent, time passed).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import sys
@@ -39,9 +40,13 @@ from hypothesis.stateful import (
 
 from actors import UnknownRunError
 from actors.testing import WorkflowTestEnv
+from actors.testing._audit import RunsReader
+from actors.testing._journals import fresh_journal
 from aggregates import RunFinishedError, WorkflowRun
+from journal import PostgresLocation, parse_location
 from tests.crash import _settling, _stats
 from tests.crash._checks import (
+    Runs,
     effects_problems,
     ending_problems,
     journal_problems,
@@ -51,7 +56,7 @@ from tests.crash._faults import ANY_RUN, CommitFaults, tell_unknown
 from tests.crash._model import TOPICS, Model, ModelRun
 from tests.crash._workflows import EFFECTS, INJECTED, WORKFLOWS, set_step_latency
 
-__all__ = ["CrashMachine"]
+__all__ = ["CrashMachine", "crash_machine_on"]
 
 MAX_RUNS = 5
 SETTLE_TIMEOUT = 10.0  # real seconds a run may take to reach the model's state
@@ -110,6 +115,10 @@ def _guarded(method: F) -> F:
 
 
 class CrashMachine(RuleBasedStateMachine):
+    # Where each example makes its fresh journal (``fresh_journal``): None, a
+    # temporary directory; a ``postgresql://`` URL, a schema of its own there.
+    journals: str | None = None
+
     def __init__(self) -> None:
         super().__init__()
         _stats.count("state machine: examples (generated histories)")
@@ -124,6 +133,12 @@ class CrashMachine(RuleBasedStateMachine):
         self._ids = itertools.count(1)
         self._owner = threading.current_thread()
         self._faults: CommitFaults | None = None
+        self._journal = contextlib.ExitStack()  # removes the example's journal
+        # Kept open on PostgreSQL, where opening one (connections, the format
+        # check) takes about 40 ms, and the machine reads after every rule; on
+        # LMDB opened for each read, so that a close and reopen of the system
+        # still closes the journal's environment.
+        self._reader: RunsReader | None = None
 
     # -- opening, and the system's lives --------------------------------------------
 
@@ -147,8 +162,11 @@ class CrashMachine(RuleBasedStateMachine):
         ``latency``: real seconds each step takes (so that crashes find steps
         in flight)."""
         set_step_latency(latency)
-        self.env = WorkflowTestEnv(max_run_restarts=50, **options)
+        path = self._journal.enter_context(fresh_journal(self.journals))
+        self.env = WorkflowTestEnv(path, max_run_restarts=50, **options)
         self.env.open()
+        if isinstance(parse_location(path), PostgresLocation):
+            self._reader = self._journal.enter_context(RunsReader(path))
         self.model = Model(self.env.now())
         self._watch()
         for kind, args in runs:
@@ -342,7 +360,7 @@ class CrashMachine(RuleBasedStateMachine):
     def journal_holds(self) -> None:
         if self.env is None:
             return
-        runs = read_runs(self.env.path)
+        runs = self._read_runs()
         problems = journal_problems(runs, self.acked)
         for run_id, events in runs.items():
             problems += ending_problems(run_id, events, self.model.runs.get(run_id))
@@ -363,7 +381,7 @@ class CrashMachine(RuleBasedStateMachine):
                 msg = f"runs not where the model is after {waited:.1f} s:\n{lines}"
                 raise AssertionError(msg)
             time.sleep(0.003)
-        runs = read_runs(self._env.path)
+        runs = self._read_runs()
         problems = effects_problems(runs, EFFECTS.snapshot())
         for run_id, events in runs.items():
             problems += ending_problems(run_id, events, self.model.runs.get(run_id))
@@ -373,6 +391,11 @@ class CrashMachine(RuleBasedStateMachine):
                 f"{sorted(self.model.runs)}"
             )
         assert not problems, "\n".join(sorted(set(problems)))
+
+    def _read_runs(self) -> Runs:
+        if self._reader is not None:
+            return self._reader.read()
+        return read_runs(self._env.path)
 
     def _unsettled(self) -> tuple[list[str], list[str]]:
         """What runs can still do by themselves, and where runs that wait on
@@ -401,16 +424,21 @@ class CrashMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         if self.env is None:
+            self._journal.close()
             return
         try:
             if self.healthy:
                 self._drive_to_the_end()
         finally:
-            self._count_restarts()
-            self.env.close()
-            EFFECTS.clear()
-            INJECTED.clear()
-            set_step_latency(0.0)
+            try:
+                if self.healthy:  # else the system may not even be open
+                    self._count_restarts()
+                self.env.close()
+            finally:
+                self._journal.close()
+                EFFECTS.clear()
+                INJECTED.clear()
+                set_step_latency(0.0)
 
     def _drive_to_the_end(self) -> None:
         """Send every signal a run waits for and let time pass every timer:
@@ -442,3 +470,9 @@ class CrashMachine(RuleBasedStateMachine):
                         self.model.signal(run.run_id, topic, 1, signal_id)
                         sent = True
         return sent
+
+
+def crash_machine_on(journals: str | None) -> type[CrashMachine]:
+    """The machine with each example's journal made at ``journals`` (see
+    ``CrashMachine.journals``)."""
+    return type("CrashMachine", (CrashMachine,), {"journals": journals})

@@ -1,14 +1,17 @@
 """The process a SIGKILL trial kills:
-``python -m tests.crash._worker JOURNAL SEED EFFECTS ACKS``.
+``python -m tests.crash._worker JOURNAL SEED EFFECTS ACKS LEASE_TTL``.
 
-It prints ``opening``, opens the journal, prints ``ready``, spawns the runs of
-the workload drawn from SEED (idempotent by id: a worker after a killed one gets
-the same runs) and sends their signals, except those ACKS holds already (a
-client remembers what was acknowledged; so a signal lost by a crash is never
-hidden by a later worker sending it again). After each signal is acknowledged
-it appends its id to ACKS (fsynced). Every step execution is appended to EFFECTS
-(fsynced, see ``_workflows.py``). Once every run has ended it prints ``done``
-and waits to be killed.
+JOURNAL is a directory or a PostgreSQL URL; LEASE_TTL the seconds its leases
+hold unrenewed (on PostgreSQL, where nothing else tells a dead host, a killed
+worker's runs wait that long for the next). It prints ``opening``, opens the
+journal, prints ``ready``, spawns the runs of the workload drawn from SEED
+(idempotent by id: a worker after a killed one gets the same runs) and sends
+their signals, except those ACKS holds already (a client remembers what was
+acknowledged; so a signal lost by a crash is never hidden by a later worker
+sending it again). After each signal is acknowledged it appends its id to ACKS
+(fsynced). Every step execution is appended to EFFECTS (fsynced, see
+``_workflows.py``). Once every run has ended it prints ``done`` and waits to be
+killed.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from tests.crash._workflows import (
 from tests.crash._workload import send_order, workload
 
 
-def main(path: str, seed: int, effects: str, acks: str) -> None:
+def main(path: str, seed: int, effects: str, acks: str, lease_ttl: float) -> None:
     os.environ[EFFECTS_FILE] = effects
     drawn = workload(seed)
     runs = drawn.runs
@@ -39,7 +42,7 @@ def main(path: str, seed: int, effects: str, acks: str) -> None:
     for run in runs:
         INJECTED.add(run.run_id, run.failures)
     print("opening", flush=True)
-    system = ActorSystem.open(path, idle_timeout=0.2)
+    system = ActorSystem.open(path, idle_timeout=0.2, lease_ttl=lease_ttl)
     print("ready", flush=True)
     refs: dict[str, RunRef] = {
         run.run_id: system.spawn(WORKFLOWS[run.workflow], *run.args, id=run.run_id)
@@ -75,4 +78,4 @@ def _acknowledged(acks: str) -> set[str]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4])
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5]))

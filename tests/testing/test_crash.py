@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given, settings
 
+from actors import ActorSystem
 from actors.testing import (
     CrashAtCommit,
     CrashInStep,
@@ -21,7 +22,9 @@ from actors.testing import (
     check_crash_safety,
 )
 from actors.testing._audit import exactly_once, signals_once
+from actors.testing._journals import fresh_journal
 from aggregates import SignalReceived, StepCompleted
+from journal import JournalPathError, open_reader
 from tests.testing._workflows import (
     EFFECTS,
     LEDGER,
@@ -149,10 +152,17 @@ def test_generated_fault_plans_leave_an_idempotent_workflow_crash_safe(
     ORDER_TEST.check(plan)
 
 
-def test_a_non_idempotent_step_breaks_the_invariant_when_the_process_dies_after_its_body() -> (  # noqa: E501
-    None
-):
-    test = CrashTest(naive_order, "o-9", 50, invariant=booked_once, effects=EFFECTS)
+def test_a_non_idempotent_step_breaks_the_invariant_when_the_process_dies_after_its_body(  # noqa: E501
+    journal_location: str,
+) -> None:
+    test = CrashTest(
+        naive_order,
+        "o-9",
+        50,
+        invariant=booked_once,
+        effects=EFFECTS,
+        journals=journal_location,
+    )
     assert test.check(FaultPlan(crashes=[CrashAtCommit(2)])).effects == (
         "reserve o-9",
         "reserve o-9",
@@ -276,3 +286,19 @@ def test_many_generated_fault_plans_leave_an_idempotent_workflow_crash_safe(
     plan: FaultPlan,
 ) -> None:
     ORDER_TEST.check(plan)
+
+
+def test_each_run_under_a_plan_gets_a_journal_of_its_own_removed_afterwards(
+    journal_location: str,
+) -> None:
+    with (
+        fresh_journal(journal_location) as first,
+        fresh_journal(journal_location) as second,
+    ):
+        assert first != second
+        for path in (first, second):
+            ActorSystem.open(path).close()
+            open_reader(path).close()
+    for path in (first, second):
+        with pytest.raises(JournalPathError):
+            open_reader(path)
