@@ -238,9 +238,10 @@ def function_name(table: str) -> str:
 
 def append_call(schema: str, table: str) -> Composed:
     return SQL(
-        "SELECT * FROM {}.{}(%s::integer[], %s::text[], %s::bigint[], "
-        "%s::text[], %s::bytea[], %s::bytea[], %s::bytea[], %s::integer[], "
-        "%s::bigint[])"
+        # Binary parameters (%b): psycopg dumps these arrays in half the time.
+        "SELECT * FROM {}.{}(%b::integer[], %b::text[], %b::bigint[], "
+        "%b::text[], %b::bytea[], %b::bytea[], %b::bytea[], %b::integer[], "
+        "%b::bigint[])"
     ).format(Identifier(schema), Identifier(function_name(table)))
 
 
