@@ -13,10 +13,15 @@ transaction:
    runtime's) and a version is not past its stream's last, or if one of its
    (stream, version) pairs is stored, taken earlier in the group, or in it twice;
 3. link the admitted events into both hash chains (SHA-256 of the bytes
-   ``journal._chain`` hashes; ``journal._pg_verify`` checks them), insert them
-   with one statement, record the head, notify the table's channel;
-4. return one row per append: ``ok`` with its first notification id, or why it
-   was refused.
+   ``journal._chain`` hashes, key and topic bytes made by the client;
+   ``journal._pg_verify`` checks them), insert them with one statement, record
+   the head, notify the table's channel;
+4. return one row per refused append, saying why, and one (append 0) with the
+   group's first notification id.
+
+The checks of step 2 run as a few set queries; only when one finds something
+(a fence that does not hold, a pair stored or repeated, versions not ascending)
+does a loop over the appends decide which are refused, in queue order.
 
 Anything raised inside fails the whole group, nothing of it committed.
 """
@@ -39,7 +44,6 @@ _TOPIC_LENGTH: Final = struct.Struct(">I")  # as journal._chain packs it
 
 __all__ = ["append_call", "append_function", "call_params", "outcomes"]
 
-OK: Final = "ok"
 FENCED: Final = "fenced"
 TAKEN: Final = "taken"
 TWICE: Final = "twice"
@@ -49,8 +53,8 @@ BEHIND: Final = "behind"
 _FUNCTION: Final = """
 CREATE OR REPLACE FUNCTION {schema}.{function}(
     e_append integer[], e_id text[], e_version bigint[], e_topic text[],
-    e_state bytea[], e_key bytea[], e_topic_bytes bytea[],
-    a_partition integer[], a_token bigint[])
+    e_state bytea[], e_key bytea[], e_topic_bytes bytea[], e_stream integer[],
+    s_id text[], s_first bigint[], a_partition integer[], a_token bigint[])
 RETURNS TABLE (append integer, outcome text, stream text, version bigint,
                owner text, token bigint, held bigint, first_id bigint)
 LANGUAGE plpgsql AS $fn$
@@ -58,7 +62,6 @@ DECLARE
     n_events integer := coalesce(cardinality(e_id), 0);
     n_appends integer := coalesce(cardinality(a_partition), 0);
     refused boolean[] := array_fill(false, ARRAY[n_appends]);
-    firsts bigint[] := array_fill(NULL::bigint, ARRAY[n_appends]);
     o_nid bigint[] := array_fill(NULL::bigint, ARRAY[n_events]);
     o_hash bytea[] := array_fill(NULL::bytea, ARRAY[n_events]);
     o_log bytea[] := array_fill(NULL::bytea, ARRAY[n_events]);
@@ -76,33 +79,66 @@ DECLARE
     last_id bigint;
     first_id_before bigint;
     last_log bytea;
-    heads_id text[];
     heads_hash bytea[];
     heads_max bigint[];
     h integer;
     digest bytea;
+    l_part integer[] := ARRAY[]::integer[];
+    l_token bigint[] := ARRAY[]::bigint[];
+    clean boolean;
 BEGIN
     LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE;
-    -- A pair as text: the version follows the last space, so this is one-to-one.
-    SELECT coalesce(array_agg(t.originator_id || ' ' || t.originator_version),
-                    ARRAY[]::text[])
-      INTO taken
-      FROM {schema}.{table} t
-      JOIN unnest(e_id, e_version) AS k(id, v)
-        ON t.originator_id = k.id AND t.originator_version = k.v;
-    -- Per stream: its hash before the first of its versions here (or zeros),
-    -- and its last version stored (or admitted, as the loop goes on).
-    SELECT array_agg(w.id), array_agg(coalesce(p.hash, zero)),
-           array_agg(coalesce(m.last, -9223372036854775808))
-      INTO heads_id, heads_hash, heads_max
-      FROM (SELECT k.id, min(k.v) AS first
-              FROM unnest(e_id, e_version) AS k(id, v) GROUP BY k.id) w
-      LEFT JOIN LATERAL (SELECT t.hash FROM {schema}.{table} t
-             WHERE t.originator_id = w.id AND t.originator_version < w.first
-             ORDER BY t.originator_version DESC LIMIT 1) p ON true
-      LEFT JOIN LATERAL (SELECT max(t.originator_version) AS last
-             FROM {schema}.{table} t WHERE t.originator_id = w.id) m ON true;
+    -- Per stream (s_id: each stream once, e_stream: an event's stream in it):
+    -- its hash before the first of its versions here (s_first; or zeros), and
+    -- its last version stored (or admitted, as the loop goes on). One index
+    -- probe when the stream's last version is below its first here.
+    SELECT array_agg(coalesce(CASE WHEN m.last < w.first THEN m.hash
+                                   ELSE (SELECT t.hash FROM {schema}.{table} t
+                                          WHERE t.originator_id = w.id
+                                            AND t.originator_version < w.first
+                                          ORDER BY t.originator_version DESC
+                                          LIMIT 1) END, zero) ORDER BY w.n),
+           array_agg(coalesce(m.last, -9223372036854775808) ORDER BY w.n)
+      INTO heads_hash, heads_max
+      FROM unnest(s_id, s_first) WITH ORDINALITY AS w(id, first, n)
+      LEFT JOIN LATERAL (SELECT t.originator_version AS last, t.hash
+             FROM {schema}.{table} t WHERE t.originator_id = w.id
+             ORDER BY t.originator_version DESC LIMIT 1) m ON true;
+    -- The fenced appends' leases, locked FOR SHARE (a host taking one over
+    -- waits for this transaction to end).
+    IF EXISTS (SELECT 1 FROM unnest(a_partition) f(p) WHERE f.p IS NOT NULL) THEN
+        SELECT coalesce(array_agg(s.partition), l_part),
+               coalesce(array_agg(s.token), l_token)
+          INTO l_part, l_token
+          FROM (SELECT l.partition, l.token FROM {schema}.{leases} l
+                 WHERE l.partition = ANY(a_partition)
+                 ORDER BY l.partition FOR SHARE) s;
+    END IF;
+    -- The common case, checked as sets: every fence holds, and each stream's
+    -- versions ascend from past its last stored (so no pair is stored, or in
+    -- the group twice). Then every append is admitted, with no loop over them.
+    clean := NOT EXISTS (
+            SELECT 1 FROM unnest(a_partition, a_token) f(p, t)
+             WHERE f.p IS NOT NULL
+               AND f.t IS DISTINCT FROM l_token[array_position(l_part, f.p)])
+        AND NOT EXISTS (
+            SELECT 1 FROM (
+                SELECT k.s, k.v,
+                       lag(k.v) OVER (PARTITION BY k.s ORDER BY k.n) AS before
+                  FROM unnest(e_stream, e_version) WITH ORDINALITY
+                       AS k(s, v, n)) e
+             WHERE e.v <= e.before OR e.v <= heads_max[e.s]);
+    IF NOT clean THEN
+        -- A pair as text: the version follows the last space (one-to-one).
+        SELECT coalesce(array_agg(t.originator_id || ' ' || t.originator_version),
+                        ARRAY[]::text[])
+          INTO taken
+          FROM {schema}.{table} t
+          JOIN unnest(e_id, e_version) AS k(id, v)
+            ON t.originator_id = k.id AND t.originator_version = k.v;
+    END IF;
     FOR a IN 1 .. n_appends LOOP
+        EXIT WHEN clean;
         j := i;  -- the events of append a are i .. j - 1
         WHILE j <= n_events AND e_append[j] = a LOOP
             j := j + 1;
@@ -124,7 +160,7 @@ BEGIN
             -- The runtime's (fenced) appends extend their streams: a version
             -- at or below the stream's last is refused, as on LMDB.
             FOR x IN i .. j - 1 LOOP
-                h := array_position(heads_id, e_id[x]);
+                h := e_stream[x];
                 IF heads_max[h] >= e_version[x] THEN
                     refused[a] := true;
                     RETURN QUERY SELECT a, 'behind'::text, e_id[x], e_version[x],
@@ -165,7 +201,7 @@ BEGIN
             taken := taken || ARRAY(SELECT e_id[g] || ' ' || e_version[g]
                                     FROM generate_series(i, j - 1) AS s(g));
             FOR x IN i .. j - 1 LOOP
-                h := array_position(heads_id, e_id[x]);
+                h := e_stream[x];
                 heads_max[h] := greatest(heads_max[h], e_version[x]);
             END LOOP;
         END IF;
@@ -179,11 +215,8 @@ BEGIN
     last_log := coalesce(last_log, zero);
     FOR x IN 1 .. n_events LOOP
         CONTINUE WHEN refused[e_append[x]];
-        h := array_position(heads_id, e_id[x]);
+        h := e_stream[x];
         last_id := last_id + 1;
-        IF firsts[e_append[x]] IS NULL THEN
-            firsts[e_append[x]] := last_id;
-        END IF;
         -- journal._chain: the key and the topic's bytes come from the client.
         digest := sha256(heads_hash[h] || e_key[x] || int8send(last_id)
                          || e_topic_bytes[x] || e_state[x]);
@@ -206,12 +239,9 @@ BEGIN
         SET notification_id = EXCLUDED.notification_id, log_hash = EXCLUDED.log_hash;
         PERFORM pg_notify({channel}, '');
     END IF;
-    FOR a IN 1 .. n_appends LOOP
-        IF NOT refused[a] THEN
-            RETURN QUERY SELECT a, 'ok'::text, NULL::text, NULL::bigint,
-                NULL::text, NULL::bigint, NULL::bigint, firsts[a];
-        END IF;
-    END LOOP;
+    -- The admitted appends' events have the ids from here on, in order.
+    RETURN QUERY SELECT 0, 'ok'::text, NULL::text, NULL::bigint,
+        NULL::text, NULL::bigint, NULL::bigint, first_id_before + 1;
 END
 $fn$
 """
@@ -241,7 +271,7 @@ def append_call(schema: str, table: str) -> Composed:
         # Binary parameters (%b): psycopg dumps these arrays in half the time.
         "SELECT * FROM {}.{}(%b::integer[], %b::text[], %b::bigint[], "
         "%b::text[], %b::bytea[], %b::bytea[], %b::bytea[], %b::integer[], "
-        "%b::bigint[])"
+        "%b::text[], %b::bigint[], %b::integer[], %b::bigint[])"
     ).format(Identifier(schema), Identifier(function_name(table)))
 
 
@@ -260,14 +290,20 @@ def call_params(
     topic_bytes: list[bytes] = []
     partitions: list[int | None] = []
     tokens: list[int | None] = []
+    firsts: dict[str, int] = {}  # each stream's lowest version, in order seen
+    places: dict[str, int] = {}  # each stream's place in firsts, from 1
+    streams: list[int] = []
     for ordinal, (events, fence) in enumerate(appends, start=1):
         for event in events:
             ordinals.append(ordinal)
-            ids.append(str(event.originator_id))
-            versions.append(event.originator_version)
+            stream, version = str(event.originator_id), event.originator_version
+            ids.append(stream)
+            firsts[stream] = min(firsts.get(stream, version), version)
+            streams.append(places.setdefault(stream, len(places) + 1))
+            versions.append(version)
             topics.append(event.topic)
             states.append(event.state)
-            keys.append(text_event_key(ids[-1], event.originator_version))
+            keys.append(text_event_key(stream, version))
             encoded = event.topic.encode("utf-8")
             topic_bytes.append(_TOPIC_LENGTH.pack(len(encoded)) + encoded)
         partitions.append(None if fence is None else fence.partition)
@@ -280,6 +316,9 @@ def call_params(
         states,
         keys,
         topic_bytes,
+        streams,
+        list(firsts),
+        list(firsts.values()),
         partitions,
         tokens,
     )
@@ -289,17 +328,21 @@ def outcomes(
     appends: Sequence[tuple[Sequence[StoredEvent], Fence | None]],
     rows: Sequence[DictRow],
 ) -> list[tuple[list[int] | None, BaseException | None]]:
-    """Each append's notification ids (None for none), or why it was refused."""
+    """Each append's notification ids (None for none), or why it was refused:
+    the admitted appends' events have consecutive ids from the group's first,
+    in order."""
     by_append = {int(row["append"]): row for row in rows}
+    next_id = by_append[0]["first_id"]
     found: list[tuple[list[int] | None, BaseException | None]] = []
     for ordinal, (events, fence) in enumerate(appends, start=1):
-        row = by_append[ordinal]
-        outcome = row["outcome"]
-        if outcome == OK:
-            first = row["first_id"]
-            ids = None if first is None else list(range(first, first + len(events)))
+        row = by_append.get(ordinal)
+        if row is None:  # admitted
+            ids = list(range(next_id, next_id + len(events))) or None
+            next_id += len(events)
             found.append((ids, None))
-        elif outcome == FENCED:
+            continue
+        outcome = row["outcome"]
+        if outcome == FENCED:
             assert fence is not None
             error: BaseException = FencedOutError(
                 row["stream"], fence.partition, fence.token, row["token"], row["owner"]
