@@ -25,7 +25,7 @@ from psycopg.sql import SQL, Identifier
 from journal._chain import ZERO_HASH, event_hash, log_hash, sha256
 from journal._keys import text_event_key
 from journal._postgres import HEADS_TABLE
-from journal._verify import Problem, Progress, VerifyReport
+from journal._verify import Problem, Progress, VerifyReport, make_report
 
 __all__ = ["PostgresChecker"]
 
@@ -218,12 +218,7 @@ class PostgresChecker:
         self.problems.append(Problem(position, message, originator_id, version))
 
     def report(self) -> VerifyReport:
-        unknown = 1 << 64
-        ordered = sorted(
-            self.problems,
-            key=lambda p: unknown if p.position is None else p.position,
-        )
-        head = None if self.last_hash is None else self.last_hash.hex()
-        return VerifyReport(
-            self.events, self.events, self.last_id, tuple(ordered), head
+        # On PostgreSQL the log is the events table: as many positions as events.
+        return make_report(
+            self.problems, self.events, self.events, self.last_id, self.last_hash
         )

@@ -43,7 +43,7 @@ from journal._store import (
     _Store,
 )
 
-__all__ = ["Checker", "Problem", "Progress", "VerifyReport"]
+__all__ = ["Checker", "Problem", "Progress", "VerifyReport", "make_report"]
 
 PAGE: Final = 2000
 _VERSION_BYTES: Final = 8
@@ -351,15 +351,26 @@ class Checker:
         self.problems.append(Problem(position, message, originator_id, version))
 
     def report(self) -> VerifyReport:
-        unknown = 1 << 64
-        ordered = sorted(
-            self.problems,
-            key=lambda p: unknown if p.position is None else p.position,
+        return make_report(
+            self.problems, self.events, self.notifications, self.last_id, self.last_hash
         )
-        head = None if self.last_hash is None else self.last_hash.hex()
-        return VerifyReport(
-            self.events, self.notifications, self.last_id, tuple(ordered), head
-        )
+
+
+def make_report(
+    problems: list[Problem],
+    events: int,
+    notifications: int,
+    last_id: int | None,
+    last_hash: bytes | None,
+) -> VerifyReport:
+    """A verification's report: its problems ordered by position (unknown
+    positions last), the head as hex."""
+    unknown = 1 << 64
+    ordered = sorted(
+        problems, key=lambda p: unknown if p.position is None else p.position
+    )
+    head = None if last_hash is None else last_hash.hex()
+    return VerifyReport(events, notifications, last_id, tuple(ordered), head)
 
 
 def _page(txn: Any, log_db: Any, start: int, stop: int) -> list[tuple[int, bytes]]:
