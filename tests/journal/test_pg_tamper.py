@@ -11,7 +11,6 @@ import pytest
 
 psycopg = pytest.importorskip("psycopg")
 
-from eventsourcing.persistence import StoredEvent  # noqa: E402
 from psycopg.sql import SQL, Identifier  # noqa: E402
 
 from journal import open_reader  # noqa: E402
@@ -20,9 +19,7 @@ from journal._pg_format import check_format  # noqa: E402
 from journal._pg_reader import EVENTS_TABLE  # noqa: E402
 from journal._postgres import PostgresJournalRecorder  # noqa: E402
 from tests._postgres_server import connection_settings, journal_url  # noqa: E402
-
-STREAMS = ["order-1", "order-2", "order-3"]
-EVENTS = 30  # ten per stream, committed in batches that mix streams
+from tests.journal.test_tamper import EVENTS, batches, check_untouched  # noqa: E402
 
 
 @pytest.fixture
@@ -37,16 +34,8 @@ def url(postgres_dsn: str) -> Iterator[str]:
         check_format(datastore, url)
         recorder = PostgresJournalRecorder(datastore, events_table_name=EVENTS_TABLE)
         recorder.create_table()
-        for version in range(1, 11, 2):
-            recorder.insert_events(
-                [
-                    StoredEvent(
-                        stream, v, f"tests:Event{v}", f"{stream}/{v}".encode() * 3
-                    )
-                    for stream in STREAMS
-                    for v in (version, version + 1)
-                ]
-            )
+        for batch in batches():
+            recorder.insert_events(batch)
         yield url
 
 
@@ -69,14 +58,7 @@ def verify(url: str) -> tuple[int | None, list[str]]:
 
 def test_an_untouched_journal_verifies_and_reports_its_head(url: str) -> None:
     with open_reader(url) as reader:
-        report = reader.verify()
-        assert report.ok, report.problems
-        assert (report.events, report.notifications) == (EVENTS, EVENTS)
-        assert report.max_notification_id == EVENTS
-        assert report.head is not None
-        assert len(report.head) == 64
-        for stream in STREAMS:
-            assert reader.verify(stream).ok, reader.verify(stream).problems
+        check_untouched(reader)
         seen: list[int] = []
         assert reader.verify(progress=seen.append).ok
         assert seen == [EVENTS]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import lmdb
 import pytest
 from eventsourcing.persistence import StoredEvent
 
 from journal import (
+    AnyJournalReader,
     Journal,
     JournalReader,
     LMDBAggregateRecorder,
@@ -29,18 +31,24 @@ STREAMS = ["order-1", "order-2", "order-3"]
 EVENTS = 30  # ten per stream, committed in batches that mix streams
 
 
+def batches() -> Iterator[list[StoredEvent]]:
+    """The journal's EVENTS events, in the batches that commit them: two
+    versions of each stream a batch."""
+    for version in range(1, 11, 2):
+        yield [
+            StoredEvent(stream, v, f"tests:Event{v}", f"{stream}/{v}".encode() * 3)
+            for stream in STREAMS
+            for v in (version, version + 1)
+        ]
+
+
 @pytest.fixture(scope="module")
 def original(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = str(tmp_path_factory.mktemp("tamper") / "journal")
     journal = Journal.open(path)
     recorder = LMDBApplicationRecorder(journal)
     snapshots = LMDBAggregateRecorder(journal, "snapshots")
-    for version in range(1, 11, 2):
-        batch = [
-            StoredEvent(stream, v, f"tests:Event{v}", f"{stream}/{v}".encode() * 3)
-            for stream in STREAMS
-            for v in (version, version + 1)
-        ]
+    for batch in batches():
         recorder.insert_events(batch)
     snapshots.insert_events([StoredEvent("order-1", 5, "tests:Snap", b"snapshot")])
     journal.close()
@@ -58,16 +66,22 @@ def verify(path: str) -> tuple[int | None, list[str]]:
     return report.first_bad, [str(problem) for problem in report.problems]
 
 
+def check_untouched(reader: AnyJournalReader) -> None:
+    """The untouched journal of ``batches`` verifies, whole and stream by
+    stream, and reports its head (also on PostgreSQL: ``test_pg_tamper.py``)."""
+    report = reader.verify()
+    assert report.ok, report.problems
+    assert (report.events, report.notifications) == (EVENTS, EVENTS)
+    assert report.max_notification_id == EVENTS
+    assert report.head is not None
+    assert len(report.head) == 64
+    for stream in STREAMS:
+        assert reader.verify(stream).ok, reader.verify(stream).problems
+
+
 def test_an_untouched_journal_verifies_and_reports_its_head(original: str) -> None:
     with JournalReader(original) as reader:
-        report = reader.verify()
-        assert report.ok, report.problems
-        assert (report.events, report.notifications) == (EVENTS, EVENTS)
-        assert report.max_notification_id == EVENTS
-        assert report.head is not None
-        assert len(report.head) == 64
-        for stream in STREAMS:
-            assert reader.verify(stream).ok
+        check_untouched(reader)
 
 
 @pytest.mark.parametrize("position", [1, 7, 18, EVENTS])
