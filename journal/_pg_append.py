@@ -57,7 +57,9 @@ CREATE OR REPLACE FUNCTION {schema}.{function}(
     s_id text[], s_first bigint[], a_partition integer[], a_token bigint[])
 RETURNS TABLE (append integer, outcome text, stream text, version bigint,
                owner text, token bigint, held bigint, first_id bigint)
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+AS $fn$
 DECLARE
     n_events integer := coalesce(cardinality(e_id), 0);
     n_appends integer := coalesce(cardinality(a_partition), 0);
