@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Self
 
 from actors._backend import backend_for
+from actors._inbox import OperatorRequests, OperatorSignalRequested
 from actors._system import RunsApp
 from aggregates import (
     ChildFinished,
@@ -39,6 +40,7 @@ __all__ = [
     "exactly_once",
     "first_difference",
     "read_runs",
+    "requested_signals",
     "signals_once",
 ]
 
@@ -89,6 +91,16 @@ class RunsReader:
             start = page[-1].id + 1
         return {run: tuple(events) for run, events in runs.items()}
 
+    def requested_signals(self) -> set[str]:
+        """The ids of the signals waiting, or once waiting, in the journal's
+        operator inbox: acknowledged to a client that sent them to a run
+        another host drives, and durable there until that host takes them."""
+        return {
+            request.signal_id
+            for request in OperatorRequests(self._app).read()
+            if isinstance(request, OperatorSignalRequested)
+        }
+
     def close(self) -> None:
         self._app.close()
 
@@ -104,6 +116,12 @@ def read_runs(path: str) -> dict[str, tuple[RunEvent, ...]]:
     directory or a PostgreSQL URL) holds them."""
     with RunsReader(path) as reader:
         return reader.read()
+
+
+def requested_signals(path: str) -> set[str]:
+    """``RunsReader.requested_signals`` of the journal at ``path``."""
+    with RunsReader(path) as reader:
+        return reader.requested_signals()
 
 
 def exactly_once(runs: Mapping[str, Sequence[RunEvent]]) -> list[str]:
