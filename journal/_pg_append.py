@@ -42,7 +42,7 @@ from journal._leases import Fence
 
 _TOPIC_LENGTH: Final = struct.Struct(">I")  # as journal._chain packs it
 
-__all__ = ["append_call", "append_function", "call_params", "outcomes"]
+__all__ = ["append_call", "append_function", "call_params", "outcomes", "topic_bytes"]
 
 FENCED: Final = "fenced"
 TAKEN: Final = "taken"
@@ -289,7 +289,7 @@ def call_params(
     topics: list[str] = []
     states: list[bytes] = []
     keys: list[bytes] = []
-    topic_bytes: list[bytes] = []
+    topics_bytes: list[bytes] = []
     partitions: list[int | None] = []
     tokens: list[int | None] = []
     firsts: dict[str, int] = {}  # each stream's lowest version, in order seen
@@ -306,8 +306,7 @@ def call_params(
             topics.append(event.topic)
             states.append(event.state)
             keys.append(text_event_key(stream, version))
-            encoded = event.topic.encode("utf-8")
-            topic_bytes.append(_TOPIC_LENGTH.pack(len(encoded)) + encoded)
+            topics_bytes.append(topic_bytes(event.topic))
         partitions.append(None if fence is None else fence.partition)
         tokens.append(None if fence is None else fence.token)
     return (
@@ -317,13 +316,19 @@ def call_params(
         topics,
         states,
         keys,
-        topic_bytes,
+        topics_bytes,
         streams,
         list(firsts),
         list(firsts.values()),
         partitions,
         tokens,
     )
+
+
+def topic_bytes(topic: str) -> bytes:
+    """A topic as ``journal._chain.event_hash`` hashes it: length, then UTF-8."""
+    encoded = topic.encode("utf-8")
+    return _TOPIC_LENGTH.pack(len(encoded)) + encoded
 
 
 def outcomes(

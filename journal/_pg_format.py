@@ -22,8 +22,9 @@ __all__ = ["CREATE_LOCK", "FORMAT_TABLE", "FORMAT_VERSION", "check_format"]
 
 FORMAT_TABLE: Final = "chronik_format"
 # The format version of a PostgreSQL journal, apart from LMDB's: 2 had no hash
-# chains; 3 has them (hash and log_hash columns, the chronik_heads table).
-FORMAT_VERSION: Final = 3
+# chains; 3 had them on events (hash and log_hash columns, chronik_heads); 4 on
+# snapshots too.
+FORMAT_VERSION: Final = 4
 CREATE_LOCK: Final = 0x6368726F6E696B  # "chronik": one advisory lock for creating
 
 

@@ -80,14 +80,16 @@ class PostgresJournalReader(PagedReads):
         progress: Progress | None = None,
     ) -> VerifyReport:
         """Recompute the hash chains and name what does not match
-        (``journal._pg_verify``): the whole events table in position order and
-        its head, or one stream's chain and its events' log hashes."""
+        (``journal._pg_verify``): the whole events table in position order, its
+        head and the snapshots' chains; or one stream's chain and its events'
+        log hashes."""
         checker = PostgresChecker(self._datastore, EVENTS_TABLE)
         if originator_id is not None:
             checker.check_stream(originator_id)
         else:
             checker.check_log(progress)
             checker.check_end()
+            checker.check_snapshots(SNAPSHOTS_TABLE)
         return checker.report()
 
     def _not_yet(self, what: str) -> NoReturn:

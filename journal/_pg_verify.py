@@ -8,8 +8,8 @@ head the writers recorded in ``chronik_heads`` with the same hash. Pages are
 read in short statements, so verifying neither blocks writers nor holds a
 snapshot open; positions committed after the walk began are newer than it.
 
-Snapshots are not chained on PostgreSQL (a snapshot is rebuilt from events and
-checked by replay, not by hash): only the events table is verified.
+The snapshots table's rows are chained stream by stream (no positions), as the
+LMDB journal's snapshot tables are, and checked the same way.
 """
 
 from __future__ import annotations
@@ -123,6 +123,49 @@ class PostgresChecker:
             and bytes(end["log_hash"]) != bytes(head["log_hash"])
         ):
             self._add(head_id, "the log's last hash differs from the head")
+
+    def check_snapshots(self, table: str) -> None:
+        """The chain of each stream of a snapshots table, in pages of rows in
+        (stream, version) order."""
+        statement = SQL(
+            "SELECT originator_id, originator_version, topic, state, hash "
+            "FROM {schema}.{table} WHERE (originator_id, originator_version) > "
+            "(%s, %s) ORDER BY originator_id, originator_version LIMIT %s"
+        ).format(schema=Identifier(self._datastore.schema), table=Identifier(table))
+        after: tuple[str, int] = ("", -(1 << 63))
+        stream, previous = None, ZERO_HASH
+        while True:
+            page = self._rows(statement, (*after, PAGE))
+            for row in page:
+                originator_id = str(row["originator_id"])
+                version = int(row["originator_version"])
+                if originator_id != stream:
+                    stream, previous = originator_id, ZERO_HASH
+                key = text_event_key(originator_id, version)
+                digest = bytes(row["hash"])
+                expected = event_hash(
+                    previous,
+                    key,
+                    None,
+                    row["topic"],
+                    bytes(row["state"]),
+                    digest=sha256,
+                )
+                if digest != expected:
+                    self._add(
+                        None,
+                        f"the {table} event's hash does not match its content and "
+                        "the event before it in its stream",
+                        originator_id,
+                        version,
+                    )
+                previous = digest
+            if len(page) < PAGE:
+                return
+            after = (
+                str(page[-1]["originator_id"]),
+                int(page[-1]["originator_version"]),
+            )
 
     # -- one stream --------------------------------------------------------------
 

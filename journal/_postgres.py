@@ -62,7 +62,13 @@ from journal._errors import (
 from journal._groupcommit import CommitStats, GroupCommitter, Write, run_checked
 from journal._keys import text_event_key
 from journal._leases import Fence, check_covered
-from journal._pg_append import append_call, append_function, call_params, outcomes
+from journal._pg_append import (
+    append_call,
+    append_function,
+    call_params,
+    outcomes,
+    topic_bytes,
+)
 from journal._pg_format import CREATE_LOCK
 
 __all__ = [
@@ -272,7 +278,61 @@ class BulkStreams:
 
 
 class PostgresSnapshotRecorder(BulkStreams, PostgresAggregateRecorder):
-    """The library's aggregate recorder (snapshots), with ``select_streams``."""
+    """The library's aggregate recorder (snapshots), with ``select_streams``;
+    each row chained by ``hash`` to its stream's previous one, as the LMDB
+    journal's snapshot tables are (SHA-256 of the bytes ``journal._chain``
+    hashes, at position 0: snapshots have none), for ``verify``."""
+
+    def __init__(
+        self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
+    ) -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        names = {
+            "schema": Identifier(self.datastore.schema),
+            "table": Identifier(self.events_table_name),
+            "id_type": Identifier(self.datastore.originator_id_type),
+        }
+        self.sql_create_statements[self.create_table_statement_index] = SQL(
+            "CREATE TABLE IF NOT EXISTS {schema}.{table} ("
+            "originator_id {id_type} NOT NULL, "
+            "originator_version bigint NOT NULL, "
+            "topic text, "
+            "state bytea, "
+            "hash bytea NOT NULL, "
+            "PRIMARY KEY (originator_id, originator_version))"
+        ).format(**names)
+        # One row: its hash covers the stream's previous row's (read in the
+        # same statement), so rows of one batch go one statement each.
+        self.insert_chained_statement = SQL(
+            "INSERT INTO {schema}.{table} "
+            "(originator_id, originator_version, topic, state, hash) "
+            "SELECT %(id)s, %(version)s, %(topic)s, %(state)s, "
+            "sha256(coalesce((SELECT p.hash FROM {schema}.{table} p "
+            "WHERE p.originator_id = %(id)s AND p.originator_version < %(version)s "
+            "ORDER BY p.originator_version DESC LIMIT 1), %(zero)s) "
+            "|| %(key)s || %(position)s || %(topic_bytes)s || %(state)s)"
+        ).format(**names)
+
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **_: Any
+    ) -> None:
+        with curs.connection.transaction():  # the library's connection autocommits
+            for event in stored_events:
+                stream, version = _key(event)
+                curs.execute(
+                    self.insert_chained_statement,
+                    {
+                        "id": event.originator_id,
+                        "version": version,
+                        "topic": event.topic,
+                        "state": event.state,
+                        "zero": ZERO_HASH,
+                        "key": text_event_key(stream, version),
+                        "position": bytes(8),  # journal._chain: no position
+                        "topic_bytes": topic_bytes(event.topic),
+                    },
+                    prepare=True,
+                )
 
 
 class PostgresJournalRecorder(BulkStreams, PostgresApplicationRecorder):

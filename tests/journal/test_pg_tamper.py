@@ -11,15 +11,21 @@ import pytest
 
 psycopg = pytest.importorskip("psycopg")
 
+from eventsourcing.persistence import StoredEvent  # noqa: E402
 from psycopg.sql import SQL, Identifier  # noqa: E402
 
 from journal import open_reader  # noqa: E402
 from journal._location import PostgresLocation, parse_location  # noqa: E402
 from journal._pg_format import check_format  # noqa: E402
-from journal._pg_reader import EVENTS_TABLE  # noqa: E402
-from journal._postgres import PostgresJournalRecorder  # noqa: E402
+from journal._pg_reader import EVENTS_TABLE, SNAPSHOTS_TABLE  # noqa: E402
+from journal._postgres import (  # noqa: E402
+    PostgresJournalRecorder,
+    PostgresSnapshotRecorder,
+)
 from tests._postgres_server import connection_settings, journal_url  # noqa: E402
 from tests.journal.test_tamper import EVENTS, batches, check_untouched  # noqa: E402
+
+SNAPSHOTS = SNAPSHOTS_TABLE
 
 
 @pytest.fixture
@@ -36,18 +42,27 @@ def url(postgres_dsn: str) -> Iterator[str]:
         recorder.create_table()
         for batch in batches():
             recorder.insert_events(batch)
+        snapshots = PostgresSnapshotRecorder(datastore, events_table_name=SNAPSHOTS)
+        snapshots.create_table()
+        snapshots.insert_events([StoredEvent("order-1", 5, "tests:Snap", b"snapshot")])
+        snapshots.insert_events(
+            [
+                StoredEvent("order-1", 9, "tests:Snap", b"snapshot 9"),
+                StoredEvent("order-2", 9, "tests:Snap", b"snapshot 9"),
+            ]
+        )
         yield url
 
 
-def sql(url: str, statement: str, *params: object) -> None:
-    """Run ``statement`` on the journal's events table (``{t}``), as someone
-    with access to the database could."""
+def sql(url: str, statement: str, *params: object, table: str = EVENTS_TABLE) -> None:
+    """Run ``statement`` on one of the journal's tables (``{t}``: the events
+    by default), as someone with access to the database could."""
     location = parse_location(url)
     assert isinstance(location, PostgresLocation)
     settings = connection_settings(url.partition("?")[0])
-    table = SQL("{}.{}").format(Identifier(location.schema), Identifier(EVENTS_TABLE))
+    qualified = SQL("{}.{}").format(Identifier(location.schema), Identifier(table))
     with psycopg.connect(autocommit=True, **settings) as conn:
-        conn.execute(SQL(statement).format(t=table), params)
+        conn.execute(SQL(statement).format(t=qualified), params)
 
 
 def verify(url: str) -> tuple[int | None, list[str]]:
@@ -147,3 +162,33 @@ def test_a_whole_chain_recomputed_without_the_head_is_still_named(url: str) -> N
     )
     first_bad, problems = verify(url)
     assert first_bad == EVENTS, problems
+
+
+@pytest.mark.parametrize("version", [5, 9])
+def test_a_changed_snapshot_is_named_by_its_stream_and_version(
+    url: str, version: int
+) -> None:
+    sql(
+        url,
+        "UPDATE {t} SET state = state || '\\x00'::bytea "
+        "WHERE originator_id = 'order-1' AND originator_version = %s",
+        version,
+        table=SNAPSHOTS,
+    )
+    with open_reader(url) as reader:
+        report = reader.verify()
+    assert not report.ok
+    (problem,) = report.problems  # a later snapshot chains from the stored hash
+    assert (problem.position, problem.originator_id, problem.version) == (
+        None,
+        "order-1",
+        version,
+    )
+    assert SNAPSHOTS in problem.message
+
+
+def test_a_removed_snapshot_breaks_its_stream_s_chain(url: str) -> None:
+    sql(url, "DELETE FROM {t} WHERE originator_version = 5", table=SNAPSHOTS)
+    with open_reader(url) as reader:
+        report = reader.verify()
+    assert [(p.originator_id, p.version) for p in report.problems] == [("order-1", 9)]
