@@ -347,3 +347,35 @@ def test_hosts_creating_the_tables_at_once_all_succeed() -> None:
         for datastore in datastores:
             datastore.close()
         drop_schema(schema)
+
+
+def test_every_write_path_links_the_same_hash_chains() -> None:
+    """The append function (a group), the library's path (group commit off) and
+    a process recorder's group from Python (tracking) all chain each row to the
+    previous: one table written by all three verifies whole."""
+    from journal._pg_verify import PostgresChecker
+
+    schema = new_schema()
+    datastore = text_datastore(schema)
+    try:
+        grouped = PostgresJournalRecorder(datastore, events_table_name="mixed")
+        grouped.create_table()
+        alone = PostgresJournalRecorder(datastore, events_table_name="mixed")
+        alone.group_commit = False
+        tracked = PostgresJournalProcessRecorder(datastore, events_table_name="mixed")
+        tracked.create_table()
+        grouped.insert_events([event("order-1", 1), event("order-2", 1)])
+        alone.insert_events([event("order-1", 2)])
+        tracked.insert_events([event("order-2", 2)], tracking=Tracking("up", 1))
+        grouped.insert_events([event("order-1", 3), event("order-2", 3)])
+        checker = PostgresChecker(datastore, "mixed")
+        checker.check_log(None)
+        checker.check_end()
+        for stream in ("order-1", "order-2"):
+            checker.check_stream(stream)
+        report = checker.report()
+        assert report.ok, report.problems
+        assert report.max_notification_id == 6
+    finally:
+        datastore.close()
+        drop_schema(schema)
