@@ -355,7 +355,8 @@ class PostgresJournalRecorder(BulkStreams, PostgresApplicationRecorder):
         _require_text_ids(datastore)
         super().__init__(datastore, events_table_name=events_table_name)
         self.group_commit = group_commit
-        self._committer = GroupCommitter(self._run_group)
+        # A group takes a server round trip: wake its members at once.
+        self._committer = GroupCommitter(self._run_group, chain=False)
         names = {
             "schema": Identifier(self.datastore.schema),
             "table": Identifier(self.events_table_name),

@@ -311,3 +311,53 @@ def test_opening_a_database_while_another_thread_commits_waits_for_it(
         writer.join(5)
     finally:
         journal.close()
+
+
+@pytest.mark.parametrize("chain", [True, False], ids=["chain", "all-at-once"])
+def test_every_member_of_a_group_is_woken_with_its_own_outcome(chain: bool) -> None:
+    """However a group's members are woken (one after another, or all at once),
+    each gets its own result or error, and writers queued meanwhile share the
+    next group."""
+    from journal._groupcommit import GroupCommitter
+
+    first_in = threading.Event()
+    release = threading.Event()
+    groups: list[list[int]] = []
+
+    def run_group(writes: list[Any]) -> list[tuple[Any, BaseException | None]]:
+        values = [write(None) for write in writes]
+        groups.append(values)
+        if len(groups) == 1:
+            first_in.set()
+            assert release.wait(10)
+        return [(None, ValueError(v)) if v % 5 == 0 else (v * 10, None) for v in values]
+
+    committer = GroupCommitter(run_group, chain=chain)
+    outcomes: dict[int, Any] = {}
+
+    def write(value: int) -> None:
+        try:
+            outcomes[value] = committer.submit(lambda _txn: value)
+        except ValueError as error:
+            outcomes[value] = error
+
+    leader = threading.Thread(target=write, args=(1,))
+    leader.start()
+    assert first_in.wait(10)
+    queued = [threading.Thread(target=write, args=(v,)) for v in range(2, 12)]
+    for thread in queued:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while len(committer._queue) < 11:  # the leader's head and the ten queued
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    release.set()
+    for thread in [leader, *queued]:
+        thread.join(10)
+    assert groups == [[1], list(range(2, 12))]
+    for value in range(1, 12):
+        if value % 5 == 0:
+            assert isinstance(outcomes[value], ValueError)
+        else:
+            assert outcomes[value] == value * 10
+    assert committer.stats().groups == 2
