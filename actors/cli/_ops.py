@@ -32,6 +32,7 @@ from actors._backend import backend_for
 from actors._client import Client
 from actors._errors import UnknownRunError
 from actors._index import UnfinishedRuns
+from actors._ownership import check_host_name
 from actors._system import ActorSystem, RunsApp
 from actors.cli._app import (
     cli,
@@ -51,7 +52,7 @@ from actors.cli._modules import (
     import_spec,
 )
 from aggregates import RunFinishedError, RunStatus, WorkflowRun
-from journal import UnencodableValueError, UnknownTypeNameError
+from journal import LeaseSettingError, UnencodableValueError, UnknownTypeNameError
 from journal._location import LmdbLocation, parse_location
 
 __all__ = ["cancel", "run", "signal_run"]
@@ -73,8 +74,19 @@ _LIST_HINT: Final = "list the runs with `chronik list`"
     metavar="M",
     help="Another module (or .py file) to import and configure; repeatable.",
 )
+@click.option(
+    "--host-name",
+    envvar="CHRONIK_HOST_NAME",
+    metavar="NAME",
+    help="A name this host keeps across restarts (unique among live hosts): "
+    "restarted under it, it takes its previous life's runs at once instead of "
+    "after their leases expire (what a PostgreSQL journal needs for a fast "
+    "restart). Default: CHRONIK_HOST_NAME, else none.",
+)
 @click.pass_context
-def run(ctx: click.Context, module: str, modules: tuple[str, ...]) -> None:
+def run(
+    ctx: click.Context, module: str, modules: tuple[str, ...], host_name: str | None
+) -> None:
     """Host the workflows and services of MODULE until Ctrl-C (or SIGTERM).
 
     MODULE is a dotted name importable from the current directory (or
@@ -92,6 +104,11 @@ def run(ctx: click.Context, module: str, modules: tuple[str, ...]) -> None:
     `chronik signal`/`chronik cancel` are delivered. Exit 0 after a clean stop;
     2 if the system stopped on a failure, with the reason.
     """
+    if host_name is not None:
+        try:
+            check_host_name(host_name)
+        except LeaseSettingError as error:  # before the journal is touched
+            fail(str(error), "give --host-name a name of 1-100 characters, no '#'")
     _log_to_stderr()
     loaded = [import_spec(spec) for spec in (module, *modules)]
     answer_as_main(loaded[0])
@@ -99,7 +116,7 @@ def run(ctx: click.Context, module: str, modules: tuple[str, ...]) -> None:
     resumed = _unfinished(path)  # before the system can end any of them
     stop = _stop_on_signals()  # from now on, Ctrl-C stops cleanly
     converters = [*cli_converters(ctx), *converters_in(loaded)]
-    system = ActorSystem.open(path, converters=converters)
+    system = ActorSystem.open(path, converters=converters, host_name=host_name)
     try:
         for each in loaded:
             _configure(each, system)

@@ -60,9 +60,15 @@ def chronik(journal: str, *args: str) -> subprocess.CompletedProcess[str]:
 class Host:
     """``chronik run`` in a subprocess, started once its banner is printed."""
 
-    def __init__(self, journal: str, module: str = HOSTED, spawn: str = "") -> None:
+    def __init__(
+        self,
+        journal: str,
+        module: str = HOSTED,
+        spawn: str = "",
+        options: tuple[str, ...] = (),
+    ) -> None:
         self.process = subprocess.Popen(
-            [str(CHRONIK), "-j", journal, "run", module],
+            [str(CHRONIK), "-j", journal, "run", module, *options],
             cwd=ROOT,
             env=_env(CHRONIK_TEST_SPAWN=spawn),
             stdout=subprocess.PIPE,
@@ -223,6 +229,33 @@ def test_sigint_stops_the_host_with_exit_0_and_its_run_resumes_in_the_next_host(
     assert sent.stdout.startswith("delivered"), sent.stderr
     assert wait_for_end(journal, "order-6").result["decision"] is True
     assert second.stop()[0] == 0
+
+
+def test_a_host_killed_and_restarted_under_its_name_takes_its_runs_back_at_once(
+    journal: str, hosts: list[Host]
+) -> None:
+    """On PostgreSQL nothing else tells that a host died: a new host of no name
+    would wait for the killed one's leases (5 s); under the same name it takes
+    them at its open."""
+    named = ("--host-name", "worker-1")
+    hosts.append(first := Host(journal, spawn="order-7", options=named))
+    first.process.kill()
+    first.process.communicate()
+    started = time.monotonic()
+    hosts.append(second := Host(journal, options=named))
+    sent = chronik(journal, "signal", "order-7", "approval", "true")
+    assert sent.stdout.startswith("delivered"), sent.stderr
+    assert wait_for_end(journal, "order-7").result["decision"] is True
+    assert time.monotonic() - started < 4.0  # the leases' 5 s were not waited for
+    assert second.stop()[0] == 0
+
+
+def test_a_bad_host_name_is_bad_usage_and_touches_no_journal(tmp_path: Path) -> None:
+    journal = str(tmp_path / "journal")
+    done = chronik(journal, "run", HOSTED, "--host-name", "a#b")
+    assert done.returncode == 2
+    assert "host_name" in done.stderr
+    assert not os.path.exists(journal)
 
 
 @pytest.fixture(scope="module")
