@@ -24,6 +24,7 @@ from journal._postgres import PostgresJournalProcessRecorder, PostgresJournalRec
 from tests.journal.test_postgres_recorder import (
     drop_schema,
     event,
+    fresh_recorder,
     new_schema,
     settings,
     text_datastore,
@@ -34,24 +35,14 @@ Outcome = Sequence[int] | None | BaseException
 
 @pytest.fixture
 def recorder() -> Iterator[PostgresJournalRecorder]:
-    schema = new_schema()
-    datastore = text_datastore(schema)
-    recorder = PostgresJournalRecorder(datastore)
-    recorder.create_table()
-    yield recorder
-    datastore.close()
-    drop_schema(schema)
+    with fresh_recorder(PostgresJournalRecorder) as made:
+        yield made
 
 
 @pytest.fixture
 def process_recorder() -> Iterator[PostgresJournalProcessRecorder]:
-    schema = new_schema()
-    datastore = text_datastore(schema)
-    recorder = PostgresJournalProcessRecorder(datastore)
-    recorder.create_table()
-    yield recorder
-    datastore.close()
-    drop_schema(schema)
+    with fresh_recorder(PostgresJournalProcessRecorder) as made:
+        yield made
 
 
 def table(recorder: PostgresJournalRecorder) -> Composed:

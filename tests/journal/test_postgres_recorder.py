@@ -8,11 +8,13 @@ test gets a schema of its own, named for this run, dropped afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
 import uuid
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -187,15 +189,28 @@ del InfrastructureFactoryTestCase
 # chronik's own checks.
 
 
-@pytest.fixture
-def recorder() -> Any:
+_R = TypeVar("_R", bound=PostgresJournalRecorder)
+
+
+@contextlib.contextmanager
+def fresh_recorder(cls: type[_R]) -> Iterator[_R]:
+    """A recorder of ``cls`` with its tables made, on a schema of its own
+    dropped afterwards."""
     schema = new_schema()
     datastore = text_datastore(schema)
-    recorder = PostgresJournalRecorder(datastore)
-    recorder.create_table()
-    yield recorder
-    datastore.close()
-    drop_schema(schema)
+    try:
+        made = cls(datastore)
+        made.create_table()
+        yield made
+    finally:
+        datastore.close()
+        drop_schema(schema)
+
+
+@pytest.fixture
+def recorder() -> Iterator[PostgresJournalRecorder]:
+    with fresh_recorder(PostgresJournalRecorder) as made:
+        yield made
 
 
 def event(stream: str, version: int, state: bytes = b"\x81\xa1k\x01") -> StoredEvent:
