@@ -62,13 +62,7 @@ from journal._errors import (
 from journal._groupcommit import CommitStats, GroupCommitter, Write, run_checked
 from journal._keys import text_event_key
 from journal._leases import Fence, check_covered
-from journal._pg_append import (
-    append_call,
-    append_function,
-    call_params,
-    outcomes,
-    topic_bytes,
-)
+from journal._pg_append import AppendCall, append_function, topic_bytes
 from journal._pg_format import CREATE_LOCK
 
 __all__ = [
@@ -422,9 +416,7 @@ class PostgresJournalRecorder(BulkStreams, PostgresApplicationRecorder):
                 self.channel_name,
             )
         )
-        self.append_call_statement = append_call(
-            self.datastore.schema, self.events_table_name
-        )
+        self.append_call = AppendCall(self.datastore.schema, self.events_table_name)
         self.select_stored_keys_statement = SQL(
             "SELECT originator_id, originator_version FROM {schema}.{table} "
             "JOIN unnest(%s::text[], %s::bigint[]) "
@@ -516,10 +508,8 @@ class PostgresJournalRecorder(BulkStreams, PostgresApplicationRecorder):
         transaction fails whole."""
         appends = [cast(_Append, write) for write in writes]
         shape = [(append.events, append.fence) for append in appends]
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self.append_call_statement, call_params(shape), prepare=True)
-            rows = curs.fetchall()
-        return outcomes(shape, rows)
+        with self.datastore.get_connection() as conn:
+            return self.append_call.run(conn, shape)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def _run_group_pipelined(self, writes: list[Write]) -> list[_Outcome]:

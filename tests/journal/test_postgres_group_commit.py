@@ -370,3 +370,46 @@ def test_every_write_path_links_the_same_hash_chains() -> None:
     finally:
         datastore.close()
         drop_schema(schema)
+
+
+def test_the_call_s_arrays_carry_any_text_and_bytes_back_unchanged(
+    recorder: PostgresJournalRecorder,
+) -> None:
+    """The append function's arrays are built by chronik in PostgreSQL's binary
+    format: ids and topics beyond ASCII, empty and long states, NULL bytes and a
+    fenced append beside unfenced ones arrive as they were sent."""
+    from journal import Fence, Leases, partition_of
+    from journal._pg_leases import PostgresLeaseStorage
+
+    storage = PostgresLeaseStorage(recorder.datastore)
+    storage.create_tables()
+    leases = Leases(storage)
+    ids = ["заказ-1", "注文-2", 'quote"and space', "x" * 300]
+    states = [b"", b"\x00" * 5000, bytes(range(256)), b"\x81\xa1k\x01"]
+    topic = "chronik.tëst:Évent"
+    for stream, state in zip(ids, states, strict=True):
+        recorder.insert_events([StoredEvent(stream, 1, topic, state)])
+    partition = partition_of(ids[0])
+    lease = leases.acquire([partition], "host-a", 30.0, time.time())[partition]
+    fence = Fence(partition, lease.token)
+    recorder.insert_events([StoredEvent(ids[0], 2, topic, b"\x00")], fence=fence)
+    for stream, state in zip(ids, states, strict=True):
+        stored = recorder.select_events(stream)
+        assert [(s.originator_id, s.topic, s.state) for s in stored[:1]] == [
+            (stream, topic, state)
+        ]
+    assert [s.state for s in recorder.select_events(ids[0])] == [states[0], b"\x00"]
+    assert recorder.max_notification_id() == 5
+
+
+def test_appends_go_on_after_a_session_s_prepared_statements_are_dropped(
+    recorder: PostgresJournalRecorder,
+) -> None:
+    """psycopg drops every prepared statement of a session after a rollback on
+    it (``DEALLOCATE ALL``): the append call, which once relied on one, does
+    not (three hosts in namespaces failed on it)."""
+    recorder.insert_events([event("order-1", 1)])
+    with recorder.datastore.get_connection() as conn:
+        conn.execute("DEALLOCATE ALL")
+    assert recorder.insert_events([event("order-1", 2)]) == [2]
+    assert [s.originator_version for s in recorder.select_events("order-1")] == [1, 2]
