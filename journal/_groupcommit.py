@@ -18,6 +18,14 @@ trip, PostgreSQL), ``chain=False`` wakes every member at once instead: a member 
 in the group no longer waits for each one before it to run (W2's starts on
 PostgreSQL: 4-5% more steps/s; LMDB's commits, far shorter, keep the chain).
 
+A server's commit is mostly waiting (PostgreSQL: the round trip, the server's
+work, its WAL flush), so ``in_flight=2`` lets a second group be sent while one is
+committing, on another connection: the server orders them (PostgreSQL's table
+lock), and a writer arriving while one group commits does not wait for its
+whole round trip before its own begins (W2's starts on PostgreSQL: about 9% more
+steps/s; with 0.5 ms commits that only wait, 15%). Writers arriving while every
+slot is taken queue as before, and the next group takes them all.
+
 The committer counts what it committed (``stats()``): groups, writes, the largest
 group and a histogram of group sizes, updated under the lock it already takes.
 """
@@ -77,13 +85,14 @@ class CommitStats:
 
 
 class _Pending:
-    __slots__ = ("done", "error", "next_in_group", "result", "wake", "write")
+    __slots__ = ("called", "done", "error", "next_in_group", "result", "wake", "write")
 
     def __init__(self, write: Write) -> None:
         self.write = write
         self.wake = threading.Lock()
         self.wake.acquire()  # released once: when done, or when it is to lead
         self.done = False
+        self.called = False  # to lead the next group (it holds a slot)
         self.result: Any = None
         self.error: BaseException | None = None
         self.next_in_group: _Pending | None = None
@@ -103,16 +112,27 @@ class GroupCommitter:
         max_group: int = 1024,
         *,
         chain: bool = True,
+        in_flight: int = 1,
     ) -> None:
         """``run_group`` runs writes in one committed transaction and returns each
         write's (result, error), or raises if the transaction as a whole failed.
-        ``chain``: wake a group's members one after another (see the module)."""
+        ``chain``: wake a group's members one after another; ``in_flight``: how
+        many groups may commit at once (``run_group`` then runs in as many
+        threads at once; see the module)."""
         self._run_group = run_group
         self._max_group = max_group
         self._chain = chain
+        if in_flight < 1:
+            raise ValueError(f"in_flight must be at least 1, not {in_flight!r}")
+        self._in_flight = in_flight
         self._lock = threading.Lock()
-        # Invariant: _queue[0] is the leader, or the writer being woken to lead.
+        # Invariants: _slots (at most _in_flight) counts the groups being
+        # committed and the writer called to lead the next, if any; that writer
+        # is _queue[0], and takes every writer queued once it leads. Otherwise
+        # the queue's head waits for a slot (all are held).
+        self._slots = 0
         self._queue: deque[_Pending] = deque()
+        self._committing = 0  # groups inside run_group now
         # Counted under _lock: committed groups, their writes, the largest.
         self._groups = self._writes = self._largest = self._failed = 0
         self._histogram = [0] * len(BUCKETS)
@@ -128,11 +148,19 @@ class GroupCommitter:
                 self._failed,
             )
 
+    def queued(self) -> int:
+        """Writers waiting for a group, plus one for each group committing."""
+        with self._lock:
+            return len(self._queue) + self._committing
+
     def submit(self, write: Write) -> Any:
         me = _Pending(write)
         with self._lock:
             self._queue.append(me)
-            leading = self._queue[0] is me
+            leading = len(self._queue) == 1 and self._slots < self._in_flight
+            if leading:
+                self._slots += 1
+                me.called = True
         if not leading:
             me.wake.acquire()
             if me.done:
@@ -144,9 +172,7 @@ class GroupCommitter:
         with self._lock:
             size = min(len(self._queue), self._max_group)
             group = [self._queue.popleft() for _ in range(size)]
-            # The queue keeps a head while this group commits, so that writers
-            # arriving now wait instead of leading; it is removed below.
-            self._queue.appendleft(group[0])
+            self._committing += 1
         committed = True
         try:
             outcomes = self._run_group([p.write for p in group])
@@ -161,8 +187,13 @@ class GroupCommitter:
                 earlier.next_in_group = later
         with self._lock:
             self._count(len(group), committed)
-            self._queue.popleft()
+            self._committing -= 1
             successor = self._queue[0] if self._queue else None
+            if successor is None or successor.called:  # it takes the queue
+                successor = None
+                self._slots -= 1
+            else:  # this group's slot goes to it
+                successor.called = True
         if successor is not None:
             successor.wake.release()
         if self._chain and len(group) > 1:

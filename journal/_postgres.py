@@ -337,6 +337,8 @@ class PostgresJournalRecorder(BulkStreams, PostgresApplicationRecorder):
     ``journal.postgres`` does so unless told otherwise).
     """
 
+    commits_in_flight = 2  # groups committing at once (see journal._groupcommit)
+
     def __init__(
         self,
         datastore: PostgresDatastore,
@@ -350,7 +352,9 @@ class PostgresJournalRecorder(BulkStreams, PostgresApplicationRecorder):
         super().__init__(datastore, events_table_name=events_table_name)
         self.group_commit = group_commit
         # A group takes a server round trip: wake its members at once.
-        self._committer = GroupCommitter(self._run_group, chain=False)
+        self._committer = GroupCommitter(
+            self._run_group, chain=False, in_flight=self.commits_in_flight
+        )
         names = {
             "schema": Identifier(self.datastore.schema),
             "table": Identifier(self.events_table_name),

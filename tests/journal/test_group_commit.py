@@ -234,7 +234,7 @@ def test_writes_queued_behind_a_commit_share_the_next_transaction(
         futures = start_together(
             16, lambda i: insert(recorder, events(streams[i], 1, 2))
         )
-        _wait_until(lambda: len(store.committer._queue) == 16)
+        _wait_until(lambda: store.committer.queued() == 16)
     answers = [f.result(THREAD_TIMEOUT) for f in futures]
 
     # The leader took whoever had queued when it began (at least itself); the
@@ -348,7 +348,7 @@ def test_every_member_of_a_group_is_woken_with_its_own_outcome(chain: bool) -> N
     for thread in queued:
         thread.start()
     deadline = time.monotonic() + 10
-    while len(committer._queue) < 11:  # the leader's head and the ten queued
+    while committer.queued() < 11:  # the leader's group and the ten queued
         assert time.monotonic() < deadline
         time.sleep(0.001)
     release.set()
@@ -361,3 +361,46 @@ def test_every_member_of_a_group_is_woken_with_its_own_outcome(chain: bool) -> N
         else:
             assert outcomes[value] == value * 10
     assert committer.stats().groups == 2
+
+
+@pytest.mark.parametrize("in_flight", [1, 2, 3])
+def test_groups_in_flight_never_exceed_the_limit_and_every_writer_is_answered(
+    in_flight: int,
+) -> None:
+    """Many writers at once: at most ``in_flight`` groups run at a time, every
+    writer gets its own outcome once, and writers share groups."""
+    from journal._groupcommit import GroupCommitter
+
+    running = 0
+    most = 0
+    lock = threading.Lock()
+
+    def run_group(writes: list[Any]) -> list[tuple[Any, BaseException | None]]:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.002)  # a server's round trip
+        with lock:
+            running -= 1
+        return [(write(None), None) for write in writes]
+
+    committer = GroupCommitter(run_group, chain=False, in_flight=in_flight)
+    values = range(400)
+    with ThreadPoolExecutor(64) as pool:
+        answers = list(
+            pool.map(lambda v: committer.submit(lambda _txn, v=v: v * 2), values)
+        )
+    assert answers == [v * 2 for v in values]
+    assert most == in_flight  # the limit, and reached
+    stats = committer.stats()
+    assert stats.writes == 400
+    assert stats.groups < 400
+    assert committer.queued() == 0
+
+
+def test_in_flight_must_be_at_least_one() -> None:
+    from journal._groupcommit import GroupCommitter
+
+    with pytest.raises(ValueError, match="in_flight must be at least 1"):
+        GroupCommitter(lambda writes: [], in_flight=0)

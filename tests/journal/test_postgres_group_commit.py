@@ -5,6 +5,8 @@ every append of its group.
 To put appends in one group deterministically, a test holds the events table's
 lock from a connection of its own: the first append leads and waits for the lock,
 the others queue behind it and, once the lock is released, form the next group.
+Those tests commit one group at a time (``OneGroupAtATime``); the recorder's two
+groups at once have a test of their own.
 """
 
 from __future__ import annotations
@@ -33,15 +35,23 @@ from tests.journal.test_postgres_recorder import (
 Outcome = Sequence[int] | None | BaseException
 
 
+class OneGroupAtATime(PostgresJournalRecorder):
+    commits_in_flight = 1
+
+
+class OneProcessGroupAtATime(PostgresJournalProcessRecorder):
+    commits_in_flight = 1
+
+
 @pytest.fixture
 def recorder() -> Iterator[PostgresJournalRecorder]:
-    with fresh_recorder(PostgresJournalRecorder) as made:
+    with fresh_recorder(OneGroupAtATime) as made:
         yield made
 
 
 @pytest.fixture
 def process_recorder() -> Iterator[PostgresJournalProcessRecorder]:
-    with fresh_recorder(PostgresJournalProcessRecorder) as made:
+    with fresh_recorder(OneProcessGroupAtATime) as made:
         yield made
 
 
@@ -60,8 +70,9 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
 
 
 def queued(recorder: PostgresJournalRecorder) -> int:
-    """Appends waiting in the recorder's group committer, its leader included."""
-    return len(recorder._committer._queue)
+    """Appends waiting in the recorder's group committer, plus one for each
+    group committing."""
+    return recorder._committer.queued()
 
 
 def lock_waiters(recorder: PostgresJournalRecorder) -> int:
@@ -112,9 +123,17 @@ def appending(
     return lambda: recorder.insert_events(list(events), **kwargs)
 
 
+@pytest.mark.parametrize(
+    "cls", [PostgresJournalRecorder, OneGroupAtATime], ids=["two-at-once", "one"]
+)
 def test_64_concurrent_appends_share_transactions_and_get_their_own_gapless_ids(
-    recorder: PostgresJournalRecorder,
+    cls: type[PostgresJournalRecorder],
 ) -> None:
+    with fresh_recorder(cls) as recorder:
+        check_64_concurrent_appends(recorder)
+
+
+def check_64_concurrent_appends(recorder: PostgresJournalRecorder) -> None:
     streams = [f"order-{i}" for i in range(64)]
     start = threading.Barrier(len(streams))
     ids: dict[str, Sequence[int] | None] = {}
@@ -140,6 +159,53 @@ def test_64_concurrent_appends_share_transactions_and_get_their_own_gapless_ids(
             SQL("SELECT count(DISTINCT xmin::text) FROM {0}").format(table(recorder))
         ).fetchone()
     assert row == (stats.groups,)  # the server saw as many writing transactions
+
+
+def test_two_groups_commit_at_once_and_the_writers_behind_them_share_a_third() -> None:
+    """The recorder sends a second group while one commits (the server orders
+    them by the table lock); appends arriving while both commit queue and
+    share the next group; every id is given once, an append's ids consecutive."""
+    with fresh_recorder(PostgresJournalRecorder) as recorder:
+        assert recorder.commits_in_flight == 2
+        outcomes: dict[str, Outcome] = {}
+
+        def run(stream: str, count: int) -> None:
+            events = [event(stream, v) for v in range(1, count + 1)]
+            try:
+                outcomes[stream] = recorder.insert_events(events)
+            except BaseException as error:
+                outcomes[stream] = error
+
+        leaders = [threading.Thread(target=run, args=(f"lead-{i}", 1)) for i in (1, 2)]
+        queued_behind = [
+            threading.Thread(target=run, args=(f"order-{i}", 2)) for i in range(6)
+        ]
+        with psycopg.connect(**settings()) as holder:
+            holder.execute(
+                SQL("LOCK TABLE {0} IN EXCLUSIVE MODE").format(table(recorder))
+            )
+            for count, thread in enumerate(leaders, start=1):
+                thread.start()
+                wait_until(
+                    lambda count=count: lock_waiters(recorder) == count,
+                    f"{count} groups wait for the lock",
+                )
+            for thread in queued_behind:
+                thread.start()
+            wait_until(lambda: queued(recorder) == 8, "six appends queue behind two")
+            assert lock_waiters(recorder) == 2  # the queued ones are not sent
+            holder.commit()
+        for thread in [*leaders, *queued_behind]:
+            thread.join(10)
+
+        ids = [i for got in outcomes.values() for i in got or []]  # type: ignore[union-attr]
+        assert sorted(ids) == list(range(1, 15))
+        assert sorted(outcomes[f"lead-{i}"] for i in (1, 2)) == [[1], [2]]  # type: ignore[type-var]
+        for i in range(6):
+            first, second = outcomes[f"order-{i}"]  # type: ignore[misc]
+            assert second == first + 1
+        stats = recorder.commit_stats()
+        assert (stats.groups, stats.writes, stats.max_group) == (3, 8, 6)
 
 
 def test_queued_appends_commit_in_one_transaction_with_ids_in_queue_order(
