@@ -468,14 +468,43 @@ def test_the_call_s_arrays_carry_any_text_and_bytes_back_unchanged(
     assert recorder.max_notification_id() == 5
 
 
-def test_appends_go_on_after_a_session_s_prepared_statements_are_dropped(
-    recorder: PostgresJournalRecorder,
-) -> None:
+def test_appends_go_on_after_a_session_s_prepared_statements_are_dropped() -> None:
     """psycopg drops every prepared statement of a session after a rollback on
-    it (``DEALLOCATE ALL``): the append call, which once relied on one, does
-    not (three hosts in namespaces failed on it)."""
-    recorder.insert_events([event("order-1", 1)])
-    with recorder.datastore.get_connection() as conn:
-        conn.execute("DEALLOCATE ALL")
-    assert recorder.insert_events([event("order-1", 2)]) == [2]
-    assert [s.originator_version for s in recorder.select_events("order-1")] == [1, 2]
+    it (``DEALLOCATE ALL``): the append call prepares its own again (three hosts
+    in namespaces failed before it did). One session, so the one dropped."""
+    schema = new_schema()
+    datastore = text_datastore(schema, pool_size=1, max_overflow=0)
+    try:
+        recorder = PostgresJournalRecorder(datastore)
+        recorder.create_table()
+        recorder.insert_events([event("order-1", 1)])
+        with datastore.get_connection() as conn:
+            assert conn.execute(
+                "SELECT count(*) FROM pg_prepared_statements"
+            ).fetchone() == {"count": 1}
+            conn.execute("DEALLOCATE ALL")
+        assert recorder.insert_events([event("order-1", 2)]) == [2]
+        versions = [s.originator_version for s in recorder.select_events("order-1")]
+        assert versions == [1, 2]
+    finally:
+        datastore.close()
+        drop_schema(schema)
+
+
+def test_two_recorders_of_one_table_on_one_pool_share_the_prepared_call() -> None:
+    """Recorders of one events table on one datastore prepare the same statement
+    on the same sessions: the second uses the first's."""
+    schema = new_schema()
+    datastore = text_datastore(schema)
+    try:
+        first = PostgresJournalRecorder(datastore, events_table_name="shared")
+        first.create_table()
+        second = PostgresJournalRecorder(datastore, events_table_name="shared")
+        for version in range(1, 6):
+            assert first.insert_events([event("order-1", version)]) == [version]
+        for version in range(1, 6):
+            assert second.insert_events([event("order-2", version)]) == [5 + version]
+        assert len(second.select_events("order-1")) == 5
+    finally:
+        datastore.close()
+        drop_schema(schema)

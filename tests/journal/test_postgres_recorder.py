@@ -84,7 +84,8 @@ def drop_schema(schema: str) -> None:
 
 def text_datastore(schema: str, **options: Any) -> PostgresDatastore:
     options.setdefault("originator_id_type", "text")
-    return PostgresDatastore(schema=schema, pool_size=4, **settings(), **options)
+    options.setdefault("pool_size", 4)
+    return PostgresDatastore(schema=schema, **settings(), **options)
 
 
 class _OnTemporarySchema:
