@@ -14,11 +14,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 import pytest
 from eventsourcing.persistence import ProgrammingError, StoredEvent, Tracking
+from eventsourcing.postgres import PostgresDatastore
 from psycopg.sql import SQL, Composed, Identifier
 
 from journal import EventConflictError, TrackingConflictError
@@ -53,6 +55,19 @@ def recorder() -> Iterator[PostgresJournalRecorder]:
 def process_recorder() -> Iterator[PostgresJournalProcessRecorder]:
     with fresh_recorder(OneProcessGroupAtATime) as made:
         yield made
+
+
+@contextmanager
+def datastore_on_new_schema(**options: Any) -> Iterator[PostgresDatastore]:
+    """A datastore on a schema of its own (for recorders sharing it), dropped
+    afterwards."""
+    schema = new_schema()
+    datastore = text_datastore(schema, **options)
+    try:
+        yield datastore
+    finally:
+        datastore.close()
+        drop_schema(schema)
 
 
 def table(recorder: PostgresJournalRecorder) -> Composed:
@@ -412,9 +427,7 @@ def test_every_write_path_links_the_same_hash_chains() -> None:
     previous: one table written by all three verifies whole."""
     from journal._pg_verify import PostgresChecker
 
-    schema = new_schema()
-    datastore = text_datastore(schema)
-    try:
+    with datastore_on_new_schema() as datastore:
         grouped = PostgresJournalRecorder(datastore, events_table_name="mixed")
         grouped.create_table()
         alone = PostgresJournalRecorder(datastore, events_table_name="mixed")
@@ -433,9 +446,6 @@ def test_every_write_path_links_the_same_hash_chains() -> None:
         report = checker.report()
         assert report.ok, report.problems
         assert report.max_notification_id == 6
-    finally:
-        datastore.close()
-        drop_schema(schema)
 
 
 def test_the_call_s_arrays_carry_any_text_and_bytes_back_unchanged(
@@ -472,9 +482,7 @@ def test_appends_go_on_after_a_session_s_prepared_statements_are_dropped() -> No
     """psycopg drops every prepared statement of a session after a rollback on
     it (``DEALLOCATE ALL``): the append call prepares its own again (three hosts
     in namespaces failed before it did). One session, so the one dropped."""
-    schema = new_schema()
-    datastore = text_datastore(schema, pool_size=1, max_overflow=0)
-    try:
+    with datastore_on_new_schema(pool_size=1, max_overflow=0) as datastore:
         recorder = PostgresJournalRecorder(datastore)
         recorder.create_table()
         recorder.insert_events([event("order-1", 1)])
@@ -486,17 +494,12 @@ def test_appends_go_on_after_a_session_s_prepared_statements_are_dropped() -> No
         assert recorder.insert_events([event("order-1", 2)]) == [2]
         versions = [s.originator_version for s in recorder.select_events("order-1")]
         assert versions == [1, 2]
-    finally:
-        datastore.close()
-        drop_schema(schema)
 
 
 def test_two_recorders_of_one_table_on_one_pool_share_the_prepared_call() -> None:
     """Recorders of one events table on one datastore prepare the same statement
     on the same sessions: the second uses the first's."""
-    schema = new_schema()
-    datastore = text_datastore(schema)
-    try:
+    with datastore_on_new_schema() as datastore:
         first = PostgresJournalRecorder(datastore, events_table_name="shared")
         first.create_table()
         second = PostgresJournalRecorder(datastore, events_table_name="shared")
@@ -505,6 +508,3 @@ def test_two_recorders_of_one_table_on_one_pool_share_the_prepared_call() -> Non
         for version in range(1, 6):
             assert second.insert_events([event("order-2", version)]) == [5 + version]
         assert len(second.select_events("order-1")) == 5
-    finally:
-        datastore.close()
-        drop_schema(schema)
