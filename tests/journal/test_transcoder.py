@@ -7,6 +7,7 @@ import math
 import shutil
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -393,3 +394,44 @@ def test_datetimes_take_the_fast_path_to_the_same_bytes_as_their_transcoding(
         value, default=generic, use_bin_type=True, strict_types=True, datetime=False
     )
     assert transcoder.encode(value) == expected
+
+
+def test_packers_kept_between_values_pack_each_value_as_a_fresh_one_would() -> None:
+    """The transcoder keeps each thread's packers between values: after a value
+    that failed half-way, a large one and nested ext types, from many threads at
+    once, every value's bytes are those ``msgpack.packb`` gives alone."""
+    import msgpack
+
+    transcoder = MsgpackTranscoder()
+    when = datetime(2026, 12, 3, 20, 0, tzinfo=UTC)
+    values = [
+        {"timestamp": when, "seq": n, "result": {"i": n, "t": (n, {n})}}
+        for n in range(50)
+    ]
+    values.append({"big": b"x" * 200_000, "when": when})  # not kept afterwards
+    expected = [transcoder.encode(v) for v in values]
+
+    def fresh(value: Any) -> bytes:
+        packed: bytes = msgpack.packb(
+            value,
+            default=transcoder._default,
+            use_bin_type=True,
+            strict_types=True,
+            datetime=False,
+        )
+        return packed
+
+    assert expected == [fresh(v) for v in values]
+
+    class NotStorable:
+        pass
+
+    def encode_all(_: int) -> list[bytes]:
+        with pytest.raises(UnencodableValueError):
+            transcoder.encode({"a": [1, 2, NotStorable()], "when": when})
+        return [transcoder.encode(v) for v in values]
+
+    with ThreadPoolExecutor(8) as pool:
+        for got in pool.map(encode_all, range(32)):
+            assert got == expected
+    assert [transcoder.decode(b) for b in expected] == values
