@@ -33,7 +33,7 @@ from actors._definitions import (
 )
 from actors._duration import Duration, to_seconds
 from actors._guard import unguarded
-from aggregates import ValueKind
+from aggregates import ValueKind, check_message_address
 
 __all__ = [
     "CallStep",
@@ -65,6 +65,10 @@ class WorkflowRuntime(Protocol):
     @unguarded
     def patched(self, patch_id: str) -> bool:
         """Whether this run takes the new code path of ``patch_id``."""
+
+    @unguarded
+    def publish(self, topic: str, payload: Any, key: str | None) -> str:
+        """Record a message for the outbox at the next seq; its id."""
 
     @unguarded
     def set_query(self, name: str, handler: Callable[..., Any]) -> None: ...
@@ -192,6 +196,26 @@ class WorkflowContext:
             msg = f"ctx.patched id {patch_id!r} must be a non-empty str"
             raise TypeError(msg)
         return self._runtime.patched(patch_id)
+
+    @unguarded
+    def publish(
+        self, topic: str, payload: Any = None, *, key: str | None = None
+    ) -> str:
+        """Publish a message for ``topic`` through the transactional outbox.
+
+        The message is recorded in the same commit as this activation's other
+        events, so it exists exactly when the run's progress does: never lost
+        after the run moved on, never sent for progress a crash undid. The
+        outbox's relay delivers it from the journal at least once, with the
+        same id every time (the one returned, ``"<workflow id>:<seq>"``), in
+        publishing order among messages of one ``key``. A replay of the run
+        publishes nothing again. ``payload`` is stored as step arguments are
+        (``UnencodableValueError`` here if it cannot be).
+        """
+        self._runtime.check_inside("ctx.publish()")
+        check_message_address(topic, key, "ctx.publish")
+        self._runtime.check_encodable(payload)
+        return self._runtime.publish(topic, payload, key)
 
     def set_query(self, name: str, handler: Callable[..., Any]) -> None:
         """Expose read-only state: ``ref.query(name, *args)`` calls ``handler``.

@@ -29,6 +29,7 @@ from actors._commands import (
     Command,
     Gather,
     Patched,
+    Publish,
     RecordedValue,
     Request,
     command_of_kind,
@@ -234,6 +235,13 @@ class WorkflowInstance:
 
     def patched(self, patch_id: str) -> bool:
         return Patched(patch_id).resolve(self)
+
+    def publish(self, topic: str, payload: Any, key: str | None) -> str:
+        try:
+            return Publish(topic, payload, key).resolve(self)
+        except NonDeterminismError as error:
+            self._nondeterminism = error  # the code may catch it; the run may not
+            raise
 
     def set_query(self, name: str, handler: Callable[..., Any]) -> None:
         self._queries[name] = handler

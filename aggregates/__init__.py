@@ -34,6 +34,7 @@ from aggregates._events import (
     ChildStarted,
     Completed,
     Failed,
+    MessagePublished,
     PatchRecorded,
     ReceiveTimedOut,
     RunEvent,
@@ -50,7 +51,7 @@ from aggregates._events import (
 )
 from aggregates._kinds import CommandKind, OutcomeKind, RunStatus, ValueKind
 from aggregates._records import Command, CommandRecord, Outcome, Signal
-from aggregates._run import WorkflowRun
+from aggregates._run import WorkflowRun, check_message_address, message_id
 from aggregates._snapshot import RunSnapshot
 
 __all__ = [
@@ -66,6 +67,7 @@ __all__ = [
     "ErrorInfo",
     "ErrorInfoFormatError",
     "Failed",
+    "MessagePublished",
     "NoTimeoutError",
     "NonDeterminismError",
     "Outcome",
@@ -99,4 +101,6 @@ __all__ = [
     "WorkflowIdError",
     "WorkflowRun",
     "WrongCommandKindError",
+    "check_message_address",
+    "message_id",
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "ChildStarted",
     "Completed",
     "Failed",
+    "MessagePublished",
     "PatchRecorded",
     "ReceiveTimedOut",
     "RunEvent",
@@ -174,6 +175,18 @@ class ChildFinished(RunEvent):
     seq: int
     result: Any
     error: dict[str, Any] | None
+
+
+@attrs.frozen(slots=False, kw_only=True)
+class MessagePublished(RunEvent):
+    """A message for ``topic`` the run published (``ctx.publish``): it is in the
+    journal with the run's events of the same commit, for the outbox's relay to
+    deliver. ``key`` orders delivery (messages of one key in publishing order)."""
+
+    seq: int
+    topic: str
+    payload: Any
+    key: str | None
 
 
 @attrs.frozen(slots=False, kw_only=True)

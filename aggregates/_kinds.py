@@ -27,6 +27,7 @@ class CommandKind(StrEnum):
     VALUE = "value"  # ctx.now, ctx.uuid4, ctx.random
     CHILD = "child"  # ctx.spawn
     PATCH = "patch"  # ctx.patched
+    PUBLISH = "publish"  # ctx.publish (the transactional outbox)
 
 
 class ValueKind(StrEnum):

@@ -11,6 +11,7 @@ receive        ``await_signal``            ``consume_signal`` / ``time_out_recei
 value          ``record_value``            recorded with it
 child          ``start_child``             ``complete_child`` / ``fail_child``
 patch          ``record_patch``            recorded with it
+publish        ``publish``                 recorded with it (the message's id)
 =============  ==========================  =========================================
 
 Seqs start at 1 and have no gaps. An outcome is recorded exactly once. Signals,
@@ -46,6 +47,7 @@ from aggregates._events import (
     ChildStarted,
     Completed,
     Failed,
+    MessagePublished,
     PatchRecorded,
     ReceiveTimedOut,
     RunEvent,
@@ -65,7 +67,7 @@ from aggregates._records import Command, CommandRecord, CommandState, Signal
 from aggregates._snapshot import RunSnapshot
 from aggregates._state import RunState
 
-__all__ = ["WorkflowRun"]
+__all__ = ["WorkflowRun", "check_message_address", "message_id"]
 
 _VALUE_TYPES: Final[dict[ValueKind, tuple[type, str]]] = {
     ValueKind.NOW: (datetime, "a timezone-aware datetime"),
@@ -158,6 +160,24 @@ class WorkflowRun(RunState):
     def record_patch(self, seq: int, patch_id: str, *, at: datetime) -> None:
         self._check_issue(seq, at, f"record patch {patch_id!r}")
         self._trigger(PatchRecorded, at, seq=seq, patch_id=patch_id)
+
+    def publish(
+        self,
+        seq: int,
+        topic: str,
+        payload: Any,
+        key: str | None = None,
+        *,
+        at: datetime,
+    ) -> str:
+        """Record a message for ``topic`` (the transactional outbox: it commits
+        with the run's other new events); its id, ``message_id(run, seq)``."""
+        check_message_address(topic, key, "a message's")
+        self._check_issue(seq, at, f"publish a message for {topic!r}")
+        self._trigger(
+            MessagePublished, at, seq=seq, topic=topic, payload=payload, key=key
+        )
+        return message_id(self.id, seq)
 
     # -- recording outcomes ----------------------------------------------------
 
@@ -323,3 +343,18 @@ class WorkflowRun(RunState):
 def _check_time(workflow_id: str, argument: str, value: datetime) -> None:
     if not isinstance(value, datetime) or value.utcoffset() is None:
         raise TimeArgumentError(workflow_id, argument, value)
+
+
+def check_message_address(topic: Any, key: Any, what: str) -> None:
+    """Raise ``TypeError`` unless ``topic`` is a non-empty str and ``key`` one or
+    None (``what`` starts the message: ``"ctx.publish"``)."""
+    if not isinstance(topic, str) or not topic:
+        raise TypeError(f"{what} topic {topic!r} must be a non-empty str")
+    if key is not None and (not isinstance(key, str) or not key):
+        raise TypeError(f"{what} key {key!r} must be a non-empty str or None")
+
+
+def message_id(workflow_id: str, seq: int) -> str:
+    """The stable id of the message run ``workflow_id`` published at ``seq``: the
+    same on every delivery, so a consumer can drop one it has seen."""
+    return f"{workflow_id}:{seq}"

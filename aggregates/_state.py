@@ -22,6 +22,7 @@ from aggregates._events import (
     ChildStarted,
     Completed,
     Failed,
+    MessagePublished,
     PatchRecorded,
     ReceiveTimedOut,
     RunEvent,
@@ -316,6 +317,10 @@ class RunState(BaseAggregate[str]):
         self._issue(command_state(CommandKind.PATCH, event.patch_id, event.timestamp))
         self._resolve(event.seq, event.timestamp, value=True)
 
+    def _apply_message_published(self, event: MessagePublished) -> None:
+        self._issue(command_state(CommandKind.PUBLISH, event.topic, event.timestamp))
+        self._resolve(event.seq, event.timestamp, value=None)
+
     def _apply_cancel_requested(self, event: CancelRequested) -> None:
         self._cancel_requested = True
         self._cancel_reason = event.reason
@@ -366,6 +371,7 @@ _APPLIERS: Final[dict[type[RunEvent], Callable[[RunState, Any], None]]] = {
     ChildStarted: RunState._apply_child_started,
     ChildFinished: RunState._apply_child_finished,
     PatchRecorded: RunState._apply_patch_recorded,
+    MessagePublished: RunState._apply_message_published,
     CancelRequested: RunState._apply_cancel_requested,
     Completed: RunState._apply_completed,
     Failed: RunState._apply_failed,

@@ -13,7 +13,7 @@ from actors._commands._gather import Gather
 from actors._commands._receive import Receive
 from actors._commands._step import CallStep
 from actors._commands._timer import Sleep
-from actors._commands._values import Patched, RecordedValue
+from actors._commands._values import Patched, Publish, RecordedValue
 
 __all__ = [
     "Answer",
@@ -22,6 +22,7 @@ __all__ = [
     "Driver",
     "Gather",
     "Patched",
+    "Publish",
     "Receive",
     "RecordedValue",
     "Request",

@@ -1,5 +1,6 @@
-"""``ctx.now``, ``ctx.uuid4``, ``ctx.random`` and ``ctx.patched``: commands the
-code gets an answer to at once, recorded so that a replay gets the same."""
+"""``ctx.now``, ``ctx.uuid4``, ``ctx.random``, ``ctx.patched`` and
+``ctx.publish``: commands the code gets an answer to at once, recorded so that a
+replay gets the same."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from typing import Any
 import attrs
 
 from actors._commands._base import Command, Driver
-from aggregates import CommandKind, ValueKind
+from aggregates import CommandKind, ValueKind, message_id
 
-__all__ = ["Patched", "RecordedValue"]
+__all__ = ["Patched", "Publish", "RecordedValue"]
 
 
 @attrs.frozen(eq=False)
@@ -54,3 +55,25 @@ class Patched(Command):
         driver.set_seq(seq)
         run.record_patch(seq, self.patch_id, at=driver.now())
         return True
+
+
+@attrs.frozen(eq=False)
+class Publish(Command):
+    """A message for ``topic`` recorded at the next seq, to commit with the run's
+    other new events (the transactional outbox); answers the message's id. A
+    replay finds it recorded and records nothing (the relay delivered it, or
+    will, from the journal)."""
+
+    kind = CommandKind.PUBLISH
+    awaitable = False
+
+    topic: str
+    payload: Any
+    key: str | None
+
+    def resolve(self, driver: Driver) -> str:
+        seq = driver.take_seq()
+        record = driver.run.check_replay(seq, CommandKind.PUBLISH, self.topic)
+        if record is None:
+            driver.run.publish(seq, self.topic, self.payload, self.key, at=driver.now())
+        return message_id(driver.workflow_id, seq)

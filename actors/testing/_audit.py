@@ -18,6 +18,7 @@ from aggregates import (
     ChildFinished,
     ChildStarted,
     CommandKind,
+    MessagePublished,
     PatchRecorded,
     ReceiveTimedOut,
     RunEvent,
@@ -51,6 +52,7 @@ _ISSUES = (
     ChildStarted,
     ValueRecorded,
     PatchRecorded,
+    MessagePublished,
 )
 _OUTCOMES = (StepCompleted, TimerFired, SignalConsumed, ReceiveTimedOut, ChildFinished)
 _PAGE = 500  # notifications read at a time

@@ -57,6 +57,7 @@ def full_run(workflow_id: str = WORKFLOW_ID, end: str = "complete") -> WorkflowR
     run.record_patch(7, "no-refund", at=at(141))
     run.schedule_step(8, "refund_card", ["ch_1"], at=at(142))
     run.fail_step(8, declined, attempt=3, final=True, at=at(143))
+    run.publish(9, "order.refund_failed", {"order": "o-1"}, "o-1", at=at(143))
     run.request_cancel("customer asked", at=at(144))
     if end == "complete":
         run.complete({"order": "o-1"}, at=at(145))

@@ -19,6 +19,8 @@ from aggregates import (
     Completed,
     ErrorInfo,
     Failed,
+    MessagePublished,
+    NonDeterminismError,
     OutcomeKind,
     PatchRecorded,
     ReceiveTimedOut,
@@ -331,6 +333,39 @@ def test_a_recorded_patch_is_remembered_and_takes_a_seq() -> None:
     assert run.patches == {"no-refund"}
     assert run.command_at(1).command == Command(CommandKind.PATCH, "no-refund")
     assert run.next_seq == 2
+
+
+def test_a_published_message_is_recorded_with_its_seq_and_answers_its_id() -> None:
+    run = started()
+    assert run.publish(1, "order.created", {"id": 7}, "order-7", at=at(1)) == (
+        f"{run.id}:1"
+    )
+    event = _only_event(run)
+    assert type(event) is MessagePublished
+    assert (event.seq, event.topic, event.payload, event.key) == (
+        1,
+        "order.created",
+        {"id": 7},
+        "order-7",
+    )
+    assert run.command_at(1).command == Command(CommandKind.PUBLISH, "order.created")
+    outcome = run.command_at(1).outcome
+    assert outcome is not None
+    assert outcome.kind is OutcomeKind.COMPLETED
+    assert run.next_seq == 2
+    assert run.check_replay(1, CommandKind.PUBLISH, "order.created") is not None
+    with pytest.raises(NonDeterminismError):
+        run.check_replay(1, CommandKind.PUBLISH, "order.shipped")
+
+
+@pytest.mark.parametrize(
+    ("topic", "key"), [("", None), (None, None), ("t", ""), ("t", 5)]
+)
+def test_a_message_needs_a_topic_and_a_str_key_or_none(topic: Any, key: Any) -> None:
+    run = started()
+    with pytest.raises(TypeError, match=r"topic|key"):
+        run.publish(1, topic, {}, key, at=at(1))
+    assert list(run.collect_events()) == []
 
 
 def test_a_cancel_request_keeps_the_run_running_and_a_second_is_a_no_op() -> None:
