@@ -40,6 +40,7 @@ from actors._errors import (
     RunConflictError,
     RunEnd,
     RunUnavailableError,
+    SinkUnavailableError,
     StepFailed,
     StepTimeoutError,
     SystemClosedError,
@@ -63,6 +64,7 @@ from actors._history_file import (
 from actors._info import ActivityInfo
 from actors._logs import LOG_FORMAT, RunContextFilter
 from actors._metrics import SystemStats
+from actors._outbox import DeadLetter, OutboxMessage, Relay, Sink
 from actors._plain import Actor
 from actors._ref import RunRef
 from actors._replayer import (
@@ -73,6 +75,7 @@ from actors._replayer import (
 )
 from actors._retry import RetryPolicy
 from actors._saga import Saga
+from actors._sinks import RedisStreamSink
 from actors._system import ActorSystem
 from aggregates import NonDeterminismError, RunStatus
 from journal import Converter, converter_for
@@ -92,6 +95,7 @@ __all__ = [
     "ClockJumpError",
     "ContextError",
     "Converter",
+    "DeadLetter",
     "DefinitionError",
     "DuplicateActorError",
     "DurationError",
@@ -104,8 +108,11 @@ __all__ = [
     "NonDeterminismError",
     "NonDeterministicEndError",
     "NondeterministicCallError",
+    "OutboxMessage",
     "QueryError",
     "ReceiveTimeoutError",
+    "RedisStreamSink",
+    "Relay",
     "ReplayReport",
     "ReplayResult",
     "ReplayStatus",
@@ -121,6 +128,8 @@ __all__ = [
     "RunSummary",
     "RunUnavailableError",
     "Saga",
+    "Sink",
+    "SinkUnavailableError",
     "StepFailed",
     "StepTimeoutError",
     "SystemClock",

@@ -33,6 +33,7 @@ __all__ = [
     "RunConflictError",
     "RunEnd",
     "RunUnavailableError",
+    "SinkUnavailableError",
     "StepFailed",
     "StepTimeoutError",
     "SystemClosedError",
@@ -189,6 +190,15 @@ class UnknownActorError(ActorError, LookupError):
             f"{list(self.known)}); start it with system.service(...) or "
             "system.spawn_actor(...)"
         )
+
+
+class SinkUnavailableError(ActorError, ConnectionError):
+    """An outbox sink cannot reach its server now (not a refusal of the message):
+    the relay keeps the message and tries again later, never dead-letters it."""
+
+    sink: str
+    reason: str
+    template = "outbox sink {sink!r} cannot reach its server: {reason}"
 
 
 class SystemClosedError(ActorError, RuntimeError):

@@ -49,6 +49,7 @@ from actors._messages import (
 )
 from actors._metrics import Metrics, SystemStats, commit_source_of
 from actors._named import NamedActors
+from actors._outbox import Relay, RelayActor, Sink
 from actors._ownership import Ownership, check_host_name, new_host_id
 from actors._plain import Actor, registered_actor
 from actors._publisher import StatsPublisher
@@ -526,6 +527,43 @@ class ActorSystem(NamedActors):
         if handle is None:
             raise UnknownRunError(workflow_id)
         return self._ref(handle)
+
+    def relay(
+        self,
+        sink: Sink,
+        *,
+        poll: float = 0.5,
+        max_attempts: int = 5,
+        max_pause: float = 5.0,
+        max_restarts: int = 10,
+        period: float = 60.0,
+    ) -> Relay:
+        """Deliver the journal's published messages (``ctx.publish``) to ``sink``
+        at least once, in log order, from a supervised service named
+        ``"outbox:<sink.name>"`` (see ``actors._outbox``); the relay, to read its
+        position and dead letters. ``poll``: seconds between looks once caught
+        up; ``max_attempts``: tries of one message before it is a dead letter;
+        ``max_pause``: the longest wait between tries while the sink's server is
+        out (``SinkUnavailableError``: messages wait, never dead-lettered)."""
+        self._check_open()
+        if not poll > 0:
+            raise ValueError(f"poll must be seconds > 0, not {poll!r}")
+        relay = Relay(
+            self._app,
+            self._app.factory.process_recorder(),
+            sink,
+            max_attempts=max_attempts,
+        )
+        self.service(
+            relay.tracking_name,
+            RelayActor,
+            relay,
+            poll,
+            max_pause,
+            max_restarts=max_restarts,
+            period=period,
+        )
+        return relay
 
     def history(self, workflow_id: str) -> WorkflowRun:
         """Run ``workflow_id`` as its journal holds it now: commands, outcomes,

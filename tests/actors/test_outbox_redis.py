@@ -1,0 +1,173 @@
+"""The outbox's Redis Streams sink against the real server (issue 15, part 1).
+
+The server: ``CHRONIK_REDIS_URL``, else one answering on 127.0.0.1:6379; the
+tests skip, saying why, where none answers (``.ci/run`` runs them here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from actors import ActorSystem, Relay, WorkflowContext, workflow
+from tests.actors._contract_faults import wait_until
+
+redis = pytest.importorskip("redis", reason="redis-py is not installed")
+from actors import RedisStreamSink  # noqa: E402
+
+URL = os.environ.get("CHRONIK_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def stream() -> Iterator[str]:
+    """A stream of this test's own on a live server, deleted afterwards."""
+    client = redis.Redis.from_url(URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as error:
+        pytest.skip(f"no Redis server at {URL} ({error}); set CHRONIK_REDIS_URL")
+    name = f"chronik-test:{uuid.uuid4().hex[:10]}"
+    try:
+        yield name
+    finally:
+        client.delete(name)
+        for key in client.scan_iter(match=f"{name}:seen:*"):
+            client.delete(key)
+        client.close()
+
+
+def entries(stream: str) -> list[dict[str, str]]:
+    client = redis.Redis.from_url(URL, decode_responses=True)
+    try:
+        return [fields for _, fields in client.xrange(stream)]
+    finally:
+        client.close()
+
+
+@workflow
+async def shipments(ctx: WorkflowContext, count: int, payload: Any) -> int:
+    for n in range(count):
+        ctx.publish("shipment.sent", {"n": n, "extra": payload}, key="s")
+        await ctx.sleep(0)
+    return count
+
+
+def sink_for(stream: str) -> RedisStreamSink:
+    return RedisStreamSink(URL, stream=stream, dedupe_prefix=f"{stream}:seen:")
+
+
+def test_messages_arrive_in_the_stream_in_order_with_their_envelope(
+    journal_location: str, stream: str
+) -> None:
+    sink = sink_for(stream)
+    with ActorSystem.open(journal_location) as system:
+        system.spawn(shipments, 4, None, id="redis-1").result(timeout=10)
+        relay = system.relay(sink, poll=0.05)
+        wait_until(lambda: len(entries(stream)) == 4, timeout=10)
+        wait_until(lambda: relay.pending() == [], timeout=10)
+    got = entries(stream)
+    assert [e["id"] for e in got] == [f"redis-1:{seq}" for seq in (1, 3, 5, 7)]
+    assert [json.loads(e["payload"]) for e in got] == [
+        {"n": n, "extra": None} for n in range(4)
+    ]
+    assert {(e["topic"], e["key"], e["run_id"]) for e in got} == {
+        ("shipment.sent", "s", "redis-1")
+    }
+    sink.close()
+
+
+def test_a_message_delivered_again_is_in_the_stream_once(
+    journal_location: str, stream: str
+) -> None:
+    """A relay that crashed after the sink took its messages but before it
+    tracked them sends them again: the stream keeps each once."""
+    sink = sink_for(stream)
+    with ActorSystem.open(journal_location) as system:
+        system.spawn(shipments, 3, None, id="redis-2").result(timeout=10)
+        relay = Relay(system._app, system._app.factory.process_recorder(), sink)
+        for message in relay.pending():  # delivered, never tracked
+            sink.send(message)
+        assert relay.deliver() == 3  # the relay's own pass, from position 0
+        assert relay.pending() == []
+    assert [e["id"] for e in entries(stream)] == ["redis-2:1", "redis-2:3", "redis-2:5"]
+    sink.close()
+
+
+def test_a_payload_json_cannot_carry_is_dead_lettered_and_the_rest_go(
+    journal_location: str, stream: str
+) -> None:
+    sink = sink_for(stream)
+    with ActorSystem.open(journal_location) as system:
+        system.spawn(shipments, 2, {1, 2}, id="redis-3").result(timeout=10)
+        system.spawn(shipments, 1, float("nan"), id="redis-4").result(timeout=10)
+        relay = Relay(
+            system._app,
+            system._app.factory.process_recorder(),
+            sink,
+            max_attempts=1,
+        )
+        relay.deliver()
+        (letter,) = relay.dead_letters()
+    assert letter.message_id == "redis-4:1"
+    assert "ValueError: Out of range float values" in letter.error
+    assert [e["id"] for e in entries(stream)] == ["redis-3:1", "redis-3:3"]
+    sink.close()
+
+
+def test_a_server_that_is_down_stops_the_relay_without_dead_letters(
+    journal_location: str,
+) -> None:
+    down = RedisStreamSink("redis://127.0.0.1:1/0", stream="x", timeout=0.2)
+    with ActorSystem.open(journal_location) as system:
+        relay = Relay(system._app, system._app.factory.process_recorder(), down)
+        system.spawn(shipments, 2, None, id="redis-5").result(timeout=10)
+        assert relay.deliver() == 0
+        assert relay.unavailable is not None
+        assert "cannot reach its server" in relay.unavailable
+        assert len(relay.pending()) == 2
+        assert relay.dead_letters() == []
+
+
+def test_while_the_server_is_out_messages_wait_and_then_go_each_once(
+    journal_location: str, stream: str
+) -> None:
+    """The broker stops for a while: runs go on publishing, nothing is
+    dead-lettered, and once it is back every message arrives, each once."""
+    from urllib.parse import urlsplit
+
+    from tests._tcp_proxy import TcpProxy
+
+    target = urlsplit(URL)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
+    proxy.start()
+    database = target.path or "/0"
+    sink = RedisStreamSink(
+        f"redis://127.0.0.1:{proxy.port}{database}",
+        stream=stream,
+        dedupe_prefix=f"{stream}:seen:",
+        timeout=0.5,
+    )
+    try:
+        with ActorSystem.open(journal_location) as system:
+            relay = system.relay(sink, poll=0.05, max_pause=0.2)
+            system.spawn(shipments, 2, None, id="redis-6").result(timeout=10)
+            wait_until(lambda: len(entries(stream)) == 2, timeout=10)
+            proxy.stop()
+            # Runs do not wait for the broker.
+            system.spawn(shipments, 3, None, id="redis-7").result(timeout=10)
+            wait_until(lambda: relay.unavailable is not None, timeout=10)
+            assert len(relay.pending()) == 3
+            assert relay.dead_letters() == []
+            proxy.start()
+            wait_until(lambda: len(entries(stream)) == 5, timeout=15)
+            wait_until(lambda: relay.pending() == [], timeout=10)
+            assert relay.dead_letters() == []
+    finally:
+        proxy.stop()
+        sink.close()
+    ids = [e["id"] for e in entries(stream)]
+    assert ids == [f"redis-6:{s}" for s in (1, 3)] + [f"redis-7:{s}" for s in (1, 3, 5)]
