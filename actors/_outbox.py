@@ -7,7 +7,9 @@ hands each to its ``Sink`` and records how far it got as a tracking position in
 the journal (eventsourcing's tracking recorder, under ``"outbox:<sink name>"``).
 After a crash it starts again from the last recorded position: a message handed
 to the sink but not yet tracked goes out again, with the same id, so delivery is
-at least once and a consumer drops repeats by id.
+at least once and a consumer drops repeats by id. The position is recorded every
+``track_every`` messages (32) and at the end of each page, so a crash sends at
+most that many again.
 
 A message the sink keeps refusing (``max_attempts`` tries, pausing longer each
 time) is recorded as a dead letter, in the same transaction as the position
@@ -133,6 +135,7 @@ class Relay:
         max_attempts: int = 5,
         first_pause: float = 0.05,
         page: int = _PAGE,
+        track_every: int = 32,
     ) -> None:
         name = getattr(sink, "name", None)
         if not isinstance(name, str) or not name:
@@ -147,6 +150,7 @@ class Relay:
         self._max_attempts = max_attempts
         self._first_pause = first_pause
         self._page = page
+        self._track_every = track_every
         self._lock = threading.Lock()  # one delivery at a time
         self.delivered = 0  # sends accepted by the sink, this relay's life
         self.unavailable: str | None = None  # why the sink's server was out, if it is
@@ -174,6 +178,9 @@ class Relay:
                 self.unavailable = None
                 if error is None:
                     last = message.position
+                    if (done + 1) % self._track_every == 0:
+                        self._track(last)  # a crash re-sends at most this many
+                        last = None
                 else:
                     if last is not None:
                         self._track(last)

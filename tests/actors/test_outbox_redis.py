@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +24,7 @@ redis = pytest.importorskip("redis", reason="redis-py is not installed")
 from actors import RedisStreamSink  # noqa: E402
 
 URL = os.environ.get("CHRONIK_REDIS_URL", "redis://127.0.0.1:6379/0")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -171,3 +176,48 @@ def test_while_the_server_is_out_messages_wait_and_then_go_each_once(
         sink.close()
     ids = [e["id"] for e in entries(stream)]
     assert ids == [f"redis-6:{s}" for s in (1, 3)] + [f"redis-7:{s}" for s in (1, 3, 5)]
+
+
+@pytest.mark.multiprocess
+def test_a_relay_killed_mid_delivery_leaves_every_message_in_the_stream_once(
+    journal_location: str, stream: str
+) -> None:
+    """SIGKILL the relay's process while it delivers: the next relay starts
+    from the last tracked position, sends some messages again, and the stream
+    (deduplicating by message id) holds every message once, in order."""
+    from tests.actors._relay_child import announces
+
+    with ActorSystem.open(journal_location) as system:
+        system.spawn(announces, 60, id="redis-kill").result(timeout=10)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.actors._relay_child",
+            journal_location,
+            URL,
+            stream,
+        ],
+        cwd=ROOT,
+    )
+    try:
+        wait_until(lambda: len(entries(stream)) >= 40, timeout=30)
+        assert child.poll() is None, "the relay's process exited early"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    delivered_before = len(entries(stream))
+    assert delivered_before < 60, "the kill came too late to test anything"
+    assert delivered_before >= 40
+    sink = sink_for(stream)
+    with ActorSystem.open(journal_location) as system:
+        relay = system.relay(sink, poll=0.05)
+        wait_until(lambda: relay.pending() == [], timeout=20)
+        redelivered = relay.delivered
+    sink.close()
+    assert [e["id"] for e in entries(stream)] == [
+        f"redis-kill:{seq}" for seq in range(1, 61)
+    ]
+    # It went on from its tracked position (recorded every 32 messages), not
+    # from the start: at most 32 were sent twice.
+    assert redelivered <= 60 - delivered_before + 32
