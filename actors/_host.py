@@ -28,7 +28,7 @@ from actors._pool import on_pool_thread
 from actors._ref import RunHandle
 from actors._timers import TimerService
 from actors._worker import StepJob, Worker, WorkerError
-from aggregates import RunSnapshot, WorkflowRun
+from aggregates import MessagePublished, RunSnapshot, WorkflowRun
 from journal import Fence, MsgpackTranscoder, partition_of
 from supervision import inline_turns
 
@@ -95,6 +95,9 @@ class SystemHost:
         self._transcoder = transcoder
         self._snapshot_every = snapshot_every
         self._closing = closing
+        # Called after a commit that carried a published message (the outbox's
+        # relays are told at once, not at their next look); None: no relay.
+        self.on_published: Callable[[], None] | None = None
 
     # -- what an instance reads ------------------------------------------------------
 
@@ -162,6 +165,11 @@ class SystemHost:
             self._app.recorder.insert_events(stored)
         else:  # refused whole if another host took the run's partition since
             self._app.recorder.insert_events(stored, fence=fence)
+        published = self.on_published
+        if published is not None and any(
+            isinstance(e, MessagePublished) for e in events
+        ):
+            published()
         every = self._snapshot_every
         if own and run.version // every > (run.version - own) // every:
             snapshot = RunSnapshot.take(run)

@@ -52,6 +52,7 @@ from actors._errors import SinkUnavailableError
 from aggregates import MessagePublished, message_id
 
 __all__ = [
+    "WAKE",
     "DeadLetter",
     "OutboxMessage",
     "Relay",
@@ -303,8 +304,20 @@ class Relay:
         self._tracker.insert_events(stored, tracking=tracking)
 
 
+@attrs.frozen
 class _Tick:
-    """Deliver the next page."""
+    """Deliver the next page. ``generation``: the timer's that sent it (a tick
+    of a timer since replaced is stale); None when told directly."""
+
+    generation: int | None = None
+
+
+class _Wake:
+    """A commit of this system carried a published message: look now, unless
+    a look is under way or the sink's server is out."""
+
+
+WAKE: Final = _Wake()
 
 
 class RelayActor(pykka.ThreadingActor):
@@ -319,7 +332,8 @@ class RelayActor(pykka.ThreadingActor):
         self._poll = poll
         self._max_pause = max_pause
         self._pause = poll  # while the sink's server is out: doubles, capped
-        self._timer: threading.Timer | None = None
+        self._timer: threading.Timer | None = None  # the pending look, if any
+        self._generation = 0  # of the pending look's timer
 
     def on_start(self) -> None:
         self.actor_ref.tell(_Tick())
@@ -329,8 +343,16 @@ class RelayActor(pykka.ThreadingActor):
             self._timer.cancel()
 
     def on_receive(self, message: Any) -> Any:
-        if not isinstance(message, _Tick):
+        if isinstance(message, _Wake):
+            if self._timer is None or self._relay.unavailable is not None:
+                return None  # looking already, or waiting out an outage
+        elif not isinstance(message, _Tick):
             return None
+        elif message.generation not in (None, self._generation):
+            return None  # a replaced timer's
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         delivered = self._relay.deliver()
         if self._relay.unavailable is not None:
             logger.warning(
@@ -350,8 +372,11 @@ class RelayActor(pykka.ThreadingActor):
         return None
 
     def _later(self, seconds: float) -> None:
-        ref = self.actor_ref
-        self._timer = threading.Timer(seconds, _tell_quietly, (ref, _Tick()))
+        if self._timer is not None:  # one chain of looks, never two
+            self._timer.cancel()
+        self._generation += 1
+        tick = _Tick(self._generation)
+        self._timer = threading.Timer(seconds, _tell_quietly, (self.actor_ref, tick))
         self._timer.daemon = True
         self._timer.start()
 

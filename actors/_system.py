@@ -49,7 +49,7 @@ from actors._messages import (
 )
 from actors._metrics import Metrics, SystemStats, commit_source_of
 from actors._named import NamedActors
-from actors._outbox import Relay, RelayActor, Sink
+from actors._outbox import WAKE, Relay, RelayActor, Sink
 from actors._ownership import Ownership, check_host_name, new_host_id
 from actors._plain import Actor, registered_actor
 from actors._publisher import StatsPublisher
@@ -195,6 +195,7 @@ class ActorSystem(NamedActors):
         )
         self._supervisor.wait_quiet()
         NamedActors.__init__(self)
+        self._relays: list[SupervisedRef] = []  # the outbox's relay services
         self._router = Router(
             self._app,
             self._supervisor.supervisor("runs"),
@@ -554,7 +555,7 @@ class ActorSystem(NamedActors):
             sink,
             max_attempts=max_attempts,
         )
-        self.service(
+        service = self.service(
             relay.tracking_name,
             RelayActor,
             relay,
@@ -563,7 +564,15 @@ class ActorSystem(NamedActors):
             max_restarts=max_restarts,
             period=period,
         )
+        self._relays.append(service)
+        self._host.on_published = self._wake_relays
         return relay
+
+    def _wake_relays(self) -> None:
+        """A commit here carried a published message: the relays look now."""
+        for service in self._relays:
+            with contextlib.suppress(Exception):  # stopping, restarting: it polls
+                service.tell(WAKE)
 
     def history(self, workflow_id: str) -> WorkflowRun:
         """Run ``workflow_id`` as its journal holds it now: commands, outcomes,

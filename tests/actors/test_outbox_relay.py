@@ -4,6 +4,7 @@ least once, in log order, tracked in the journal; refused ones dead-lettered."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -149,3 +150,19 @@ def test_two_relays_of_one_sink_deliver_at_least_once_and_neither_fails(
         stale._track(1)  # behind the position: a no-op, not an error
         assert stale.position == first.position
     assert [m.id for m in one.sent] == ["relay-6:1", "relay-6:3", "relay-6:5"]
+
+
+def test_a_commit_with_a_message_wakes_the_relay_at_once(
+    journal_location: str,
+) -> None:
+    """The relay looks every ``poll`` seconds once caught up, but a commit of
+    this system that carries a message wakes it at once."""
+    sink = ListSink()
+    with ActorSystem.open(journal_location) as system:
+        system.relay(sink, poll=30.0)
+        wait_until(lambda: sink.tries == {}, timeout=5)  # its first look found none
+        time.sleep(0.2)  # now waiting out its 30 s
+        began = time.monotonic()
+        system.spawn(orders, 1, id="relay-7").result(timeout=10)
+        wait_until(lambda: len(sink.sent) == 1, timeout=5)
+        assert time.monotonic() - began < 5
