@@ -50,6 +50,7 @@ from actors._errors import (
     UnknownQueryError,
     UnknownRunError,
     UnknownWorkflowError,
+    WebhookRefusedError,
     WorkflowCancelled,
     WorkflowFailedError,
 )
@@ -75,6 +76,9 @@ from actors._replayer import (
 )
 from actors._retry import RetryPolicy
 from actors._saga import Saga
+from actors._sink_nats import NatsJetStreamSink
+from actors._sink_rabbitmq import RabbitMQSink
+from actors._sink_webhook import WebhookSink
 from actors._sinks import RedisStreamSink
 from actors._system import ActorSystem
 from aggregates import NonDeterminismError, RunStatus
@@ -105,11 +109,13 @@ __all__ = [
     "HistoryFormatError",
     "LogEntry",
     "ManualClock",
+    "NatsJetStreamSink",
     "NonDeterminismError",
     "NonDeterministicEndError",
     "NondeterministicCallError",
     "OutboxMessage",
     "QueryError",
+    "RabbitMQSink",
     "ReceiveTimeoutError",
     "RedisStreamSink",
     "Relay",
@@ -143,6 +149,8 @@ __all__ = [
     "UnknownWorkflowError",
     "VerifyStage",
     "VersionOutOfRangeError",
+    "WebhookRefusedError",
+    "WebhookSink",
     "WorkflowCancelled",
     "WorkflowContext",
     "WorkflowDefinition",

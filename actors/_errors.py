@@ -43,6 +43,7 @@ __all__ = [
     "UnknownQueryError",
     "UnknownRunError",
     "UnknownWorkflowError",
+    "WebhookRefusedError",
     "WorkflowCancelled",
     "WorkflowFailedError",
 ]
@@ -199,6 +200,22 @@ class SinkUnavailableError(ActorError, ConnectionError):
     sink: str
     reason: str
     template = "outbox sink {sink!r} cannot reach its server: {reason}"
+
+
+class WebhookRefusedError(ActorError, RuntimeError):
+    """A webhook's receiver refused a message: it answered with a status that
+    is neither success nor "not now" (a 4xx other than 408, 425 and 429, or a
+    3xx); ``body`` is the start of its answer. The relay tries the message
+    again, then dead-letters it."""
+
+    sink: str
+    status: int
+    body: str
+    template = (
+        "outbox sink {sink!r}: the receiver refused the message with HTTP "
+        "status {status} (answer: {body!r}); fix the receiver or the message, "
+        "then hand the dead letter again with Relay.retry(message_id)"
+    )
 
 
 class SystemClosedError(ActorError, RuntimeError):

@@ -535,7 +535,9 @@ class ActorSystem(NamedActors):
         *,
         poll: float = 0.5,
         max_attempts: int = 5,
+        first_pause: float = 0.05,
         max_pause: float = 5.0,
+        service: bool = True,
         max_restarts: int = 10,
         period: float = 60.0,
     ) -> Relay:
@@ -545,7 +547,10 @@ class ActorSystem(NamedActors):
         position and dead letters. ``poll``: seconds between looks once caught
         up; ``max_attempts``: tries of one message before it is a dead letter;
         ``max_pause``: the longest wait between tries while the sink's server is
-        out (``SinkUnavailableError``: messages wait, never dead-lettered)."""
+        out (``SinkUnavailableError``: messages wait, never dead-lettered);
+        ``first_pause``: the wait after a message's first refusal (doubling).
+        ``service=False`` starts no service: the caller delivers with
+        ``relay.deliver()`` (a page at a time) when it wants."""
         self._check_open()
         if not poll > 0:
             raise ValueError(f"poll must be seconds > 0, not {poll!r}")
@@ -554,9 +559,12 @@ class ActorSystem(NamedActors):
             self._app.factory.process_recorder(),
             sink,
             max_attempts=max_attempts,
+            first_pause=first_pause,
         )
-        service = self.service(
-            relay.tracking_name,
+        if not service:
+            return relay
+        started = self.service(
+            relay.tracking_name.replace("/", "%2F"),  # no "/" in a service's name
             RelayActor,
             relay,
             poll,
@@ -564,7 +572,7 @@ class ActorSystem(NamedActors):
             max_restarts=max_restarts,
             period=period,
         )
-        self._relays.append(service)
+        self._relays.append(started)
         self._host.on_published = self._wake_relays
         return relay
 

@@ -14,11 +14,18 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
-from actors import ActorSystem, Relay, WorkflowContext, workflow
+from actors import ActorSystem, WorkflowContext, workflow
 from tests.actors._contract_faults import wait_until
+from tests.actors._outbox_support import (
+    BEFORE,
+    DURING,
+    check_a_down_server_stops_the_relay,
+    through_an_outage,
+)
 
 redis = pytest.importorskip("redis", reason="redis-py is not installed")
 from actors import RedisStreamSink  # noqa: E402
@@ -93,7 +100,7 @@ def test_a_message_delivered_again_is_in_the_stream_once(
     sink = sink_for(stream)
     with ActorSystem.open(journal_location) as system:
         system.spawn(shipments, 3, None, id="redis-2").result(timeout=10)
-        relay = Relay(system._app, system._app.factory.process_recorder(), sink)
+        relay = system.relay(sink, service=False)
         for message in relay.pending():  # delivered, never tracked
             sink.send(message)
         assert relay.deliver() == 3  # the relay's own pass, from position 0
@@ -109,12 +116,7 @@ def test_a_payload_json_cannot_carry_is_dead_lettered_and_the_rest_go(
     with ActorSystem.open(journal_location) as system:
         system.spawn(shipments, 2, {1, 2}, id="redis-3").result(timeout=10)
         system.spawn(shipments, 1, float("nan"), id="redis-4").result(timeout=10)
-        relay = Relay(
-            system._app,
-            system._app.factory.process_recorder(),
-            sink,
-            max_attempts=1,
-        )
+        relay = system.relay(sink, service=False, max_attempts=1)
         relay.deliver()
         (letter,) = relay.dead_letters()
     assert letter.message_id == "redis-4:1"
@@ -127,55 +129,30 @@ def test_a_server_that_is_down_stops_the_relay_without_dead_letters(
     journal_location: str,
 ) -> None:
     down = RedisStreamSink("redis://127.0.0.1:1/0", stream="x", timeout=0.2)
-    with ActorSystem.open(journal_location) as system:
-        relay = Relay(system._app, system._app.factory.process_recorder(), down)
-        system.spawn(shipments, 2, None, id="redis-5").result(timeout=10)
-        assert relay.deliver() == 0
-        assert relay.unavailable is not None
-        assert "cannot reach its server" in relay.unavailable
-        assert len(relay.pending()) == 2
-        assert relay.dead_letters() == []
+    check_a_down_server_stops_the_relay(journal_location, down)
 
 
 def test_while_the_server_is_out_messages_wait_and_then_go_each_once(
     journal_location: str, stream: str
 ) -> None:
-    """The broker stops for a while: runs go on publishing, nothing is
-    dead-lettered, and once it is back every message arrives, each once."""
-    from urllib.parse import urlsplit
-
-    from tests._tcp_proxy import TcpProxy
-
+    """The broker cut off for a while: runs go on, nothing is dead-lettered;
+    once it is back every message arrives, each once (the sink's dedupe)."""
     target = urlsplit(URL)
-    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
-    proxy.start()
     database = target.path or "/0"
-    sink = RedisStreamSink(
-        f"redis://127.0.0.1:{proxy.port}{database}",
-        stream=stream,
-        dedupe_prefix=f"{stream}:seen:",
-        timeout=0.5,
+
+    def sink_at(port: int) -> RedisStreamSink:
+        url = f"redis://127.0.0.1:{port}{database}"
+        return RedisStreamSink(
+            url, stream=stream, dedupe_prefix=f"{stream}:seen:", timeout=0.5
+        )
+
+    got = through_an_outage(
+        journal_location,
+        (target.hostname or "127.0.0.1", target.port or 6379),
+        sink_at,
+        lambda: [e["id"] for e in entries(stream)],
     )
-    try:
-        with ActorSystem.open(journal_location) as system:
-            relay = system.relay(sink, poll=0.05, max_pause=0.2)
-            system.spawn(shipments, 2, None, id="redis-6").result(timeout=10)
-            wait_until(lambda: len(entries(stream)) == 2, timeout=10)
-            proxy.stop()
-            # Runs do not wait for the broker.
-            system.spawn(shipments, 3, None, id="redis-7").result(timeout=10)
-            wait_until(lambda: relay.unavailable is not None, timeout=10)
-            assert len(relay.pending()) == 3
-            assert relay.dead_letters() == []
-            proxy.start()
-            wait_until(lambda: len(entries(stream)) == 5, timeout=15)
-            wait_until(lambda: relay.pending() == [], timeout=10)
-            assert relay.dead_letters() == []
-    finally:
-        proxy.stop()
-        sink.close()
-    ids = [e["id"] for e in entries(stream)]
-    assert ids == [f"redis-6:{s}" for s in (1, 3)] + [f"redis-7:{s}" for s in (1, 3, 5)]
+    assert got == [*BEFORE, *DURING]
 
 
 @pytest.mark.multiprocess

@@ -98,13 +98,7 @@ def test_a_message_refused_every_time_becomes_a_dead_letter_and_can_be_retried(
     sink = ListSink(refuse=lambda message, tries: message.id in down)
     with ActorSystem.open(journal_location) as system:
         system.spawn(orders, 3, id="relay-5").result(timeout=10)
-        relay = Relay(
-            system._app,
-            system._app.factory.process_recorder(),
-            sink,
-            max_attempts=2,
-            first_pause=0.001,
-        )
+        relay = system.relay(sink, service=False, max_attempts=2, first_pause=0.001)
         assert relay.deliver() == 3
         assert [m.id for m in sink.sent] == ["relay-5:1", "relay-5:5"]
         (letter,) = relay.dead_letters()
