@@ -81,7 +81,12 @@ class OutboxMessage:
 
 class Sink(Protocol):
     """Where a relay delivers: ``send`` returns once the message is accepted (a
-    broker's acknowledgement) and raises if it was not."""
+    broker's acknowledgement) and raises if it was not.
+
+    A sink may also have ``send_many(messages) -> int``: send them in order,
+    waiting for the answers together, and return how many of the first were
+    accepted (raising ``SinkUnavailableError`` if the server cannot be reached
+    at all); the relay then sends in batches of ``batch``."""
 
     name: str
 
@@ -137,6 +142,7 @@ class Relay:
         first_pause: float = 0.05,
         page: int = _PAGE,
         track_every: int = 32,
+        batch: int = 32,
     ) -> None:
         name = getattr(sink, "name", None)
         if not isinstance(name, str) or not name:
@@ -151,7 +157,8 @@ class Relay:
         self._max_attempts = max_attempts
         self._first_pause = first_pause
         self._page = page
-        self._track_every = track_every
+        self.track_every = track_every
+        self._batch = batch
         self._lock = threading.Lock()  # one delivery at a time
         self.delivered = 0  # sends accepted by the sink, this relay's life
         self.unavailable: str | None = None  # why the sink's server was out, if it is
@@ -166,11 +173,27 @@ class Relay:
         return list(self._messages(self.position))
 
     def deliver(self) -> int:
-        """Deliver the next page of messages; how many went (or were given up)."""
+        """Deliver the next page of messages; how many went (or were given up).
+
+        A sink with ``send_many`` gets them in batches (in order; it answers
+        how many of the first it accepted); a message a batch stopped at goes
+        alone, with its attempts and perhaps a dead letter, as to any sink."""
         with self._lock:
-            done = 0
-            last = None
-            for message in self._messages(self.position):
+            messages = list(self._messages(self.position))
+            progress = _Progress(self)
+            alone = False  # the message a batch stopped at goes alone next
+            while progress.done < len(messages):
+                if hasattr(self.sink, "send_many") and not alone:
+                    batch = messages[progress.done : progress.done + self._batch]
+                    accepted = self._send_batch(batch)
+                    if accepted is None:
+                        break
+                    alone = accepted < len(batch)
+                    if accepted:
+                        progress.sent(batch[accepted - 1].position, accepted)
+                        continue
+                alone = False
+                message = messages[progress.done]
                 try:
                     error = self._send(message)
                 except SinkUnavailableError as out:
@@ -178,19 +201,11 @@ class Relay:
                     break
                 self.unavailable = None
                 if error is None:
-                    last = message.position
-                    if (done + 1) % self._track_every == 0:
-                        self._track(last)  # a crash re-sends at most this many
-                        last = None
+                    progress.sent(message.position, 1)
                 else:
-                    if last is not None:
-                        self._track(last)
-                    self._bury(message, error)
-                    last = None
-                done += 1
-            if last is not None:
-                self._track(last)
-            return done
+                    progress.buried(message, error)
+            progress.finish()
+            return progress.done
 
     def dead_letters(self) -> list[DeadLetter]:
         """Every message given up on, oldest first (retried ones included)."""
@@ -261,7 +276,23 @@ class Relay:
                 return None
         return error
 
-    def _track(self, position: int) -> None:
+    def _send_batch(self, batch: list[OutboxMessage]) -> int | None:
+        """How many of ``batch``'s first messages the sink's ``send_many``
+        accepted; None if its server cannot be reached."""
+        try:
+            accepted = int(self.sink.send_many(batch))  # type: ignore[attr-defined]
+        except SinkUnavailableError as out:
+            self.unavailable = str(out)
+            return None
+        except Exception:  # the first refused: the relay sends it alone next
+            return 0
+        if accepted:
+            self.unavailable = None
+            self.delivered += accepted
+        return accepted
+
+    def track(self, position: int) -> None:
+        """Record that every message up to ``position`` was delivered."""
         try:
             self._tracker.insert_events(
                 [], tracking=Tracking(self.tracking_name, position)
@@ -275,7 +306,8 @@ class Relay:
                 position,
             )
 
-    def _bury(self, message: OutboxMessage, error: str) -> None:
+    def bury(self, message: OutboxMessage, error: str) -> None:
+        """Record ``message`` as a dead letter, and the position past it."""
         letter = DeadLetter(
             originator_id=self.dead_stream,
             originator_version=0,  # set by _append_dead
@@ -302,6 +334,34 @@ class Relay:
         stored = [self._app.mapper.to_stored_event(letter)]
         tracking = None if position is None else Tracking(self.tracking_name, position)
         self._tracker.insert_events(stored, tracking=tracking)
+
+
+class _Progress:
+    """One ``deliver``'s count, and the position it has yet to record (every
+    ``track_every`` messages, before a dead letter, and at the end)."""
+
+    def __init__(self, relay: Relay) -> None:
+        self._relay = relay
+        self.done = 0  # messages delivered or given up
+        self._last: int | None = None  # delivered up to here, not recorded
+        self._untracked = 0
+
+    def sent(self, position: int, count: int) -> None:
+        self.done += count
+        self._untracked += count
+        self._last = position
+        if self._untracked >= self._relay.track_every:
+            self.finish()  # a crash re-sends at most this many
+
+    def buried(self, message: OutboxMessage, error: str) -> None:
+        self.done += 1
+        self.finish()
+        self._relay.bury(message, error)
+
+    def finish(self) -> None:
+        if self._last is not None:
+            self._relay.track(self._last)
+        self._last, self._untracked = None, 0
 
 
 @attrs.frozen

@@ -102,12 +102,27 @@ class NatsJetStreamSink:
         self._thread.start()
 
     def send(self, message: OutboxMessage) -> None:
+        self._run(self._publish(*self._wire(message)))
+
+    def send_many(self, messages: Sequence[OutboxMessage]) -> int:
+        """Publish ``messages`` in order on the one connection (so the stream
+        keeps their order), the acks awaited together; how many of the first
+        were accepted. ``SinkUnavailableError`` if the first was not sent."""
+        results = self._run(self._publish_many([self._wire(m) for m in messages]))
+        for index, result in enumerate(results):
+            if isinstance(result, BaseException):
+                if index == 0:
+                    raise result
+                return index
+        return len(results)
+
+    def _wire(self, message: OutboxMessage) -> tuple[str, bytes, dict[str, str]]:
         subject = self._subject
         if not isinstance(subject, str):
             subject = subject(message)
         body = json.dumps(envelope(message)).encode("utf-8")
         headers = {"Nats-Msg-Id": message.id, "Chronik-Topic": message.topic}
-        self._run(self._publish(subject, body, headers))
+        return subject, body, headers
 
     def close(self) -> None:
         """Close the connection and stop the sink's loop; ``send`` fails after."""
@@ -147,6 +162,36 @@ class NatsJetStreamSink:
         except self._outages as out:
             await self._drop()  # whatever state it is in: the next send connects anew
             raise SinkUnavailableError(self.name, self._reason(out, subject)) from out
+
+    async def _publish_many(
+        self, wires: Sequence[tuple[str, bytes, dict[str, str]]]
+    ) -> list[BaseException | None]:
+        try:
+            async with asyncio.timeout(self._timeout):
+                js = await self._jetstream()
+                # Tasks start in creation order, each sending its request at
+                # once: the server gets them in this order.
+                tasks = [
+                    asyncio.ensure_future(
+                        js.publish(subject, body, stream=self._stream, headers=headers)
+                    )
+                    for subject, body, headers in wires
+                ]
+                answers = await asyncio.gather(*tasks, return_exceptions=True)
+        except self._outages as out:
+            await self._drop()
+            raise SinkUnavailableError(
+                self.name, self._reason(out, wires[0][0])
+            ) from out
+        results: list[BaseException | None] = []
+        for (subject, _, _), answer in zip(wires, answers, strict=True):
+            if isinstance(answer, self._outages):
+                await self._drop()  # the next batch connects anew
+                reason = self._reason(answer, subject)
+                results.append(SinkUnavailableError(self.name, reason))
+            else:
+                results.append(answer if isinstance(answer, BaseException) else None)
+        return results
 
     async def _jetstream(self) -> JetStreamContext:
         async with self._connecting:

@@ -141,7 +141,7 @@ def test_two_relays_of_one_sink_deliver_at_least_once_and_neither_fails(
         assert first.deliver() == 3
         assert second.deliver() == 0  # reads from the shared position: none left
         stale = Relay(system._app, tracker, other)
-        stale._track(1)  # behind the position: a no-op, not an error
+        stale.track(1)  # behind the position: a no-op, not an error
         assert stale.position == first.position
     assert [m.id for m in one.sent] == ["relay-6:1", "relay-6:3", "relay-6:5"]
 
@@ -160,3 +160,40 @@ def test_a_commit_with_a_message_wakes_the_relay_at_once(
         system.spawn(orders, 1, id="relay-7").result(timeout=10)
         wait_until(lambda: len(sink.sent) == 1, timeout=5)
         assert time.monotonic() - began < 5
+
+
+class BatchListSink(ListSink):
+    """A sink with ``send_many``: accepts a batch up to the first message
+    ``refuse`` says no to (which the relay then sends alone)."""
+
+    def __init__(self, refuse: Any = None) -> None:
+        super().__init__("batch-list", refuse)
+        self.batches: list[int] = []
+
+    def send_many(self, messages: list[OutboxMessage]) -> int:
+        self.batches.append(len(messages))
+        for index, message in enumerate(messages):
+            try:
+                self.send(message)
+            except ConnectionError:
+                return index
+        return len(messages)
+
+
+def test_a_sink_with_send_many_gets_batches_and_a_refusal_still_goes_alone(
+    journal_location: str,
+) -> None:
+    bad = "relay-8:41"  # the 21st message
+    sink = BatchListSink(refuse=lambda message, tries: message.id == bad)
+    with ActorSystem.open(journal_location) as system:
+        system.spawn(orders, 40, id="relay-8").result(timeout=10)
+        relay = system.relay(sink, service=False, max_attempts=2, first_pause=0.001)
+        assert relay.deliver() == 40
+        letters = [d.message_id for d in relay.dead_letters()]
+        pending = relay.pending()
+    expected = [f"relay-8:{seq}" for seq in range(1, 80, 2)]
+    assert [m.id for m in sink.sent] == [i for i in expected if i != bad]
+    assert letters == [bad]
+    assert pending == []
+    assert sink.batches[0] == 32  # a batch, then one stopped at the refusal
+    assert sink.tries[bad] == 3  # once in its batch, twice alone
