@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
@@ -92,21 +92,49 @@ class RedisStreamSink:
             url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
         self._add_once = self._client.register_script(_ADD_ONCE)
+        # Why the server refused a message (send raises it).
+        self._failures: dict[str, Exception] = {}
 
     def send(self, message: OutboxMessage) -> None:
+        if self.send_many([message]) == 0:
+            raise self._failures.pop(message.id)
+
+    def send_many(self, messages: Sequence[OutboxMessage]) -> int:
+        """Append ``messages`` in order in one round trip (a pipeline of the
+        script); how many of the first were accepted (``send`` raises why the
+        next was not)."""
         import redis  # noqa: PLC0415 (optional, and imported by __init__ already)
 
+        self._failures.clear()
+        pipe = self._client.pipeline(transaction=False)
+        count = 0
+        for message in messages:
+            try:
+                keys, args = self._call(message)
+            except (TypeError, ValueError) as refused:  # JSON cannot carry it
+                self._failures[message.id] = refused
+                break
+            self._add_once(keys=keys, args=args, client=pipe)
+            count += 1
+        if not count:
+            return 0
+        try:
+            answers = pipe.execute(raise_on_error=False)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as out:
+            raise SinkUnavailableError(self.name, str(out)) from out
+        for index, answer in enumerate(answers):
+            if isinstance(answer, Exception):
+                self._failures[messages[index].id] = answer
+                return index
+        return count
+
+    def _call(self, message: OutboxMessage) -> tuple[list[str], list[Any]]:
         stream = self._stream
         if not isinstance(stream, str):
             stream = stream(message)
         fields = [item for pair in envelope(message).items() for item in pair]
-        try:
-            self._add_once(
-                keys=[stream, self._dedupe_prefix + message.id],
-                args=[self._dedupe_seconds, "*", *fields],
-            )
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as out:
-            raise SinkUnavailableError(self.name, str(out)) from out
+        keys = [stream, self._dedupe_prefix + message.id]
+        return keys, [self._dedupe_seconds, "*", *fields]
 
     def close(self) -> None:
         self._client.close()

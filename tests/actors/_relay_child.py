@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Sequence
 
 from actors import (
     ActorSystem,
@@ -26,11 +27,12 @@ async def announces(ctx: WorkflowContext, count: int) -> int:
 
 
 class SlowRedisStreamSink(RedisStreamSink):
-    """Each message takes 20 ms: a kill lands between one and the next."""
+    """Each message takes 20 ms, one at a time: a kill lands between two."""
 
-    def send(self, message: OutboxMessage) -> None:
-        super().send(message)
+    def send_many(self, messages: Sequence[OutboxMessage]) -> int:
+        accepted = super().send_many(messages[:1])
         time.sleep(0.02)
+        return accepted
 
 
 if __name__ == "__main__":
