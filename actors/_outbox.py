@@ -308,6 +308,15 @@ class Relay:
 
     def bury(self, message: OutboxMessage, error: str) -> None:
         """Record ``message`` as a dead letter, and the position past it."""
+        logger.error(
+            "outbox %s: gave up on message %s after %d attempts (%s); it is a "
+            "dead letter now: relay.retry(%r) sends it again",
+            self.sink.name,
+            message.id,
+            self._max_attempts,
+            error,
+            message.id,
+        )
         letter = DeadLetter(
             originator_id=self.dead_stream,
             originator_version=0,  # set by _append_dead
